@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/tollgate/tollgate/bench/load"
+)
+
+// CPU assignment when pinning: the proxy under test gets a core of its own,
+// so its CPU time and throughput are not disturbed by the load it serves.
+const (
+	loadCPU  = 0
+	proxyCPU = 1
+)
+
+// harness owns the child processes of one run and stops them all, by PID,
+// whatever happens.
+type harness struct {
+	log      *slog.Logger
+	dir      string
+	self     string // this binary, re-executed for the baseline and fake modes
+	tollgate string // tollgate binary, "" when unavailable
+	taskset  string // "" = no pinning
+	procs    []*load.Proc
+}
+
+func (h *harness) start(pc load.ProcConfig) (*load.Proc, error) {
+	pc.Dir, pc.Taskset = h.dir, h.taskset
+	p, err := load.StartProc(h.log, pc)
+	if err != nil {
+		return nil, err
+	}
+	h.procs = append(h.procs, p)
+	return p, nil
+}
+
+// stop stops p and forgets it.
+func (h *harness) stop(p *load.Proc) {
+	if err := p.Stop(10 * time.Second); err != nil {
+		h.log.Warn("stop", "proc", p.Name, "err", err)
+	}
+	for i, q := range h.procs {
+		if q == p {
+			h.procs = append(h.procs[:i], h.procs[i+1:]...)
+			break
+		}
+	}
+}
+
+// stopAll stops every process still running, newest first.
+func (h *harness) stopAll() {
+	for len(h.procs) > 0 {
+		h.stop(h.procs[len(h.procs)-1])
+	}
+}
+
+// startFake starts the fake upstream on CPU 0 and returns its address. It
+// is `tollgate fake-upstream` when a tollgate binary exists, else this
+// binary's fake mode (the same fakeupstream package).
+func (h *harness) startFake(ctx context.Context) (string, error) {
+	addr, err := load.FreeAddr()
+	if err != nil {
+		return "", err
+	}
+	pc := load.ProcConfig{Name: "fake", Path: h.self, Args: []string{"fake", "--listen", addr}, CPU: loadCPU}
+	if h.tollgate != "" {
+		pc.Path, pc.Args = h.tollgate, []string{"fake-upstream", "--listen", addr}
+	}
+	p, err := h.start(pc)
+	if err != nil {
+		return "", err
+	}
+	if err := load.WaitReady(ctx, p, 15*time.Second, load.TCPCheck(addr)); err != nil {
+		return "", fmt.Errorf("fake upstream: %w", err)
+	}
+	return addr, nil
+}
+
+// startTarget starts the proxy for target name (none for direct) and
+// returns the load.Target to drive.
+func (h *harness) startTarget(ctx context.Context, c config, name, fakeAddr string) (load.Target, *load.Proc, error) {
+	t := load.Target{Name: name}
+	if name == load.Direct {
+		t.BaseURL = "http://" + fakeAddr + "/v1"
+		return t, nil, nil
+	}
+	addr, err := load.FreeAddr()
+	if err != nil {
+		return t, nil, err
+	}
+	t.BaseURL = "http://" + addr + "/v1"
+	pc := load.ProcConfig{Name: name, CPU: proxyCPU}
+	check := load.TCPCheck(addr)
+	switch name {
+	case load.Baseline:
+		pc.Path, pc.Args = h.self, []string{"baseline", "--listen", addr, "--target", "http://" + fakeAddr}
+	case load.Tollgate:
+		pc.Path, pc.Args = h.tollgate, []string{"serve"}
+		pc.Scrub = []string{"TOLLGATE_", "TAOTOKEN_", "PORT="}
+		pc.Env = append([]string{
+			"TAOTOKEN_BASE_URL=http://" + fakeAddr + "/v1",
+			"TAOTOKEN_API_KEY=sk-bench",
+			"TOLLGATE_AUTH=disabled",
+			"TOLLGATE_DB=" + filepath.Join(h.dir, "bench.db"),
+			"TOLLGATE_LOG_LEVEL=warn",
+			"TOLLGATE_LISTEN=" + addr,
+		}, c.tollgateEnv...)
+		check = load.HTTPCheck("http://" + addr + "/healthz")
+	}
+	p, err := h.start(pc)
+	if err != nil {
+		return t, nil, err
+	}
+	if err := load.WaitReady(ctx, p, 30*time.Second, check); err != nil {
+		h.stop(p)
+		return t, nil, err
+	}
+	t.PID = p.PID()
+	return t, p, nil
+}
+
+// runTarget starts the target, warms it up, runs every workload and stops
+// it. Results of the workloads that finished are returned even on error.
+func (h *harness) runTarget(ctx context.Context, c config, name, fakeAddr string) ([]load.Result, error) {
+	t, p, err := h.startTarget(ctx, c, name, fakeAddr)
+	if err != nil {
+		return nil, err
+	}
+	if p != nil {
+		defer h.stop(p)
+	}
+	h.log.Info("target up", "target", name, "url", t.BaseURL, "pid", t.PID)
+	if c.warmup > 0 {
+		warm := load.Spec{Name: "warmup", Kind: load.ClosedLoop, Workers: 8, Duration: c.warmup, Body: chatBody(false, 0)}
+		if _, err := load.Run(ctx, h.log, load.Target{Name: name, BaseURL: t.BaseURL}, warm); err != nil {
+			return nil, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	var out []load.Result
+	for _, w := range c.workloads {
+		spec, _ := specFor(c, w)
+		r, err := load.Run(ctx, h.log, t, spec)
+		if err != nil {
+			return out, err
+		}
+		h.log.Info("workload done", "target", name, "workload", w, "rps", int(r.RPS), "p50", r.Latency.P50, "p99", r.Latency.P99, "errors", r.Errors)
+		out = append(out, r)
+		if p != nil {
+			select {
+			case <-p.Exited():
+				return out, fmt.Errorf("%s exited during %s; log %s:\n%s", name, w, p.LogPath, p.LogTail(2048))
+			default:
+			}
+		}
+	}
+	return out, nil
+}

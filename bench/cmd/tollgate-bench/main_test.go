@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/bench/load"
+	"github.com/tollgate/tollgate/internal/fakeupstream"
+)
+
+// TestMain lets the test binary stand in for tollgate-bench when run()
+// re-executes itself in the baseline or fake mode.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && (os.Args[1] == "baseline" || os.Args[1] == "fake") {
+		// The parent stops children with SIGTERM, whose default action
+		// ends this process; no signal handling is needed here.
+		if err := dispatch(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr bool
+		check   func(config) bool
+	}{
+		{"defaults", nil, false, func(c config) bool {
+			return c.duration == 10*time.Second && c.rate == 1000 && len(c.targets) == 3 && len(c.workloads) == 5 && c.idleStreams == 1000
+		}},
+		{"quick", []string{"--quick"}, false, func(c config) bool { return c.duration == 2*time.Second && c.idleStreams == 200 }},
+		{"subset", []string{"--targets", "direct, baseline", "--workloads", "open"}, false, func(c config) bool {
+			return len(c.targets) == 2 && c.targets[1] == "baseline" && len(c.workloads) == 1
+		}},
+		{"tollgate env", []string{"--tollgate-env", "A=1", "--tollgate-env", "B=2"}, false, func(c config) bool { return len(c.tollgateEnv) == 2 }},
+		{"bad target", []string{"--targets", "nginx"}, true, nil},
+		{"bad workload", []string{"--workloads", "soak"}, true, nil},
+		{"unbounded duration", []string{"--duration", "1h"}, true, nil},
+		{"zero rate", []string{"--rate", "0"}, true, nil},
+		{"too many idle streams", []string{"--idle-streams", "50000"}, true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseFlags(tt.args, io.Discard)
+			if tt.wantErr {
+				if !errors.Is(err, errUsage) {
+					t.Fatalf("err = %v, want a usage error", err)
+				}
+				return
+			}
+			if err != nil || !tt.check(c) {
+				t.Fatalf("parseFlags(%q) = %+v, %v", tt.args, c, err)
+			}
+		})
+	}
+}
+
+func TestBaselineProxies(t *testing.T) {
+	up := httptest.NewServer(fakeupstream.New(fakeupstream.Options{NoRecord: true}))
+	defer up.Close()
+	addr, err := load.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- baseline(ctx, []string{"--listen", addr, "--target", up.URL}, io.Discard) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("baseline: %v", err)
+		}
+	}()
+	if err := waitTCP(t, addr); err != nil {
+		t.Fatal(err)
+	}
+	// X-Fake-* headers must pass through the proxy, and the stream must
+	// arrive event by event.
+	body := `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+addr+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("X-Fake-Chunks", "7")
+	req.Header.Set("X-Fake-Chunk-Delay", "1ms")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	events := 0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "data:") {
+			events++
+		}
+	}
+	// The role chunk, 7 content chunks, the finish chunk and [DONE].
+	if resp.StatusCode != http.StatusOK || events < 9 {
+		t.Fatalf("status %d, %d events; want 200 and at least 9", resp.StatusCode, events)
+	}
+}
+
+func waitTCP(t *testing.T, addr string) error {
+	check := load.TCPCheck(addr)
+	var err error
+	for range 100 {
+		if err = check(t.Context()); err == nil {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return err
+}
+
+// TestRunEndToEnd runs the whole tool, tiny, against the direct and
+// baseline targets: child processes, workloads, table and JSON.
+func TestRunEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	jsonPath := filepath.Join(t.TempDir(), "out.json")
+	c, err := parseFlags([]string{
+		"--targets", "direct,baseline", "--duration", "300ms", "--body-duration", "200ms", "--warmup", "0",
+		"--rate", "100", "--workers", "4", "--streams", "4", "--stream-chunks", "5", "--body-workers", "2",
+		"--idle-streams", "20", "--idle-hold", "50ms", "--settle", "0", "--pin=false", "--json", jsonPath,
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run(t.Context(), slog.New(slog.DiscardHandler), c, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"open", "saturation", "stream", "body200k", "idle", "baseline", "20 open", "target check"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	var rep load.Report
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("bad JSON: %v", err)
+	}
+	if len(rep.Results) != 10 {
+		t.Fatalf("%d results, want 10 (5 workloads × 2 targets)", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		if r.Errors != 0 || r.Requests == 0 {
+			t.Errorf("%s on %s: %d ok, %d errors (%s)", r.Workload, r.Target, r.Requests, r.Errors, r.FirstError)
+		}
+		if r.Target == load.Baseline && (!r.Proc || r.HWM == 0) {
+			t.Errorf("%s on baseline: no process sample", r.Workload)
+		}
+	}
+}

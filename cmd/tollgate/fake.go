@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/fakeupstream"
+)
+
+// fakeUpstream runs the OpenAI-compatible fake on its own, for load tests and
+// trying SDKs without an account.
+func fakeUpstream(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("fake-upstream", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	listen := fs.String("listen", "127.0.0.1:9000", "address to listen on")
+	chunks := fs.Int("chunks", 8, "content chunks per streamed reply")
+	chunkDelay := fs.Duration("chunk-delay", 0, "delay between streamed chunks")
+	if err := fs.Parse(args); err != nil {
+		return usageErr("%v", err)
+	}
+	opts := fakeupstream.Options{Chunks: *chunks, ChunkDelay: *chunkDelay, NoRecord: true}
+	return fakeupstream.ListenAndServe(ctx, *listen, opts, func(addr string) {
+		fmt.Fprintf(stdout, "fake upstream listening on http://%s/v1\n", addr)
+	})
+}
+
+// newFakeServer wraps the fake in an http.Server with the same header bounds
+// as the gateway.
+func newFakeServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 1 << 20}
+}

@@ -1,0 +1,210 @@
+// Package access decides who may call what, how often and up to how much: it
+// joins the gateway key cache (auth) with rate limits, parallel caps and
+// budgets (limit) into the proxy's Gate.
+package access
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/auth"
+	"github.com/tollgate/tollgate/internal/ledger"
+	"github.com/tollgate/tollgate/internal/limit"
+	"github.com/tollgate/tollgate/internal/openai"
+	"github.com/tollgate/tollgate/internal/proxy"
+	"github.com/tollgate/tollgate/internal/store"
+)
+
+// Defaults are the global limits; a key's own non-zero values override them.
+// Zero means unlimited.
+type Defaults struct {
+	RPM, TPM, MaxParallel int
+	// IPRPM limits requests per client IP when auth is disabled.
+	IPRPM int
+	// MaxTokens is the completion size assumed when reserving budget for a
+	// request without max_tokens.
+	MaxTokens int64
+}
+
+// Gate implements proxy.Gate.
+type Gate struct {
+	// Keys answers key lookups from memory; nil means auth is disabled.
+	Keys *auth.Cache
+	// RPM, TPM and IP are separate limiter namespaces.
+	RPM, TPM, IP limit.Limiter
+	Parallel     limit.Concurrency
+	Budget       limit.Budget
+	Defaults     Defaults
+	// Price estimates the cost of prompt+completion tokens of a model, in
+	// nano-USD, for budget reservations. ok=false: the model has no price.
+	Price func(model string, prompt, completion int64) (nano int64, ok bool)
+}
+
+var _ proxy.Gate = (*Gate)(nil)
+
+// Admit checks the key, the model, the limits and the budget, in that order.
+func (g *Gate) Admit(ctx context.Context, c *proxy.Call) (*proxy.Ticket, error) {
+	if g.Keys == nil {
+		return g.admitAnonymous(ctx, c)
+	}
+	key, err := g.Keys.Lookup(auth.KeyFromRequest(c.Request))
+	if err != nil {
+		code := "invalid_api_key"
+		if errors.Is(err, auth.ErrNotReady) {
+			return nil, openai.NewError(http.StatusServiceUnavailable, openai.TypeServer, "keys_not_ready", err.Error())
+		}
+		return nil, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication, code, err.Error())
+	}
+	t := &proxy.Ticket{KeyID: key.ID, KeyName: key.Name, Header: http.Header{}}
+	if c.Head.Model != "" && !auth.ModelAllowed(key, c.Head.Model) {
+		return t, openai.NewError(http.StatusForbidden, openai.TypePermission, "model_not_allowed",
+			fmt.Sprintf("this API key may not use the model %q", c.Head.Model))
+	}
+	return g.admitKey(ctx, c, key, t)
+}
+
+func (g *Gate) admitAnonymous(ctx context.Context, c *proxy.Call) (*proxy.Ticket, error) {
+	if g.Defaults.IPRPM <= 0 || g.IP == nil {
+		return nil, nil
+	}
+	t := &proxy.Ticket{Header: http.Header{}}
+	d, _ := g.IP.Allow(ctx, c.ClientIP, g.Defaults.IPRPM, 1)
+	setHeaders(t.Header, "requests", d)
+	if !d.Allowed {
+		return t, rateLimited(d, "requests per minute for this client address")
+	}
+	return t, nil
+}
+
+func (g *Gate) admitKey(ctx context.Context, c *proxy.Call, key *store.Key, t *proxy.Ticket) (*proxy.Ticket, error) {
+	rpm := orDefault(key.RPM, g.Defaults.RPM)
+	tpm := orDefault(key.TPM, g.Defaults.TPM)
+	par := orDefault(key.MaxParallel, g.Defaults.MaxParallel)
+
+	if rpm > 0 && g.RPM != nil {
+		d, _ := g.RPM.Allow(ctx, key.ID, rpm, 1)
+		setHeaders(t.Header, "requests", d)
+		if !d.Allowed {
+			return t, rateLimited(d, "requests per minute")
+		}
+	}
+	tokens := int(c.PromptEstimate)
+	if tpm > 0 && g.TPM != nil {
+		d, _ := g.TPM.Allow(ctx, key.ID, tpm, tokens)
+		setHeaders(t.Header, "tokens", d)
+		if !d.Allowed {
+			return t, rateLimited(d, "tokens per minute")
+		}
+	}
+	var release func()
+	if par > 0 && g.Parallel != nil {
+		rel, ok, _ := g.Parallel.Acquire(ctx, key.ID, par)
+		if !ok {
+			e := openai.NewError(http.StatusTooManyRequests, openai.TypeRateLimit, "rate_limit_exceeded",
+				fmt.Sprintf("this API key already has %d requests in flight", par))
+			e.Header = http.Header{"Retry-After": {"1"}}
+			return t, e
+		}
+		release = rel
+	}
+	var res limit.Reservation
+	if key.BudgetNano > 0 && g.Budget != nil {
+		amount := g.worstCase(c)
+		r, err := g.Budget.Reserve(ctx, key.ID, key.BudgetPeriod, key.BudgetNano, amount)
+		if err != nil {
+			if release != nil {
+				release()
+			}
+			e := openai.NewError(http.StatusTooManyRequests, openai.TypeInsufficient, "insufficient_quota",
+				limit.ErrBudgetExceeded.Error())
+			if !errors.Is(err, limit.ErrBudgetExceeded) {
+				e.Message = "the budget could not be checked; try again shortly"
+			}
+			return t, e
+		}
+		res = r
+	}
+	t.Settle = func(rec *ledger.Record) {
+		if release != nil {
+			release()
+		}
+		sctx := context.WithoutCancel(ctx)
+		if tpm > 0 && g.TPM != nil && rec.TotalTokens > 0 {
+			// Give back what the estimate over-took, or take what it missed.
+			_ = g.TPM.Refund(sctx, key.ID, tpm, tokens-int(rec.TotalTokens))
+		}
+		if res.Held() {
+			_ = g.Budget.Settle(sctx, res, rec.CostNanoUSD)
+		}
+	}
+	return t, nil
+}
+
+// worstCase is the cost reserved before the call: the prompt estimate plus
+// max_tokens (or the default) at the model's price.
+func (g *Gate) worstCase(c *proxy.Call) int64 {
+	if g.Price == nil {
+		return 0
+	}
+	completion := c.Head.MaxTokens
+	if completion <= 0 {
+		completion = g.Defaults.MaxTokens
+	}
+	nano, ok := g.Price(c.Head.Model, c.PromptEstimate, completion)
+	if !ok {
+		return 0
+	}
+	return nano
+}
+
+func orDefault(v, d int) int {
+	if v > 0 {
+		return v
+	}
+	return d
+}
+
+func rateLimited(d limit.Decision, what string) *openai.Error {
+	e := openai.NewError(http.StatusTooManyRequests, openai.TypeRateLimit, "rate_limit_exceeded",
+		fmt.Sprintf("rate limit reached: %d %s; retry after %s", d.Limit, what, ceilSeconds(d.RetryAfter)+"s"))
+	e.Header = http.Header{"Retry-After": {ceilSeconds(d.RetryAfter)}}
+	return e
+}
+
+func ceilSeconds(d time.Duration) string {
+	s := int64((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return strconv.FormatInt(s, 10)
+}
+
+// setHeaders writes OpenAI's x-ratelimit-* headers for one dimension
+// ("requests" or "tokens").
+func setHeaders(h http.Header, dim string, d limit.Decision) {
+	if d.Limit <= 0 {
+		return
+	}
+	h["X-Ratelimit-Limit-"+title(dim)] = []string{strconv.Itoa(d.Limit)}
+	h["X-Ratelimit-Remaining-"+title(dim)] = []string{strconv.Itoa(max(d.Remaining, 0))}
+	h["X-Ratelimit-Reset-"+title(dim)] = []string{formatReset(d.Reset)}
+}
+
+func title(dim string) string {
+	if dim == "requests" {
+		return "Requests"
+	}
+	return "Tokens"
+}
+
+// formatReset renders a duration the way OpenAI does ("1s", "6m0s", "120ms").
+func formatReset(d time.Duration) string {
+	if d < time.Second {
+		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+	}
+	return d.Round(time.Second).String()
+}

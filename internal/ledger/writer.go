@@ -1,0 +1,385 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Sink receives batches of records; the store implements it. InsertRecords
+// must skip records whose ID it already holds, so a batch may be retried.
+type Sink interface {
+	InsertRecords(ctx context.Context, recs []Record) error
+}
+
+// WriterOptions tune a Writer. Zero values take the defaults.
+type WriterOptions struct {
+	BatchSize     int           // rows per sink call; default 1000
+	FlushInterval time.Duration // flush a partial batch this often; default 250ms
+	QueueSize     int           // records buffered between Record and the loop; default 10000
+	// MaxMemoryRows bounds the rows held in memory while the sink fails;
+	// beyond it rows go to the spill file. Default 100000.
+	MaxMemoryRows int
+	// SpillPath is the append-only JSON-lines overflow file; default
+	// "tollgate-spill.jsonl" (main puts it next to the SQLite file).
+	SpillPath     string
+	RetryMin      time.Duration // first backoff after a sink error; default 100ms
+	RetryMax      time.Duration // backoff cap; default 30s
+	InsertTimeout time.Duration // per sink call; default 30s
+	Logger        *slog.Logger  // default: discard
+}
+
+func (o *WriterOptions) defaults() {
+	if o.BatchSize <= 0 {
+		o.BatchSize = 1000
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = 250 * time.Millisecond
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = 10000
+	}
+	if o.MaxMemoryRows <= 0 {
+		o.MaxMemoryRows = 100_000
+	}
+	if o.SpillPath == "" {
+		o.SpillPath = "tollgate-spill.jsonl"
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = 100 * time.Millisecond
+	}
+	if o.RetryMax < o.RetryMin {
+		o.RetryMax = max(30*time.Second, o.RetryMin)
+	}
+	if o.InsertTimeout <= 0 {
+		o.InsertTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// WriterStats are the writer's counters, for metrics.
+type WriterStats struct {
+	Queued            int64         // records handed to Record
+	Written           int64         // rows accepted by the sink (replays included)
+	Spilled           int64         // rows appended to the spill file
+	Replayed          int64         // rows read back from the spill file and accepted
+	Lost              int64         // rows dropped: only when the spill file itself fails
+	Batches           int64         // successful sink calls
+	Failures          int64         // failed sink calls
+	LastBatchDuration time.Duration // of the last successful sink call
+	QueueDepth        int           // rows waiting in memory (channel and retry buffer)
+}
+
+// Writer makes records durable off the request path. Record only enqueues;
+// a background loop, started by NewWriter and stopped by Close, batches rows
+// to the sink, retries with exponential backoff while it fails, keeps up to
+// MaxMemoryRows in memory and spills the rest to disk, and replays the spill
+// file once the sink works again (also at start, for a file left by an
+// earlier run).
+type Writer struct {
+	sink  Sink
+	opts  WriterOptions
+	log   *slog.Logger
+	spill *spillFile
+
+	ch       chan Record
+	mu       sync.RWMutex // write-held by Close so no Record is mid-send when the loop drains
+	closed   bool
+	closeReq chan context.Context
+	done     chan struct{}
+	closeErr error
+
+	// spillHint is set whenever rows go to the spill file (from Record or
+	// the loop), so the loop knows to replay.
+	spillHint atomic.Bool
+
+	queued, written, spilled, replayed, lost, batches, failures atomic.Int64
+	lastBatch, pendingLen                                       atomic.Int64
+}
+
+var _ Recorder = (*Writer)(nil)
+
+// NewWriter starts a writer; call Close to stop it.
+func NewWriter(sink Sink, opts WriterOptions) *Writer {
+	opts.defaults()
+	w := &Writer{
+		sink:     sink,
+		opts:     opts,
+		log:      opts.Logger,
+		spill:    &spillFile{path: opts.SpillPath},
+		ch:       make(chan Record, opts.QueueSize),
+		closeReq: make(chan context.Context),
+		done:     make(chan struct{}),
+	}
+	go w.loop()
+	return w
+}
+
+// Record enqueues rec. It never blocks on the sink: with the queue full it
+// appends rec to the spill file instead; after Close it does the same.
+func (w *Writer) Record(rec Record) {
+	w.queued.Add(1)
+	w.mu.RLock()
+	if !w.closed {
+		select {
+		case w.ch <- rec:
+			w.mu.RUnlock()
+			return
+		default:
+		}
+	}
+	w.mu.RUnlock()
+	w.spillRows([]Record{rec})
+}
+
+// Stats returns the current counters.
+func (w *Writer) Stats() WriterStats {
+	return WriterStats{
+		Queued:            w.queued.Load(),
+		Written:           w.written.Load(),
+		Spilled:           w.spilled.Load(),
+		Replayed:          w.replayed.Load(),
+		Lost:              w.lost.Load(),
+		Batches:           w.batches.Load(),
+		Failures:          w.failures.Load(),
+		LastBatchDuration: time.Duration(w.lastBatch.Load()),
+		QueueDepth:        len(w.ch) + int(w.pendingLen.Load()),
+	}
+}
+
+// Close flushes every queued row, then replays the spill file, until done
+// or ctx ends; rows the sink has not taken by then are left safe in the
+// spill file. It returns an error only if rows were lost. Close is
+// idempotent; records arriving after it go to the spill file.
+func (w *Writer) Close(ctx context.Context) error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		<-w.done
+		return w.closeErr
+	}
+	w.closed = true
+	w.mu.Unlock()
+	w.closeReq <- ctx
+	<-w.done
+	return w.closeErr
+}
+
+func (w *Writer) spillRows(recs []Record) bool {
+	if err := w.spill.append(recs); err != nil {
+		w.lost.Add(int64(len(recs)))
+		w.log.Error("ledger: rows lost: spill file failed", slog.Int("rows", len(recs)), slog.Any("err", err))
+		return false
+	}
+	w.spilled.Add(int64(len(recs)))
+	w.spillHint.Store(true)
+	return true
+}
+
+// loopState is owned by the loop goroutine.
+type loopState struct {
+	pending []Record
+	backoff time.Duration
+	retryAt time.Time
+	replay  *replayFile
+}
+
+func (w *Writer) loop() {
+	defer close(w.done)
+	w.spillHint.Store(w.spill.pending())
+	st := &loopState{}
+	tick := time.NewTicker(w.opts.FlushInterval)
+	defer tick.Stop()
+	base := context.Background()
+	w.work(base, st) // replay a spill file left by an earlier run
+	for {
+		select {
+		case rec := <-w.ch:
+			st.pending = append(st.pending, rec)
+			for n := len(w.ch); n > 0; n-- {
+				st.pending = append(st.pending, <-w.ch)
+			}
+			w.pendingLen.Store(int64(len(st.pending)))
+			if len(st.pending) >= w.opts.BatchSize {
+				w.flush(base, st, true)
+			}
+			w.bound(st)
+		case <-tick.C:
+			w.work(base, st)
+		case ctx := <-w.closeReq:
+			w.finish(ctx, st)
+			return
+		}
+	}
+}
+
+// work flushes memory, then replays some of the spill file, unless in backoff.
+func (w *Writer) work(ctx context.Context, st *loopState) {
+	if !w.flush(ctx, st, false) {
+		return
+	}
+	// A few batches per tick, so new rows are not kept waiting behind a big replay.
+	for range 10 {
+		if !w.mayReplay(st) || !w.replayBatch(ctx, st) {
+			return
+		}
+	}
+}
+
+// flush sends pending rows in batches (only full ones if full is set, the
+// timer takes the rest); false if the sink failed or is in backoff.
+func (w *Writer) flush(ctx context.Context, st *loopState, full bool) bool {
+	for len(st.pending) > 0 {
+		if full && len(st.pending) < w.opts.BatchSize {
+			return true
+		}
+		if time.Now().Before(st.retryAt) {
+			return false
+		}
+		n := min(len(st.pending), w.opts.BatchSize)
+		if !w.insert(ctx, st, st.pending[:n]) {
+			return false
+		}
+		w.written.Add(int64(n))
+		st.pending = st.pending[n:]
+		w.pendingLen.Store(int64(len(st.pending)))
+	}
+	st.pending = nil // release the backing array
+	return !time.Now().Before(st.retryAt)
+}
+
+// insert makes one sink call and updates the backoff.
+func (w *Writer) insert(ctx context.Context, st *loopState, batch []Record) bool {
+	ctx, cancel := context.WithTimeout(ctx, w.opts.InsertTimeout)
+	defer cancel()
+	start := time.Now()
+	err := w.sink.InsertRecords(ctx, batch)
+	if err == nil {
+		w.batches.Add(1)
+		w.lastBatch.Store(int64(time.Since(start)))
+		st.backoff, st.retryAt = 0, time.Time{}
+		return true
+	}
+	w.failures.Add(1)
+	st.backoff = min(max(2*st.backoff, w.opts.RetryMin), w.opts.RetryMax)
+	st.retryAt = time.Now().Add(st.backoff)
+	w.log.Warn("ledger: sink failed, will retry", slog.Int("rows", len(batch)),
+		slog.Duration("backoff", st.backoff), slog.Any("err", err))
+	return false
+}
+
+// bound moves rows beyond MaxMemoryRows to the spill file, in one write.
+func (w *Writer) bound(st *loopState) {
+	if len(st.pending) <= w.opts.MaxMemoryRows {
+		return
+	}
+	// Spill down to below the bound so the next rows do not each cost an fsync.
+	keep := max(w.opts.MaxMemoryRows-w.opts.BatchSize, w.opts.MaxMemoryRows/2)
+	w.spillRows(st.pending[keep:])
+	clear(st.pending[keep:])
+	st.pending = st.pending[:keep]
+	w.pendingLen.Store(int64(len(st.pending)))
+}
+
+// mayReplay reports whether the spill file may hold rows to replay.
+func (w *Writer) mayReplay(st *loopState) bool {
+	return st.replay != nil || w.spillHint.Load()
+}
+
+// replayBatch sends one batch from the spill file; false when there is
+// nothing more or the sink failed.
+func (w *Writer) replayBatch(ctx context.Context, st *loopState) bool {
+	if time.Now().Before(st.retryAt) {
+		return false
+	}
+	if st.replay == nil {
+		// Clear the hint first: a spill from now on sets it again.
+		w.spillHint.Store(false)
+		rf, err := w.spill.openReplay()
+		if err != nil {
+			w.spillHint.Store(true)
+			w.log.Error("ledger: cannot open spill file for replay", slog.Any("err", err))
+			return false
+		}
+		if rf == nil {
+			return false
+		}
+		st.replay = rf
+	}
+	batch, bad, err := st.replay.next(w.opts.BatchSize)
+	if bad > 0 {
+		w.lost.Add(int64(bad))
+		w.log.Error("ledger: undecodable lines in spill file", slog.Int("lines", bad))
+	}
+	if err != nil {
+		w.log.Error("ledger: spill replay", slog.Any("err", err))
+		return false
+	}
+	if len(batch) > 0 {
+		if !w.insert(ctx, st, batch) {
+			return false
+		}
+		w.written.Add(int64(len(batch)))
+		w.replayed.Add(int64(len(batch)))
+		st.replay.buf = nil
+	}
+	if st.replay.done() {
+		if err := st.replay.close(); err != nil {
+			w.log.Error("ledger: finishing spill replay", slog.Any("err", err))
+		}
+		st.replay = nil
+		w.log.Info("ledger: spill file replayed")
+	}
+	return true
+}
+
+// finish runs once at Close: drain the queue, flush and replay until ctx
+// ends, then spill what is left.
+func (w *Writer) finish(ctx context.Context, st *loopState) {
+	for n := len(w.ch); n > 0; n-- { // no sender is left: Close holds closed
+		st.pending = append(st.pending, <-w.ch)
+	}
+	w.pendingLen.Store(int64(len(st.pending)))
+	lostBefore := w.lost.Load()
+	for ctx.Err() == nil {
+		if w.flush(ctx, st, false) {
+			if !w.mayReplay(st) {
+				break // everything is in the sink
+			}
+			if w.replayBatch(ctx, st) {
+				continue
+			}
+			if !w.mayReplay(st) {
+				break // replay found nothing more
+			}
+		}
+		// The sink failed (or the spill file did): wait for the backoff, at
+		// least RetryMin so a failure that sets none cannot spin.
+		t := time.NewTimer(max(time.Until(st.retryAt), w.opts.RetryMin))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	if len(st.pending) > 0 {
+		w.log.Warn("ledger: sink unavailable at shutdown, rows kept in spill file",
+			slog.Int("rows", len(st.pending)), slog.String("path", w.opts.SpillPath))
+		w.spillRows(st.pending)
+		st.pending = nil
+		w.pendingLen.Store(0)
+	}
+	if st.replay != nil {
+		if err := st.replay.close(); err != nil {
+			w.log.Error("ledger: closing spill replay", slog.Any("err", err))
+		}
+	}
+	if lost := w.lost.Load() - lostBefore; lost > 0 {
+		w.closeErr = fmt.Errorf("ledger: %d rows lost at shutdown: spill file failed", lost)
+	}
+}

@@ -1,0 +1,191 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/ledger"
+	"github.com/tollgate/tollgate/internal/openai"
+	"github.com/tollgate/tollgate/internal/upstream"
+)
+
+var errAttemptTimeout = errors.New("upstream did not answer within its timeout")
+
+// attempt makes one upstream request. done reports that the exchange is over
+// (a response was written or the request must stop); otherwise err is the
+// retryable failure and retryAfter what the upstream asked us to wait.
+func (ex *exchange) attempt(t upstream.Target, att *upstream.Attempt, last, nextSame bool) (retryAfter time.Duration, done bool, err error) {
+	p := ex.p
+	u := t.Upstream
+	ex.rec.Attempts++
+	ex.rec.Upstream = u.Name()
+	body := ex.body
+	if ex.metered {
+		ex.rec.ModelUsed = t.Model
+		if t.Model != "" && t.Model != ex.head.Model {
+			if body, err = openai.SetModel(body, t.Model); err != nil {
+				att.Done(upstream.Result{Cancelled: true})
+				return 0, true, openai.BadRequest("invalid_json", "could not rewrite the model")
+			}
+		}
+	}
+
+	// The per-upstream timeout bounds the wait for response headers only;
+	// a stream may then run as long as the whole-request deadline allows.
+	actx, acancel := context.WithCancelCause(ex.ctx)
+	defer acancel(nil)
+	var timer *time.Timer
+	if to := u.Timeout(); to > 0 {
+		timer = time.AfterFunc(to, func() { acancel(errAttemptTimeout) })
+	}
+	target := u.URL(ex.path)
+	if ex.r.URL.RawQuery != "" {
+		target += "?" + ex.r.URL.RawQuery
+	}
+	req, err := http.NewRequestWithContext(actx, ex.r.Method, target, bytes.NewReader(body))
+	if err != nil {
+		att.Done(upstream.Result{Err: err})
+		return 0, true, fmt.Errorf("build upstream request: %w", err)
+	}
+	if len(body) == 0 {
+		req.Body = http.NoBody
+	}
+	req.ContentLength = int64(len(body))
+	req.Header = outboundHeader(ex.r.Header, ex.metered)
+	if ex.metered {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	u.SetHeaders(req.Header)
+	endSpan := func(int, error) {}
+	if p.Tracer != nil {
+		endSpan = p.Tracer.StartAttempt(actx, u.Name(), t.Model, req.Header)
+	}
+
+	began := time.Now()
+	resp, err := p.transport().RoundTrip(req)
+	headersIn := time.Since(began)
+	if timer != nil && !timer.Stop() && err == nil {
+		// The timer fired as the headers arrived: treat as a timeout.
+		resp.Body.Close()
+		err = errAttemptTimeout
+	}
+	if err != nil {
+		cancelled := ex.ctx.Err() != nil
+		att.Done(upstream.Result{Err: err, Cancelled: cancelled})
+		endSpan(0, err)
+		p.observeAttempt(u.Name(), 0, err, headersIn)
+		if cancelled {
+			return 0, true, ex.ctxErr()
+		}
+		if errors.Is(context.Cause(actx), errAttemptTimeout) {
+			err = errAttemptTimeout
+		}
+		return 0, false, fmt.Errorf("%s: %w", u.Name(), err)
+	}
+	p.observeAttempt(u.Name(), resp.StatusCode, nil, headersIn)
+
+	if retryableStatus(resp.StatusCode) && !last {
+		ra := retryAfterOf(resp.Header, time.Now())
+		tooLong := ra > p.maxRetryWait() || (ra > 0 && ex.remaining() < ra)
+		if !(tooLong && nextSame) {
+			discard(resp.Body)
+			att.Done(upstream.Result{Status: resp.StatusCode, TTFB: headersIn})
+			endSpan(resp.StatusCode, nil)
+			return ra, false, fmt.Errorf("%s answered %d", u.Name(), resp.StatusCode)
+		}
+	}
+	ex.respond(resp, att, headersIn)
+	endSpan(ex.rec.Status, nil)
+	return 0, true, nil
+}
+
+func (ex *exchange) remaining() time.Duration {
+	if ex.p.Timeout <= 0 {
+		return 1<<63 - 1
+	}
+	return ex.p.Timeout - time.Since(ex.start)
+}
+
+func retryableStatus(code int) bool {
+	switch code {
+	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// retryAfterOf parses Retry-After as seconds or an HTTP date (RFC 9110 10.2.3).
+func retryAfterOf(h http.Header, now time.Time) time.Duration {
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		if s < 0 {
+			return 0
+		}
+		return time.Duration(s * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// backoff is exponential with full jitter: uniform in [0, min(5s, base*2^(n-1))].
+func backoff(base time.Duration, n int) time.Duration {
+	ceil := base << min(n-1, 10)
+	if ceil > 5*time.Second || ceil <= 0 {
+		ceil = 5 * time.Second
+	}
+	return time.Duration(rand.Int64N(int64(ceil) + 1))
+}
+
+func (p *Proxy) observeAttempt(name string, status int, err error, d time.Duration) {
+	if p.Observer != nil {
+		p.Observer.Attempt(name, status, err, d)
+	}
+}
+
+func (p *Proxy) transport() http.RoundTripper {
+	if p.Transport != nil {
+		return p.Transport
+	}
+	return http.DefaultTransport
+}
+
+// outcomeOfStatus classifies an upstream status passed through to the client.
+func outcomeOfStatus(code int) ledger.Outcome {
+	switch {
+	case code < 400:
+		return ledger.OutcomeOK
+	case code == http.StatusTooManyRequests || code >= 500:
+		return ledger.OutcomeUpstreamError
+	default:
+		return ledger.OutcomeClientError
+	}
+}
+
+// NewTransport returns the transport tuned for upstream traffic: bounded
+// dial, TLS and idle times; enough idle connections per host for a busy
+// gateway; no transparent decompression (bodies pass through as bytes).
+func NewTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	t.IdleConnTimeout = 90 * time.Second
+	t.TLSHandshakeTimeout = 10 * time.Second
+	t.ExpectContinueTimeout = 0
+	t.DisableCompression = true
+	t.MaxResponseHeaderBytes = 1 << 20
+	return t
+}

@@ -1,0 +1,329 @@
+// Package proxy is tollgate's data plane: it reads the request body (bounded),
+// extracts the few fields it needs, asks the Gate for admission, runs the
+// attempt loop over the upstreams the pool plans (retry, backoff, fallback),
+// streams the response through while metering usage, and emits exactly one
+// ledger record per request.
+//
+// It knows no database, Redis or Prometheus: those arrive through the small
+// interfaces and function fields declared here.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/ledger"
+	"github.com/tollgate/tollgate/internal/openai"
+	"github.com/tollgate/tollgate/internal/upstream"
+)
+
+// Planner orders the upstream candidates for a model.
+type Planner interface {
+	Plan(model string) ([]upstream.Target, error)
+}
+
+// Gate admits or refuses a call before it is forwarded: gateway keys, model
+// permissions, rate limits and budgets. A refusal is an *openai.Error.
+type Gate interface {
+	Admit(ctx context.Context, c *Call) (*Ticket, error)
+}
+
+// Call is what the Gate sees of a request.
+type Call struct {
+	Request  *http.Request
+	Endpoint string // "/v1/chat/completions"
+	Head     openai.Head
+	BodyLen  int
+	ClientIP string
+	// PromptEstimate is the estimated prompt size in tokens (for TPM and budgets).
+	PromptEstimate int64
+}
+
+// Ticket is an admitted call. Settle runs once after the request ended with the
+// final record (tokens, cost), so limits and budgets can be corrected.
+type Ticket struct {
+	KeyID   string
+	KeyName string
+	Header  http.Header // added to the response (x-ratelimit-*)
+	Settle  func(rec *ledger.Record)
+}
+
+// Observer is told about every finished request and every upstream attempt,
+// for metrics. It must be cheap and must not block.
+type Observer interface {
+	// Begin is called when a request starts; the returned func when it ends.
+	// stream reports whether the client asked for a stream.
+	Begin(stream bool) (end func())
+	// Request is called once per request with its final record.
+	Request(rec *ledger.Record)
+	// Attempt is called once per upstream attempt, when its response headers
+	// arrived (status) or it failed (err); d is the time to headers.
+	Attempt(upstreamName string, status int, err error, d time.Duration)
+}
+
+// Tracer creates spans for upstream attempts; nil means tracing is off and
+// costs nothing. The request span itself is started by the server.
+type Tracer interface {
+	// StartAttempt starts a child span of ctx for one upstream attempt and
+	// writes its trace context into the outbound header (traceparent).
+	StartAttempt(ctx context.Context, upstreamName, model string, h http.Header) (end func(status int, err error))
+}
+
+// Proxy forwards OpenAI-compatible requests. Fields must be set before the
+// first request and not changed afterwards. A nil function field means "off".
+type Proxy struct {
+	// Pool returns the current upstream pool; it may change on reload.
+	Pool func() Planner
+	// Transport performs upstream requests; nil uses NewTransport().
+	Transport http.RoundTripper
+	// Recorder receives one record per request; nil drops them.
+	Recorder ledger.Recorder
+	// Gate admits calls; nil admits everything.
+	Gate Gate
+	// Observer sees finished requests and attempts; nil for none.
+	Observer Observer
+	// Tracer traces upstream attempts; nil for none.
+	Tracer Tracer
+	// Cost prices usage for a model: exact nano-USD and whether a price exists.
+	Cost func(model string, u openai.Usage) (nano int64, priced bool)
+	// Estimate estimates tokens in text when an upstream reports no usage.
+	Estimate func(text []byte) int64
+	Logger   *slog.Logger
+
+	DefaultModel string
+	MaxRetries   int
+	Timeout      time.Duration // whole-request deadline
+	MaxBody      int64
+	// MaxRetryWait caps how long a Retry-After is honoured; a longer one is
+	// passed through to the client instead (default 30s).
+	MaxRetryWait time.Duration
+	// BackoffBase is the first retry's backoff ceiling (default 250ms); it
+	// doubles per retry up to 5s, with full jitter.
+	BackoffBase time.Duration
+	// SaturationWait is how long a request waits for a slot when every
+	// candidate upstream is at max_parallel (default 2s).
+	SaturationWait time.Duration
+	// LogBodies / LogContent control what of the bodies the ledger keeps.
+	LogBodies, LogContent bool
+
+	bufPool sync.Pool
+}
+
+// Endpoints whose bodies the gateway parses and meters. Everything else under
+// /v1 is forwarded verbatim.
+var meteredEndpoints = map[string]bool{
+	"/chat/completions": true,
+	"/completions":      true,
+	"/embeddings":       true,
+}
+
+// ServeHTTP handles one /v1 request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ex := &exchange{
+		p:     p,
+		w:     w,
+		r:     r,
+		start: start,
+		rec: ledger.Record{
+			ID:       w.Header().Get("X-Request-Id"),
+			Time:     start.UTC(),
+			Endpoint: r.URL.Path,
+			ClientIP: clientIP(r),
+			User:     r.Header.Get("X-Tollgate-User"),
+		},
+	}
+	defer func() {
+		ex.finish()
+		if ex.abort {
+			panic(http.ErrAbortHandler) // closes the connection; net/http does not log it
+		}
+	}()
+	if err := ex.serve(); err != nil {
+		ex.fail(err)
+	}
+}
+
+// finish fills in the last fields, settles the ticket and emits the record.
+func (ex *exchange) finish() {
+	rec := &ex.rec
+	rec.Duration = time.Since(ex.start)
+	if rec.Outcome == "" {
+		rec.Outcome = ledger.OutcomeOK
+	}
+	ex.estimateUsage()
+	if ex.p.Cost != nil && rec.TotalTokens > 0 {
+		model := rec.ModelUsed
+		if model == "" {
+			model = rec.Model
+		}
+		rec.CostNanoUSD, rec.Priced = ex.p.Cost(model, openai.Usage{
+			PromptTokens: rec.PromptTokens, CompletionTokens: rec.CompletionTokens,
+			CachedTokens: rec.CachedTokens, ReasoningTokens: rec.ReasoningTokens,
+		})
+		if !rec.Priced && model != rec.Model {
+			rec.CostNanoUSD, rec.Priced = ex.p.Cost(rec.Model, openai.Usage{
+				PromptTokens: rec.PromptTokens, CompletionTokens: rec.CompletionTokens,
+				CachedTokens: rec.CachedTokens, ReasoningTokens: rec.ReasoningTokens,
+			})
+		}
+	}
+	if ex.ticket != nil && ex.ticket.Settle != nil {
+		ex.ticket.Settle(rec)
+	}
+	if ex.p.Observer != nil {
+		ex.p.Observer.Request(rec)
+	}
+	if ex.p.Recorder != nil {
+		ex.p.Recorder.Record(*rec)
+	}
+	ex.logAccess()
+}
+
+func (ex *exchange) logAccess() {
+	l := ex.p.Logger
+	if l == nil {
+		return
+	}
+	rec := &ex.rec
+	level := slog.LevelInfo
+	if rec.Status >= 500 {
+		level = slog.LevelWarn
+	}
+	if !l.Enabled(ex.r.Context(), level) {
+		return
+	}
+	l.LogAttrs(context.Background(), level, "request",
+		slog.String("request_id", rec.ID),
+		slog.String("method", ex.r.Method),
+		slog.String("path", rec.Endpoint),
+		slog.String("key", rec.KeyName),
+		slog.String("model", rec.Model),
+		slog.String("upstream", rec.Upstream),
+		slog.Bool("stream", rec.Stream),
+		slog.Int("status", rec.Status),
+		slog.String("outcome", string(rec.Outcome)),
+		slog.Int("attempts", rec.Attempts),
+		slog.Int64("prompt_tokens", rec.PromptTokens),
+		slog.Int64("completion_tokens", rec.CompletionTokens),
+		slog.Bool("estimated", rec.Estimated),
+		slog.Int64("cost_nano_usd", rec.CostNanoUSD),
+		slog.Float64("latency_ms", float64(rec.Duration.Microseconds())/1000),
+		slog.Float64("ttfb_ms", float64(rec.TTFB.Microseconds())/1000),
+		slog.String("error", rec.Error),
+	)
+}
+
+// clientIP is the peer address; X-Forwarded-For is not trusted by default.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// hopHeaders are removed in both directions (RFC 9110 7.6.1, as httputil).
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+func removeHopHeaders(h http.Header) {
+	for _, f := range h["Connection"] {
+		for sf := range strings.SplitSeq(f, ",") {
+			if sf = strings.TrimSpace(sf); sf != "" {
+				h.Del(sf)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+}
+
+// outboundHeader is the client's header minus everything that must not reach
+// the upstream: hop-by-hop headers, the gateway key, cookies, our own headers.
+func outboundHeader(in http.Header, metered bool) http.Header {
+	out := make(http.Header, len(in)+2)
+	for k, v := range in {
+		switch k {
+		case "Authorization", "X-Api-Key", "Cookie", "Host", "Content-Length", "X-Request-Id",
+			"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded":
+			continue
+		case "Accept-Encoding":
+			if metered { // usage must be readable on the way back
+				continue
+			}
+		}
+		if strings.HasPrefix(k, "X-Tollgate-") {
+			continue
+		}
+		out[k] = v
+	}
+	removeHopHeaders(out)
+	return out
+}
+
+// isCancel reports whether err is the client going away.
+func isCancel(ctx context.Context, err error) bool {
+	return errors.Is(context.Cause(ctx), errClientGone) ||
+		(errors.Is(err, context.Canceled) && !errors.Is(context.Cause(ctx), errDeadline))
+}
+
+var (
+	errClientGone = errors.New("client closed the connection")
+	errDeadline   = errors.New("request deadline exceeded")
+)
+
+// bodyReadTimeout bounds reading a request body, so a slow client cannot hold
+// a connection forever. It is lifted once the body is in.
+const bodyReadTimeout = 60 * time.Second
+
+// readBody reads the whole request body, bounded by MaxBody. The body is read
+// before forwarding: the partial parse needs it, and streaming a request body
+// upstream while the response is already being written cuts streams short
+// under load (golang/go#40747).
+func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	if r.ContentLength > p.MaxBody {
+		return nil, errTooLarge
+	}
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(bodyReadTimeout)) == nil {
+		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	}
+	n := r.ContentLength
+	if n < 0 || n > 1<<20 {
+		n = 512
+	}
+	buf := make([]byte, 0, n+1)
+	lr := io.LimitReader(r.Body, p.MaxBody+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		m, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if int64(len(buf)) > p.MaxBody {
+			return nil, errTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+var errTooLarge = errors.New("request body too large")

@@ -1,0 +1,213 @@
+// Package server owns the HTTP side of tollgate: the http.Server with its
+// timeouts, the route table, the middleware chain (request id, recover,
+// in-flight tracking), health endpoints and graceful shutdown.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/openai"
+)
+
+// Options are the handlers and settings the server routes to. Nil handlers
+// leave their routes answering 404.
+type Options struct {
+	Logger *slog.Logger
+	// Proxy serves /v1/ (everything the gateway forwards).
+	Proxy http.Handler
+	// Models serves GET /v1/models.
+	Models http.Handler
+	// Chat serves /api/.
+	Chat http.Handler
+	// Admin serves /admin/ (already wrapped in its own auth).
+	Admin http.Handler
+	// Metrics serves GET /metrics.
+	Metrics http.Handler
+	// UI serves the dashboard at /ui/.
+	UI http.Handler
+	// Ready checks dependencies for /readyz: name → check. All must pass.
+	Ready map[string]func(context.Context) error
+}
+
+// Server is tollgate's HTTP server.
+type Server struct {
+	opts     Options
+	handler  http.Handler
+	inflight sync.WaitGroup
+	log      *slog.Logger
+}
+
+// New builds the server and its routes.
+func New(opts Options) *Server {
+	s := &Server{opts: opts, log: opts.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	if opts.Models != nil {
+		mux.Handle("GET /v1/models", opts.Models)
+	}
+	if opts.Proxy != nil {
+		mux.Handle("/v1/", opts.Proxy)
+	}
+	if opts.Chat != nil {
+		mux.Handle("/api/", opts.Chat)
+	}
+	if opts.Admin != nil {
+		mux.Handle("/admin/", opts.Admin)
+	}
+	if opts.Metrics != nil {
+		mux.Handle("GET /metrics", opts.Metrics)
+	}
+	if opts.UI != nil {
+		mux.Handle("/ui/", opts.UI)
+		mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	}
+	mux.HandleFunc("/", notFound)
+	s.handler = s.middleware(mux)
+	return s
+}
+
+// Handler returns the root handler (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	openai.WriteError(w, openai.NewError(http.StatusNotFound, openai.TypeInvalidRequest, "unknown_url",
+		fmt.Sprintf("unknown request URL: %s %s", r.Method, r.URL.Path)), w.Header().Get("X-Request-Id"))
+}
+
+// middleware sets the request id, recovers panics and tracks in-flight
+// requests so shutdown can wait for them.
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.inflight.Add(1)
+		defer s.inflight.Done()
+		id := r.Header.Get("X-Request-Id")
+		if !saneID(id) {
+			id = newID()
+		}
+		w.Header().Set("X-Request-Id", id)
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic serving request", "request_id", id, "path", r.URL.Path,
+					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				openai.WriteError(w, openai.NewError(http.StatusInternalServerError, openai.TypeServer,
+					"internal_error", "internal error"), id)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// saneID accepts a client-sent request id of 1..128 safe characters.
+func saneID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "req_" + hex.EncodeToString(b[:])
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	checks := map[string]string{}
+	ok := true
+	for name, check := range s.opts.Ready {
+		if err := check(ctx); err != nil {
+			checks[name] = err.Error()
+			ok = false
+		} else {
+			checks[name] = "ok"
+		}
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, map[string]any{"ready": ok, "checks": checks})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// HTTPServer returns an http.Server with bounded header size and timeouts.
+// There is no ReadTimeout or WriteTimeout: they would cut long streams; the
+// proxy bounds the body read and the whole request itself.
+func (s *Server) HTTPServer(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// Serve serves on ln until ctx is done, then shuts down gracefully: it stops
+// accepting, lets in-flight requests and streams finish for up to drain, then
+// cancels what is left and waits (briefly) for those handlers to record their
+// outcome. It returns nil after a clean shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
+	hs := s.HTTPServer(ln.Addr().String())
+	hs.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down: draining in-flight requests", "drain_timeout", drain.String())
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if err != nil {
+		s.log.Warn("drain deadline reached; closing remaining connections")
+		_ = hs.Close()
+	}
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		s.log.Error("handlers still running 5s after close")
+	}
+	if e := <-errc; e != nil && !errors.Is(e, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", e)
+	}
+	return nil
+}

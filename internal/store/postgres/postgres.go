@@ -1,0 +1,323 @@
+// Package postgres implements store.Store on PostgreSQL with pgx/v5, for
+// several gateway replicas sharing one ledger.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/tollgate/tollgate/internal/ledger"
+	"github.com/tollgate/tollgate/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a store.Store backed by a pool of pgx connections.
+type Store struct {
+	pool *pool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database at url (postgres:// or postgresql://;
+// pool_max_conns sets the pool size, default 8; any other extra parameter
+// such as search_path becomes a session setting) and applies pending
+// migrations under an advisory lock, so replicas may start together.
+func Open(ctx context.Context, url string) (*Store, error) {
+	p, err := newPool(url)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.with(ctx, func(c *pgx.Conn) error { return c.Ping(ctx) }); err != nil {
+		p.close()
+		return nil, fmt.Errorf("postgres: connect to %s: %w", p, err)
+	}
+	if err := migrate(ctx, p); err != nil {
+		p.close()
+		return nil, err
+	}
+	return &Store{pool: p}, nil
+}
+
+// Migrate applies pending migrations to the database at url.
+func Migrate(ctx context.Context, url string) error {
+	s, err := Open(ctx, url)
+	if err != nil {
+		return err
+	}
+	return s.Close()
+}
+
+func migrate(ctx context.Context, p *pool) error {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("postgres: migrations: %w", err)
+	}
+	// Poll the lock every second (default 5 s) for up to 5 minutes.
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
+	if err != nil {
+		return fmt.Errorf("postgres: migration lock: %w", err)
+	}
+	db := openSQLDB(p)
+	defer db.Close()
+	prov, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("postgres: migrations: %w", err)
+	}
+	if _, err := prov.Up(ctx); err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return nil
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.with(ctx, func(c *pgx.Conn) error { return c.Ping(ctx) }); err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() error {
+	s.pool.close()
+	return nil
+}
+
+var recordCols = []string{"id", "time", "key_id", "key_name", "end_user", "endpoint", "model", "model_used",
+	"upstream", "stream", "outcome", "status", "attempts", "prompt_tokens", "completion_tokens", "cached_tokens",
+	"reasoning_tokens", "total_tokens", "estimated", "cost_nano", "priced", "duration_ns", "ttfb_ns", "client_ip",
+	"error", "request_body", "response_body"}
+
+var selectCols = strings.Join(recordCols, ", ")
+
+// insertSQL moves the staged batch into requests, skipping known ids, and
+// folds exactly the rows inserted into usage_hourly and key_last_used: one
+// statement, so one round trip. Aggregates are upserted in key order so
+// concurrent replicas lock rows in the same order.
+func insertSQL() string {
+	var hs, hsCols, sets []string
+	for i := range store.HistBuckets {
+		hs = append(hs, fmt.Sprintf("count(*) FILTER (WHERE dur_bucket = %d)", i))
+		hsCols = append(hsCols, fmt.Sprintf("h%02d", i))
+	}
+	sumCols := append([]string{"requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens",
+		"reasoning_tokens", "cost_nano", "unpriced"}, hsCols...)
+	for _, c := range sumCols {
+		sets = append(sets, c+" = usage_hourly."+c+" + excluded."+c)
+	}
+	return `WITH ins AS (
+	INSERT INTO requests (` + selectCols + `, dur_bucket)
+	SELECT ` + selectCols + `, dur_bucket FROM requests_stage
+	ON CONFLICT (id) DO NOTHING
+	RETURNING time, key_id, model, upstream, end_user, outcome, prompt_tokens, completion_tokens,
+		cached_tokens, reasoning_tokens, cost_nano, priced, dur_bucket
+), agg AS (
+	INSERT INTO usage_hourly (hour, key_id, model, upstream, end_user, ` + strings.Join(sumCols, ", ") + `)
+	SELECT (floor(extract(epoch FROM time) / 3600) * 3600)::bigint AS h, key_id, model, upstream, end_user,
+		count(*), count(*) FILTER (WHERE outcome <> 'ok'), sum(prompt_tokens), sum(completion_tokens),
+		sum(cached_tokens), sum(reasoning_tokens), sum(cost_nano), count(*) FILTER (WHERE NOT priced),
+		` + strings.Join(hs, ", ") + `
+	FROM ins GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+	ON CONFLICT (hour, key_id, model, upstream, end_user) DO UPDATE SET ` + strings.Join(sets, ", ") + `
+)
+INSERT INTO key_last_used (key_id, time)
+SELECT key_id, max(time) FROM ins WHERE key_id <> '' GROUP BY key_id ORDER BY key_id
+ON CONFLICT (key_id) DO UPDATE SET time = GREATEST(key_last_used.time, excluded.time)`
+}
+
+// InsertRecords copies recs into a per-connection staging table, then moves
+// them into requests and the aggregates in the same transaction. Rows whose
+// id exists are skipped, and only inserted rows are aggregated.
+func (s *Store) InsertRecords(ctx context.Context, recs []ledger.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	err := s.pool.tx(ctx, func(tx pgx.Tx) error {
+		// ON COMMIT DELETE ROWS keeps the temp table (no catalog churn per
+		// batch) but empties it whatever happens.
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS requests_stage
+			(LIKE requests INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`); err != nil {
+			return fmt.Errorf("staging table: %w", err)
+		}
+		cols := append(append([]string(nil), recordCols...), "dur_bucket")
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"requests_stage"}, cols, pgx.CopyFromSlice(len(recs), func(i int) ([]any, error) {
+			r := &recs[i]
+			return []any{r.ID, r.Time.UTC(), r.KeyID, r.KeyName, r.User, r.Endpoint, r.Model, r.ModelUsed, r.Upstream,
+				r.Stream, string(r.Outcome), r.Status, r.Attempts, r.PromptTokens, r.CompletionTokens, r.CachedTokens,
+				r.ReasoningTokens, r.TotalTokens, r.Estimated, r.CostNanoUSD, r.Priced, int64(r.Duration), int64(r.TTFB),
+				r.ClientIP, r.Error, r.RequestBody, r.ResponseBody, int16(store.HistBucket(r.Duration))}, nil
+		}))
+		if err != nil {
+			return fmt.Errorf("copy: %w", err)
+		}
+		if _, err := tx.Exec(ctx, insertSQL()); err != nil {
+			return fmt.Errorf("move: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: insert records: %w", err)
+	}
+	return nil
+}
+
+func scanRecord(row pgx.Row) (ledger.Record, error) {
+	var r ledger.Record
+	var dur, ttfb int64
+	var outcome string
+	err := row.Scan(&r.ID, &r.Time, &r.KeyID, &r.KeyName, &r.User, &r.Endpoint, &r.Model, &r.ModelUsed, &r.Upstream,
+		&r.Stream, &outcome, &r.Status, &r.Attempts, &r.PromptTokens, &r.CompletionTokens, &r.CachedTokens,
+		&r.ReasoningTokens, &r.TotalTokens, &r.Estimated, &r.CostNanoUSD, &r.Priced, &dur, &ttfb, &r.ClientIP,
+		&r.Error, &r.RequestBody, &r.ResponseBody)
+	r.Time = r.Time.UTC()
+	r.Outcome = ledger.Outcome(outcome)
+	r.Duration, r.TTFB = time.Duration(dur), time.Duration(ttfb)
+	return r, err
+}
+
+// ListLogs returns rows newest first, filtered, one page at a time.
+func (s *Store) ListLogs(ctx context.Context, f store.LogFilter) ([]ledger.Record, string, error) {
+	limit := store.ClampLimit(f.Limit)
+	var where []string
+	var args []any
+	add := func(cond string, a any) {
+		args = append(args, a)
+		where = append(where, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(args))))
+	}
+	if !f.Since.IsZero() {
+		add("time >= $?", f.Since)
+	}
+	if !f.Until.IsZero() {
+		add("time < $?", f.Until)
+	}
+	if f.Model != "" {
+		add("model = $?", f.Model)
+	}
+	if f.KeyID != "" {
+		add("key_id = $?", f.KeyID)
+	}
+	if f.User != "" {
+		add("end_user = $?", f.User)
+	}
+	if f.Outcome != "" {
+		add("outcome = $?", f.Outcome)
+	}
+	if f.Cursor != "" {
+		t, id, err := store.DecodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		args = append(args, t, id)
+		where = append(where, fmt.Sprintf("(time, id) < ($%d, $%d)", len(args)-1, len(args)))
+	}
+	q := `SELECT ` + selectCols + ` FROM requests`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	args = append(args, limit+1)
+	q += fmt.Sprintf(" ORDER BY time DESC, id DESC LIMIT $%d", len(args))
+	var out []ledger.Record
+	err := s.pool.query(ctx, q, args, func(rows pgx.Rows) error {
+		r, err := scanRecord(rows)
+		out = append(out, r)
+		return err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("postgres: list logs: %w", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		next = store.EncodeCursor(last.Time, last.ID)
+	}
+	return out, next, nil
+}
+
+// GetLog returns one row by request id.
+func (s *Store) GetLog(ctx context.Context, id string) (ledger.Record, error) {
+	var r ledger.Record
+	err := s.pool.with(ctx, func(c *pgx.Conn) error {
+		var err error
+		r, err = scanRecord(c.QueryRow(ctx, `SELECT `+selectCols+` FROM requests WHERE id = $1`, id))
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ledger.Record{}, store.ErrNotFound
+	}
+	if err != nil {
+		return ledger.Record{}, fmt.Errorf("postgres: get log: %w", err)
+	}
+	return r, nil
+}
+
+// DeleteLogsBefore deletes at most limit raw rows older than t. Aggregates
+// are kept: they are small and the usage history outlives raw logs.
+func (s *Store) DeleteLogsBefore(ctx context.Context, t time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	tag, err := s.pool.exec(ctx, `DELETE FROM requests WHERE ctid = ANY(ARRAY(
+		SELECT ctid FROM requests WHERE time < $1 ORDER BY time LIMIT $2))`, t, limit)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: delete logs: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// Usage sums usage_hourly over the hours overlapping [q.Since, q.Until): the
+// resolution is one hour, a partly covered hour counts whole.
+func (s *Store) Usage(ctx context.Context, q store.UsageQuery) (store.UsageReport, error) {
+	col, err := store.UsageGroupColumn(q.GroupBy)
+	if err != nil {
+		return store.UsageReport{}, err
+	}
+	grp := "''::text"
+	switch {
+	case q.GroupBy == "day":
+		grp = "(hour - hour % 86400)::text"
+	case col != "":
+		grp = col + "::text"
+	}
+	var where []string
+	var args []any
+	if !q.Since.IsZero() {
+		args = append(args, store.HourFloor(q.Since))
+		where = append(where, fmt.Sprintf("hour >= $%d", len(args)))
+	}
+	if !q.Until.IsZero() {
+		args = append(args, store.HourCeil(q.Until))
+		where = append(where, fmt.Sprintf("hour < $%d", len(args)))
+	}
+	if q.KeyID != "" {
+		args = append(args, q.KeyID)
+		where = append(where, fmt.Sprintf("key_id = $%d", len(args)))
+	}
+	sqlq := `SELECT ` + grp + ` AS g, ` + store.UsageSumColumns("::bigint") + ` FROM usage_hourly`
+	if len(where) > 0 {
+		sqlq += " WHERE " + strings.Join(where, " AND ")
+	}
+	sqlq += " GROUP BY 1"
+	var out []store.UsageRow
+	err = s.pool.query(ctx, sqlq, args, func(rows pgx.Rows) error {
+		var r store.UsageRow
+		err := rows.Scan(r.ScanDest()...)
+		out = append(out, r)
+		return err
+	})
+	if err != nil {
+		return store.UsageReport{}, fmt.Errorf("postgres: usage: %w", err)
+	}
+	return store.BuildReport(q.GroupBy, out), nil
+}

@@ -1,0 +1,501 @@
+// Package sqlite implements store.Store on an embedded SQLite file (pure Go,
+// modernc.org/sqlite) in WAL mode: one writer connection, a small pool of
+// readers.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/tollgate/tollgate/internal/ledger"
+	"github.com/tollgate/tollgate/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// temp_store(MEMORY) keeps statement journals of multi-row upserts off disk;
+// cache_size(-32000) is a 32 MB page cache per connection.
+const pragmas = "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)" +
+	"&_pragma=foreign_keys(ON)&_pragma=temp_store(MEMORY)&_pragma=cache_size(-32000)&_txlock=immediate"
+
+// Store is a store.Store backed by one SQLite file.
+type Store struct {
+	w *sql.DB // the single writer: SQLite allows one write transaction at a time
+	r *sql.DB // readers: WAL lets them run beside the writer
+
+	// Statements of InsertRecords, prepared once: parsing a multi-row
+	// statement costs as much as running it.
+	insReqN, insReq1, upsAggN, upsAgg1 *sql.Stmt
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating it on first start) the SQLite database at path and
+// applies pending migrations.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlite: empty database path")
+	}
+	dsn := "file:" + path + pragmas
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open readers %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	r.SetMaxIdleConns(4)
+	s := &Store{w: w, r: r}
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) prepare(ctx context.Context) error {
+	for _, p := range []struct {
+		dst *(*sql.Stmt)
+		q   string
+	}{
+		{&s.insReqN, insertReqSQL(chunkRows)},
+		{&s.insReq1, insertReqSQL(1)},
+		{&s.upsAggN, upsertAggSQL(chunkRows)},
+		{&s.upsAgg1, upsertAggSQL(1)},
+	} {
+		st, err := s.w.PrepareContext(ctx, p.q)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare: %w", err)
+		}
+		*p.dst = st
+	}
+	return nil
+}
+
+// Migrate applies pending migrations to the database at path and closes it.
+func Migrate(ctx context.Context, path string) error {
+	s, err := Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	return s.Close()
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("sqlite: migrations: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	return nil
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.insReqN, s.insReq1, s.upsAggN, s.upsAgg1} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
+}
+
+const recordCols = `id, time_us, key_id, key_name, end_user, endpoint, model, model_used, upstream, stream,
+	outcome, status, attempts, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,
+	total_tokens, estimated, cost_nano, priced, duration_ns, ttfb_ns, client_ip, error, request_body, response_body`
+
+// aggKey identifies one usage_hourly row.
+type aggKey struct {
+	hour                            int64
+	keyID, model, upstream, endUser string
+}
+
+type aggVal struct {
+	t    store.UsageTotals
+	hist [store.HistBuckets]int64
+}
+
+// chunkRows is the rows per multi-row statement; remainders go one by one.
+const chunkRows = 64
+
+const recordNCols = 27
+
+func insertReqSQL(rows int) string {
+	return `INSERT INTO requests (` + recordCols + `) VALUES ` + placeholders(rows, recordNCols) +
+		` ON CONFLICT(id) DO NOTHING RETURNING id`
+}
+
+// InsertRecords inserts recs, skipping ids already present, and folds the
+// rows actually inserted (as reported by RETURNING) into usage_hourly and
+// key_last_used in the same transaction. Multi-row statements keep the
+// statement count, which dominates the cost, near two per 500 rows.
+func (s *Store) InsertRecords(ctx context.Context, recs []ledger.Record) (err error) {
+	if len(recs) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: insert records: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	byID := make(map[string]*ledger.Record, len(recs))
+	for i := range recs {
+		if _, dup := byID[recs[i].ID]; !dup {
+			byID[recs[i].ID] = &recs[i]
+		}
+	}
+	aggs := make(map[aggKey]*aggVal)
+	last := make(map[string]int64)
+	args := make([]any, 0, chunkRows*recordNCols)
+	for lo := 0; lo < len(recs); {
+		n, st := chunkRows, s.insReqN
+		if len(recs)-lo < chunkRows {
+			n, st = 1, s.insReq1
+		}
+		chunk := recs[lo : lo+n]
+		lo += n
+		args = args[:0]
+		for i := range chunk {
+			r := &chunk[i]
+			args = append(args, r.ID, r.Time.UnixMicro(), r.KeyID, r.KeyName, r.User, r.Endpoint, r.Model, r.ModelUsed,
+				r.Upstream, r.Stream, string(r.Outcome), r.Status, r.Attempts, r.PromptTokens, r.CompletionTokens,
+				r.CachedTokens, r.ReasoningTokens, r.TotalTokens, r.Estimated, r.CostNanoUSD, r.Priced,
+				int64(r.Duration), int64(r.TTFB), r.ClientIP, r.Error, nullBytes(r.RequestBody), nullBytes(r.ResponseBody))
+		}
+		rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+		if err != nil {
+			return fmt.Errorf("sqlite: insert records: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlite: insert records: %w", err)
+			}
+			r := byID[id]
+			if r == nil {
+				continue
+			}
+			k := aggKey{store.HourFloor(r.Time), r.KeyID, r.Model, r.Upstream, r.User}
+			a := aggs[k]
+			if a == nil {
+				a = &aggVal{}
+				aggs[k] = a
+			}
+			addRecord(a, r)
+			if us := r.Time.UnixMicro(); r.KeyID != "" && us > last[r.KeyID] {
+				last[r.KeyID] = us
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return fmt.Errorf("sqlite: insert records: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("sqlite: insert records: %w", err)
+		}
+	}
+	if err := s.upsertAggs(ctx, tx, aggs); err != nil {
+		return err
+	}
+	for id, us := range last {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO key_last_used (key_id, time_us) VALUES (?, ?)
+			ON CONFLICT(key_id) DO UPDATE SET time_us = max(time_us, excluded.time_us)`, id, us); err != nil {
+			return fmt.Errorf("sqlite: key last used: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: insert records: commit: %w", err)
+	}
+	return nil
+}
+
+// placeholders returns "(?,...,?),(...)" for rows rows of cols columns.
+func placeholders(rows, cols int) string {
+	one := "(?" + strings.Repeat(",?", cols-1) + ")"
+	var b strings.Builder
+	b.Grow(rows * (len(one) + 1))
+	for i := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(one)
+	}
+	return b.String()
+}
+
+func addRecord(a *aggVal, r *ledger.Record) {
+	a.t.Requests++
+	if r.Outcome != ledger.OutcomeOK {
+		a.t.Errors++
+	}
+	a.t.PromptTokens += r.PromptTokens
+	a.t.CompletionTokens += r.CompletionTokens
+	a.t.CachedTokens += r.CachedTokens
+	a.t.ReasoningTokens += r.ReasoningTokens
+	a.t.CostNanoUSD += r.CostNanoUSD
+	if !r.Priced {
+		a.t.Unpriced++
+	}
+	a.hist[store.HistBucket(r.Duration)]++
+}
+
+// aggCols are the summed columns of usage_hourly.
+func aggCols() []string {
+	cols := []string{"requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens",
+		"reasoning_tokens", "cost_nano", "unpriced"}
+	for i := range store.HistBuckets {
+		cols = append(cols, fmt.Sprintf("h%02d", i))
+	}
+	return cols
+}
+
+func upsertAggSQL(rows int) string {
+	cols := aggCols()
+	sets := make([]string, len(cols))
+	for i, c := range cols {
+		sets[i] = c + " = " + c + " + excluded." + c
+	}
+	return `INSERT INTO usage_hourly (hour, key_id, model, upstream, end_user, ` + strings.Join(cols, ", ") +
+		`) VALUES ` + placeholders(rows, 5+len(cols)) +
+		` ON CONFLICT(hour, key_id, model, upstream, end_user) DO UPDATE SET ` + strings.Join(sets, ", ")
+}
+
+func (s *Store) upsertAggs(ctx context.Context, tx *sql.Tx, aggs map[aggKey]*aggVal) error {
+	keys := make([]aggKey, 0, len(aggs))
+	for k := range aggs {
+		keys = append(keys, k)
+	}
+	ncols := 5 + len(aggCols())
+	args := make([]any, 0, chunkRows*ncols)
+	for lo := 0; lo < len(keys); {
+		n, st := chunkRows, s.upsAggN
+		if len(keys)-lo < chunkRows {
+			n, st = 1, s.upsAgg1
+		}
+		chunk := keys[lo : lo+n]
+		lo += n
+		args = args[:0]
+		for _, k := range chunk {
+			a := aggs[k]
+			args = append(args, k.hour, k.keyID, k.model, k.upstream, k.endUser,
+				a.t.Requests, a.t.Errors, a.t.PromptTokens, a.t.CompletionTokens, a.t.CachedTokens,
+				a.t.ReasoningTokens, a.t.CostNanoUSD, a.t.Unpriced)
+			for _, c := range a.hist {
+				args = append(args, c)
+			}
+		}
+		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("sqlite: upsert usage: %w", err)
+		}
+	}
+	return nil
+}
+
+func nullBytes(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanRecord(sc scanner) (ledger.Record, error) {
+	var r ledger.Record
+	var us, dur, ttfb int64
+	var outcome string
+	err := sc.Scan(&r.ID, &us, &r.KeyID, &r.KeyName, &r.User, &r.Endpoint, &r.Model, &r.ModelUsed, &r.Upstream,
+		&r.Stream, &outcome, &r.Status, &r.Attempts, &r.PromptTokens, &r.CompletionTokens, &r.CachedTokens,
+		&r.ReasoningTokens, &r.TotalTokens, &r.Estimated, &r.CostNanoUSD, &r.Priced, &dur, &ttfb, &r.ClientIP,
+		&r.Error, &r.RequestBody, &r.ResponseBody)
+	r.Time = time.UnixMicro(us).UTC()
+	r.Outcome = ledger.Outcome(outcome)
+	r.Duration, r.TTFB = time.Duration(dur), time.Duration(ttfb)
+	return r, err
+}
+
+// ListLogs returns rows newest first, filtered, one page at a time.
+func (s *Store) ListLogs(ctx context.Context, f store.LogFilter) ([]ledger.Record, string, error) {
+	limit := store.ClampLimit(f.Limit)
+	var where []string
+	var args []any
+	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
+	if !f.Since.IsZero() {
+		add("time_us >= ?", f.Since.UnixMicro())
+	}
+	if !f.Until.IsZero() {
+		add("time_us < ?", f.Until.UnixMicro())
+	}
+	if f.Model != "" {
+		add("model = ?", f.Model)
+	}
+	if f.KeyID != "" {
+		add("key_id = ?", f.KeyID)
+	}
+	if f.User != "" {
+		add("end_user = ?", f.User)
+	}
+	if f.Outcome != "" {
+		add("outcome = ?", f.Outcome)
+	}
+	if f.Cursor != "" {
+		t, id, err := store.DecodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		add("(time_us < ? OR (time_us = ? AND id < ?))", t.UnixMicro(), t.UnixMicro(), id)
+	}
+	q := `SELECT ` + recordCols + ` FROM requests`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY time_us DESC, id DESC LIMIT ?"
+	args = append(args, limit+1)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list logs: %w", err)
+	}
+	defer rows.Close()
+	var out []ledger.Record
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("sqlite: list logs: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("sqlite: list logs: %w", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		next = store.EncodeCursor(last.Time, last.ID)
+	}
+	return out, next, nil
+}
+
+// GetLog returns one row by request id.
+func (s *Store) GetLog(ctx context.Context, id string) (ledger.Record, error) {
+	r, err := scanRecord(s.r.QueryRowContext(ctx, `SELECT `+recordCols+` FROM requests WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return ledger.Record{}, store.ErrNotFound
+	}
+	if err != nil {
+		return ledger.Record{}, fmt.Errorf("sqlite: get log: %w", err)
+	}
+	return r, nil
+}
+
+// DeleteLogsBefore deletes at most limit raw rows older than t. Aggregates
+// are kept: they are small and the usage history outlives raw logs.
+func (s *Store) DeleteLogsBefore(ctx context.Context, t time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	res, err := s.w.ExecContext(ctx, `DELETE FROM requests WHERE rowid IN
+		(SELECT rowid FROM requests WHERE time_us < ? ORDER BY time_us LIMIT ?)`, t.UnixMicro(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete logs: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete logs: %w", err)
+	}
+	return int(n), nil
+}
+
+// Usage sums usage_hourly over the hours overlapping [q.Since, q.Until): the
+// resolution is one hour, a partly covered hour counts whole.
+func (s *Store) Usage(ctx context.Context, q store.UsageQuery) (store.UsageReport, error) {
+	col, err := store.UsageGroupColumn(q.GroupBy)
+	if err != nil {
+		return store.UsageReport{}, err
+	}
+	grp := "''"
+	switch {
+	case q.GroupBy == "day":
+		grp = "CAST(hour - hour % 86400 AS TEXT)"
+	case col != "":
+		grp = "CAST(" + col + " AS TEXT)"
+	}
+	var where []string
+	var args []any
+	if !q.Since.IsZero() {
+		where = append(where, "hour >= ?")
+		args = append(args, store.HourFloor(q.Since))
+	}
+	if !q.Until.IsZero() {
+		where = append(where, "hour < ?")
+		args = append(args, store.HourCeil(q.Until))
+	}
+	if q.KeyID != "" {
+		where = append(where, "key_id = ?")
+		args = append(args, q.KeyID)
+	}
+	sqlq := `SELECT ` + grp + ` AS g, ` + store.UsageSumColumns("") + ` FROM usage_hourly`
+	if len(where) > 0 {
+		sqlq += " WHERE " + strings.Join(where, " AND ")
+	}
+	sqlq += " GROUP BY g"
+	rows, err := s.r.QueryContext(ctx, sqlq, args...)
+	if err != nil {
+		return store.UsageReport{}, fmt.Errorf("sqlite: usage: %w", err)
+	}
+	defer rows.Close()
+	var out []store.UsageRow
+	for rows.Next() {
+		var r store.UsageRow
+		if err := rows.Scan(r.ScanDest()...); err != nil {
+			return store.UsageReport{}, fmt.Errorf("sqlite: usage: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return store.UsageReport{}, fmt.Errorf("sqlite: usage: %w", err)
+	}
+	return store.BuildReport(q.GroupBy, out), nil
+}

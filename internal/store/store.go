@@ -1,0 +1,137 @@
+// Package store defines the persistence contract of tollgate and its domain
+// types. The sqlite and postgres sub-packages implement it; storetest holds the
+// conformance suite both must pass. The package knows no HTTP.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/ledger"
+)
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+// Store is everything the gateway persists. Implementations are safe for
+// concurrent use.
+type Store interface {
+	// InsertRecords writes a batch of ledger rows and updates the hourly
+	// aggregates in the same transaction. Rows whose ID already exists are
+	// skipped (so a replayed spill file cannot double count).
+	InsertRecords(ctx context.Context, recs []ledger.Record) error
+	// ListLogs returns rows newest first, and a cursor for the next page ("" at the end).
+	ListLogs(ctx context.Context, f LogFilter) ([]ledger.Record, string, error)
+	// GetLog returns one row by request id, or ErrNotFound.
+	GetLog(ctx context.Context, id string) (ledger.Record, error)
+	// Usage aggregates over the hourly aggregates, never raw rows.
+	Usage(ctx context.Context, q UsageQuery) (UsageReport, error)
+	// DeleteLogsBefore deletes at most limit raw rows older than t and reports how many went.
+	DeleteLogsBefore(ctx context.Context, t time.Time, limit int) (int, error)
+
+	KeyStore
+	ConversationStore
+
+	// Ping reports whether the database is reachable.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// LogFilter selects ledger rows. Zero values mean "no filter".
+type LogFilter struct {
+	Since, Until time.Time // Since inclusive, Until exclusive
+	Model        string
+	KeyID        string
+	User         string
+	Outcome      string
+	Limit        int    // 1..1000
+	Cursor       string // opaque, from a previous ListLogs
+}
+
+// UsageQuery asks for totals over [Since, Until), optionally grouped.
+type UsageQuery struct {
+	Since, Until time.Time
+	GroupBy      string // "", "model", "key", "user", "upstream", "day", "hour"
+	KeyID        string // optional filter
+}
+
+// UsageTotals are the sums for one group (or the whole range).
+type UsageTotals struct {
+	Group            string  `json:"group,omitempty"`
+	Requests         int64   `json:"requests"`
+	Errors           int64   `json:"errors"`
+	PromptTokens     int64   `json:"prompt_tokens"`
+	CompletionTokens int64   `json:"completion_tokens"`
+	CachedTokens     int64   `json:"cached_tokens"`
+	ReasoningTokens  int64   `json:"reasoning_tokens"`
+	CostNanoUSD      int64   `json:"cost_nano_usd"`
+	CostUSD          float64 `json:"cost_usd"` // derived from CostNanoUSD for display
+	Unpriced         int64   `json:"unpriced_requests"`
+	P50Ms            float64 `json:"p50_ms"`
+	P95Ms            float64 `json:"p95_ms"`
+}
+
+// UsageReport is the answer to a UsageQuery.
+type UsageReport struct {
+	Total  UsageTotals   `json:"total"`
+	Groups []UsageTotals `json:"groups"`
+}
+
+// Key is a gateway key as stored: never the key itself, only its SHA-256 hash
+// (hex) and a short display prefix.
+type Key struct {
+	ID           string
+	Name         string
+	Prefix       string // first characters of the key, for display ("tg-AB12CD")
+	Hash         string // hex SHA-256 of the full key; unique
+	Models       []string
+	RPM          int // 0 = use the global default
+	TPM          int
+	MaxParallel  int
+	BudgetNano   int64  // spend limit per period in 1e-9 USD; 0 = none
+	BudgetPeriod string // "day", "month", "total" or ""
+	ExpiresAt    time.Time
+	RevokedAt    time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time // bumped on every change; replicas poll for it
+}
+
+// KeyStore persists gateway keys.
+type KeyStore interface {
+	CreateKey(ctx context.Context, k Key) error
+	// UpdateKey replaces the mutable fields (name, hash, prefix, limits, expiry, revocation) of k.ID.
+	UpdateKey(ctx context.Context, k Key) error
+	GetKey(ctx context.Context, id string) (Key, error)
+	// ListKeys returns all keys, revoked ones included, oldest first.
+	ListKeys(ctx context.Context) ([]Key, error)
+	// KeySpend returns the cost recorded for a key since t, from the hourly aggregates.
+	KeySpend(ctx context.Context, keyID string, since time.Time) (int64, error)
+	// KeysLastUsed maps key id to its newest ledger row time.
+	KeysLastUsed(ctx context.Context) (map[string]time.Time, error)
+}
+
+// ConversationKey names one conversation: per gateway key, end user and conversation id.
+type ConversationKey struct {
+	KeyID        string
+	User         string
+	Conversation string
+}
+
+// Message is one stored chat turn half.
+type Message struct {
+	Role    string    `json:"role"`
+	Content string    `json:"content"`
+	Time    time.Time `json:"time"`
+}
+
+// ConversationStore persists chat history.
+type ConversationStore interface {
+	// AppendMessages appends msgs atomically, then trims the conversation to
+	// its newest keep messages (keep <= 0 keeps all).
+	AppendMessages(ctx context.Context, c ConversationKey, msgs []Message, keep int) error
+	// History returns the newest limit messages oldest first (limit <= 0: all).
+	History(ctx context.Context, c ConversationKey, limit int) ([]Message, error)
+	// ClearHistory deletes a conversation and reports how many messages went.
+	ClearHistory(ctx context.Context, c ConversationKey) (int, error)
+}

@@ -1,0 +1,129 @@
+package store
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+)
+
+// UsageRow is one group as summed by a backend from usage_hourly, before the
+// derived fields are filled in. Backends share BuildReport so both answer
+// alike.
+type UsageRow struct {
+	Group  string // column value, or the hour/day start in unix seconds for "hour"/"day"
+	Totals UsageTotals
+	Hist   [HistBuckets]int64
+}
+
+// UsageGroupColumn maps UsageQuery.GroupBy to the usage_hourly column to
+// group on. "day" and "hour" both return "hour"; the caller buckets days by
+// hour - hour % 86400 (UTC days).
+func UsageGroupColumn(groupBy string) (string, error) {
+	switch groupBy {
+	case "":
+		return "", nil
+	case "model":
+		return "model", nil
+	case "key":
+		return "key_id", nil
+	case "user":
+		return "end_user", nil
+	case "upstream":
+		return "upstream", nil
+	case "day", "hour":
+		return "hour", nil
+	}
+	return "", fmt.Errorf("store: unknown group_by %q", groupBy)
+}
+
+// BuildReport turns summed rows into a UsageReport: totals over all rows,
+// labelled groups (none when groupBy is ""), percentiles from the merged
+// histograms. Time groups come oldest first; the others by cost, then
+// requests (both descending), then name.
+func BuildReport(groupBy string, rows []UsageRow) UsageReport {
+	var rep UsageReport
+	var all [HistBuckets]int64
+	for _, r := range rows {
+		addTotals(&rep.Total, r.Totals)
+		for i, c := range r.Hist {
+			all[i] += c
+		}
+	}
+	FinishTotals(&rep.Total, all)
+	if groupBy == "" {
+		return rep
+	}
+	type keyed struct {
+		sortKey int64
+		row     UsageRow
+	}
+	var ks []keyed
+	for _, r := range rows {
+		k := keyed{row: r}
+		k.row.Totals.Group = r.Group
+		if groupBy == "day" || groupBy == "hour" {
+			k.sortKey, _ = strconv.ParseInt(r.Group, 10, 64)
+			k.row.Totals.Group = GroupLabel(groupBy, k.sortKey)
+		}
+		ks = append(ks, k)
+	}
+	slices.SortFunc(ks, func(a, b keyed) int {
+		if groupBy == "day" || groupBy == "hour" {
+			return cmp.Compare(a.sortKey, b.sortKey)
+		}
+		return cmp.Or(
+			cmp.Compare(b.row.Totals.CostNanoUSD, a.row.Totals.CostNanoUSD),
+			cmp.Compare(b.row.Totals.Requests, a.row.Totals.Requests),
+			cmp.Compare(a.row.Totals.Group, b.row.Totals.Group),
+		)
+	})
+	rep.Groups = make([]UsageTotals, 0, len(ks))
+	for _, k := range ks {
+		t := k.row.Totals
+		FinishTotals(&t, k.row.Hist)
+		rep.Groups = append(rep.Groups, t)
+	}
+	return rep
+}
+
+func addTotals(dst *UsageTotals, s UsageTotals) {
+	dst.Requests += s.Requests
+	dst.Errors += s.Errors
+	dst.PromptTokens += s.PromptTokens
+	dst.CompletionTokens += s.CompletionTokens
+	dst.CachedTokens += s.CachedTokens
+	dst.ReasoningTokens += s.ReasoningTokens
+	dst.CostNanoUSD += s.CostNanoUSD
+	dst.Unpriced += s.Unpriced
+}
+
+// UsageSumColumns is the SELECT list (after the group column) both backends
+// use over usage_hourly; ScanDest matches it. cast is appended to every sum
+// (PostgreSQL needs "::bigint" because SUM(bigint) is numeric).
+func UsageSumColumns(cast string) string {
+	cols := []string{"requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens",
+		"reasoning_tokens", "cost_nano", "unpriced"}
+	for i := range HistBuckets {
+		cols = append(cols, fmt.Sprintf("h%02d", i))
+	}
+	s := ""
+	for i, c := range cols {
+		if i > 0 {
+			s += ", "
+		}
+		s += "SUM(" + c + ")" + cast
+	}
+	return s
+}
+
+// ScanDest returns scan destinations for the group column followed by UsageSumColumns.
+func (r *UsageRow) ScanDest() []any {
+	t := &r.Totals
+	d := []any{&r.Group, &t.Requests, &t.Errors, &t.PromptTokens, &t.CompletionTokens,
+		&t.CachedTokens, &t.ReasoningTokens, &t.CostNanoUSD, &t.Unpriced}
+	for i := range r.Hist {
+		d = append(d, &r.Hist[i])
+	}
+	return d
+}
