@@ -2,36 +2,100 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
+	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/internal/access"
+	"github.com/tollgate/tollgate/internal/auth"
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/ledger"
+	"github.com/tollgate/tollgate/internal/limit"
+	"github.com/tollgate/tollgate/internal/metrics"
+	"github.com/tollgate/tollgate/internal/openai"
 	"github.com/tollgate/tollgate/internal/proxy"
 	"github.com/tollgate/tollgate/internal/server"
+	"github.com/tollgate/tollgate/internal/store"
+	"github.com/tollgate/tollgate/internal/store/storeopen"
+	"github.com/tollgate/tollgate/internal/telemetry"
 	"github.com/tollgate/tollgate/internal/upstream"
 )
 
-// newApp wires the gateway: upstream pool, proxy, recorder, server.
-func newApp(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout io.Writer) (*app, error) {
-	a := &app{cfg: cfg}
-	pool, err := newPool(cfg, nil, logger)
+// newApp wires the gateway: store and ledger writer, upstream pool, keys,
+// limits, proxy, metrics, tracing and the server. Anything that fails here
+// stops startup: the gateway never half-starts.
+func newApp(ctx context.Context, cfg config.Config, logger *slog.Logger, e env, stdout io.Writer) (*app, error) {
+	a := &app{cfg: cfg, logger: logger, ready: map[string]func(context.Context) error{}}
+	ok := false
+	defer func() {
+		if !ok {
+			a.close(logger)
+		}
+	}()
+
+	st, err := storeopen.Open(ctx, cfg.Database.URL, logger)
+	if err != nil {
+		return nil, err
+	}
+	a.store = st
+	a.closers = append(a.closers, func(context.Context) error { return st.Close() })
+
+	prices, err := ledger.NewPrices(priceOverrides(cfg.Prices))
+	if err != nil {
+		return nil, usageErr("config: prices: %v", err)
+	}
+	a.prices = prices
+
+	tracing, err := telemetry.SetupTracing(ctx, e.lookup, version)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	a.closers = append(a.closers, tracing.Shutdown)
+
+	reg := metrics.NewRegistry()
+	a.metrics = metrics.New(reg, metrics.Options{
+		IsKnownModel: a.knownModel,
+		Upstreams:    func() []upstream.Status { return a.pool.Load().Status() },
+		Ledger:       a.ledgerStats,
+	})
+
+	pool, err := a.newPool(cfg, nil)
 	if err != nil {
 		return nil, usageErr("config: upstreams: %v", err)
 	}
-	a.pool.Store(pool)
+	a.setPool(pool)
 	transport := proxy.NewTransport()
 	a.closers = append(a.closers, func(context.Context) error { transport.CloseIdleConnections(); return nil })
 
-	ring := ledger.NewRing(1000)
-	var recorder ledger.Recorder = ring
+	// The writer is closed after the server has drained (closers run in
+	// reverse), so every in-flight request's record is flushed.
+	a.writer = ledger.NewWriter(st, ledger.WriterOptions{
+		SpillPath: storeopen.DefaultSpillPath(cfg.Database.URL),
+		Logger:    logger,
+	})
+	a.closers = append(a.closers, a.writer.Close)
+	a.ring = ledger.NewRing(1000)
+
+	gate, err := a.newGate(ctx, cfg, st, stdout)
+	if err != nil {
+		return nil, err
+	}
 
 	px := &proxy.Proxy{
 		Pool:         func() proxy.Planner { return a.pool.Load() },
 		Transport:    transport,
-		Recorder:     recorder,
+		Recorder:     ledger.Tee{a.ring, a.writer},
+		Observer:     a.metrics,
+		Tracer:       tracing.ProxyTracer(),
 		Logger:       logger,
+		Cost:         a.cost,
+		Estimate:     ledger.EstimateTokens,
 		DefaultModel: cfg.DefaultModel,
 		MaxRetries:   cfg.MaxRetries,
 		Timeout:      cfg.Timeout,
@@ -39,20 +103,158 @@ func newApp(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout 
 		LogBodies:    cfg.LogBodies,
 		LogContent:   cfg.LogContent,
 	}
+	if gate != nil {
+		px.Gate = gate
+	}
+	a.ready["store"] = st.Ping
+	a.ready["upstreams"] = func(context.Context) error {
+		if !a.pool.Load().Ready() {
+			return errors.New("every upstream's circuit is open")
+		}
+		return nil
+	}
 	models := &proxy.Models{Pool: a.pool.Load, Transport: transport, Logger: logger}
+
+	retention, stopRetention := context.WithCancel(context.Background())
+	go ledger.RunRetention(retention, st, cfg.Retention, time.Hour, logger)
+	a.closers = append(a.closers, func(context.Context) error { stopRetention(); return nil })
+
 	a.srv = server.New(server.Options{
-		Logger: logger,
-		Proxy:  px,
-		Models: models,
-		Ready: map[string]func(context.Context) error{
-			"upstreams": func(context.Context) error {
-				if !a.pool.Load().Ready() {
-					return fmt.Errorf("every upstream's circuit is open")
-				}
-				return nil
-			},
-		},
+		Logger:  logger,
+		Proxy:   px,
+		Models:  models,
+		Metrics: metrics.Handler(reg),
+		Wrap:    tracing.Middleware,
+		Ready:   a.ready,
 	})
-	_ = upstream.StateClosed
+	ok = true
 	return a, nil
+}
+
+// newPool builds the upstream pool from cfg, carrying state over from prev.
+func (a *app) newPool(cfg config.Config, prev *upstream.Pool) (*upstream.Pool, error) {
+	return upstream.NewPool(upstream.Options{
+		Upstreams:     cfg.UpstreamConfigs(),
+		Aliases:       cfg.Models,
+		Routing:       cfg.Routing,
+		Breaker:       cfg.Breaker,
+		Logger:        a.logger,
+		OnStateChange: a.metrics.OnStateChange,
+		Price: func(model string) (int64, bool) {
+			p, ok := a.prices.Lookup(model)
+			return (p.InputNano + p.OutputNano) * 1_000_000 / 2, ok
+		},
+	}, prev)
+}
+
+// newGate builds the access gate: keys from the store, limits in memory or
+// Redis. It returns nil when auth is disabled and no IP limit is set.
+func (a *app) newGate(ctx context.Context, cfg config.Config, st store.Store, stdout io.Writer) (*access.Gate, error) {
+	g := &access.Gate{
+		Defaults: access.Defaults{
+			RPM: cfg.Limits.RPM, TPM: cfg.Limits.TPM, MaxParallel: cfg.Limits.MaxParallel,
+			IPRPM: cfg.Limits.IPRPM, MaxTokens: int64(cfg.Limits.DefaultMaxTokens),
+		},
+		Price: func(model string, prompt, completion int64) (int64, bool) {
+			return a.prices.Cost(model, ledger.Tokens{Prompt: prompt, Completion: completion})
+		},
+	}
+	if cfg.RedisURL != "" {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, usageErr("config: TOLLGATE_REDIS_URL: %v", err)
+		}
+		// Fail fast: during a Redis outage each check must not wait on redials.
+		opts.DialTimeout, opts.MaxRetries, opts.DialerRetries = 500*time.Millisecond, -1, 1
+		opts.ReadTimeout, opts.WriteTimeout = time.Second, time.Second
+		client := redis.NewClient(opts)
+		if err := client.Ping(ctx).Err(); err != nil {
+			_ = client.Close()
+			return nil, fmt.Errorf("redis %s: %w", opts.Addr, err)
+		}
+		a.closers = append(a.closers, func(context.Context) error { return client.Close() })
+		onFail := func(err error) {
+			a.metrics.RedisFailure()
+			a.logger.Error("limit backend (redis) failed", "error", err, "policy", cfg.Limits.FailPolicy)
+		}
+		mk := func(prefix string) *limit.Redis {
+			return limit.NewRedis(client, limit.RedisOptions{
+				Prefix: "tollgate:" + prefix + ":", Spend: st, FailClosed: cfg.Limits.FailPolicy == "fail_closed", OnFailure: onFail,
+			})
+		}
+		g.RPM, g.TPM, g.IP = mk("rpm"), mk("tpm"), mk("ip")
+		b := mk("k")
+		g.Parallel, g.Budget = b, b
+		a.ready["redis"] = func(ctx context.Context) error { return client.Ping(ctx).Err() }
+	} else {
+		b := limit.NewMemory(limit.MemoryOptions{Spend: st})
+		g.RPM, g.TPM, g.IP = limit.NewMemory(limit.MemoryOptions{}), limit.NewMemory(limit.MemoryOptions{}), limit.NewMemory(limit.MemoryOptions{})
+		g.Parallel, g.Budget = b, b
+	}
+
+	if cfg.Auth == "disabled" {
+		a.logger.Warn("authentication is DISABLED (TOLLGATE_AUTH=disabled): anyone who can reach this port can spend the upstream keys")
+		if cfg.Limits.IPRPM <= 0 {
+			return nil, nil
+		}
+		return g, nil
+	}
+	cache := auth.NewCache(st, 2*time.Second, a.logger)
+	if err := cache.Reload(ctx); err != nil {
+		return nil, fmt.Errorf("load gateway keys: %w", err)
+	}
+	mgr := auth.NewManager(st, time.Now)
+	mgr.OnChange = cache.Invalidate
+	a.keys, a.manager = cache, mgr
+	plaintext, created, err := auth.EnsureInitialKey(ctx, mgr)
+	if err != nil {
+		return nil, fmt.Errorf("create the first gateway key: %w", err)
+	}
+	if created {
+		_ = cache.Reload(ctx)
+		a.demoKey = plaintext
+		fmt.Fprintf(stdout, "\nNo gateway keys existed, so one was created. It is shown only this once:\n\n  %s\n\nSend it as 'Authorization: Bearer <key>'. Manage keys with `tollgate keys`.\n\n", plaintext)
+	}
+	cacheCtx, stop := context.WithCancel(context.Background())
+	go cache.Run(cacheCtx)
+	a.closers = append(a.closers, func(context.Context) error { stop(); return nil })
+	g.Keys = cache
+	return g, nil
+}
+
+// cost prices a request's usage.
+func (a *app) cost(model string, u openai.Usage) (int64, bool) {
+	return a.prices.Cost(model, ledger.Tokens{
+		Prompt: u.PromptTokens, Completion: u.CompletionTokens, Cached: u.CachedTokens, Reasoning: u.ReasoningTokens,
+	})
+}
+
+// knownModel bounds the metrics' model label: models upstreams or aliases
+// name, or that have a price.
+func (a *app) knownModel(model string) bool {
+	if _, ok := a.prices.Lookup(model); ok {
+		return true
+	}
+	known := a.known.Load()
+	return known != nil && (*known)[model]
+}
+
+func (a *app) ledgerStats() metrics.LedgerStats {
+	if a.writer == nil {
+		return metrics.LedgerStats{}
+	}
+	s := a.writer.Stats()
+	return metrics.LedgerStats{
+		QueueDepth: int64(s.QueueDepth), Written: uint64(s.Written), Spilled: uint64(s.Spilled),
+		Lost: uint64(s.Lost), Batches: uint64(s.Batches), LastBatchSeconds: s.LastBatchDuration.Seconds(),
+	}
+}
+
+func priceOverrides(in map[string]config.Price) map[string]ledger.PriceUSD {
+	out := make(map[string]ledger.PriceUSD, len(in))
+	for _, k := range slices.Sorted(maps.Keys(in)) {
+		p := in[k]
+		out[k] = ledger.PriceUSD{Input: p.Input, CachedInput: p.CachedInput, Output: p.Output}
+	}
+	return out
 }

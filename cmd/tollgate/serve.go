@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,10 +12,13 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/tollgate/tollgate/internal/auth"
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/fakeupstream"
-	"github.com/tollgate/tollgate/internal/proxy"
+	"github.com/tollgate/tollgate/internal/ledger"
+	"github.com/tollgate/tollgate/internal/metrics"
 	"github.com/tollgate/tollgate/internal/server"
+	"github.com/tollgate/tollgate/internal/store"
 	"github.com/tollgate/tollgate/internal/telemetry"
 	"github.com/tollgate/tollgate/internal/upstream"
 )
@@ -97,7 +99,7 @@ func serve(ctx context.Context, args []string, e env, stdout, stderr io.Writer) 
 		defer stopFake()
 	}
 
-	a, err := newApp(ctx, cfg, logger, stdout)
+	a, err := newApp(ctx, cfg, logger, e, stdout)
 	if err != nil {
 		return err
 	}
@@ -137,21 +139,20 @@ func serve(ctx context.Context, args []string, e env, stdout, stderr io.Writer) 
 // app holds everything serve wires together.
 type app struct {
 	cfg     config.Config
+	logger  *slog.Logger
 	pool    atomic.Pointer[upstream.Pool]
+	known   atomic.Pointer[map[string]bool] // models named by upstreams and aliases
 	srv     *server.Server
+	store   store.Store
+	prices  *ledger.Prices
+	metrics *metrics.Metrics
+	writer  *ledger.Writer
+	ring    *ledger.Ring
+	keys    *auth.Cache
+	manager *auth.Manager
+	ready   map[string]func(context.Context) error
 	closers []func(context.Context) error
 	demoKey string
-}
-
-// newPool builds the upstream pool from cfg, carrying state over from prev.
-func newPool(cfg config.Config, prev *upstream.Pool, logger *slog.Logger) (*upstream.Pool, error) {
-	return upstream.NewPool(upstream.Options{
-		Upstreams: cfg.UpstreamConfigs(),
-		Aliases:   cfg.Models,
-		Routing:   cfg.Routing,
-		Breaker:   cfg.Breaker,
-		Logger:    logger,
-	}, prev)
 }
 
 // reload re-reads the configuration and swaps the upstream pool. A bad
@@ -165,12 +166,22 @@ func (a *app) reload(args []string, e env, stderr io.Writer) error {
 	if a.cfg.Demo {
 		cfg.Upstreams = a.cfg.Upstreams
 	}
-	p, err := newPool(cfg, a.pool.Load(), nil)
+	p, err := a.newPool(cfg, a.pool.Load())
 	if err != nil {
 		return fmt.Errorf("upstreams: %w", err)
 	}
-	a.pool.Store(p)
+	a.setPool(p)
+	a.logger.Info("configuration reloaded", "upstreams", len(cfg.UpstreamConfigs()))
 	return nil
+}
+
+func (a *app) setPool(p *upstream.Pool) {
+	known := map[string]bool{}
+	for _, m := range p.Models() {
+		known[m] = true
+	}
+	a.known.Store(&known)
+	a.pool.Store(p)
 }
 
 func (a *app) close(logger *slog.Logger) {
@@ -210,6 +221,3 @@ func printDemo(w io.Writer, addr string, key string) {
 	fmt.Fprintf(w, "\ntollgate demo is ready. Try:\n\n  curl -s http://%s:%s/v1/chat/completions%s -H 'Content-Type: application/json' \\\n    -d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello!\"}]}'\n\n",
 		host, port, auth)
 }
-
-var _ = errors.New
-var _ = proxy.NewTransport

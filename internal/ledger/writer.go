@@ -93,6 +93,10 @@ type Writer struct {
 	closeReq chan context.Context
 	done     chan struct{}
 	closeErr error
+	// base is the context of sink calls made by the loop; Close cancels it
+	// when its own deadline passes, so a hung call cannot outlive Close.
+	base       context.Context
+	cancelBase context.CancelFunc
 
 	// spillHint is set whenever rows go to the spill file (from Record or
 	// the loop), so the loop knows to replay.
@@ -116,6 +120,7 @@ func NewWriter(sink Sink, opts WriterOptions) *Writer {
 		closeReq: make(chan context.Context),
 		done:     make(chan struct{}),
 	}
+	w.base, w.cancelBase = context.WithCancel(context.Background())
 	go w.loop()
 	return w
 }
@@ -165,8 +170,11 @@ func (w *Writer) Close(ctx context.Context) error {
 	}
 	w.closed = true
 	w.mu.Unlock()
+	stop := context.AfterFunc(ctx, w.cancelBase)
+	defer stop()
 	w.closeReq <- ctx
 	<-w.done
+	w.cancelBase()
 	return w.closeErr
 }
 
@@ -195,7 +203,7 @@ func (w *Writer) loop() {
 	st := &loopState{}
 	tick := time.NewTicker(w.opts.FlushInterval)
 	defer tick.Stop()
-	base := context.Background()
+	base := w.base
 	w.work(base, st) // replay a spill file left by an earlier run
 	for {
 		select {

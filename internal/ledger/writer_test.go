@@ -297,3 +297,26 @@ func TestWriterSpillFailureCountsLost(t *testing.T) {
 		t.Errorf("Lost = %d, want 1", st.Lost)
 	}
 }
+
+func TestWriterCloseDeadlineWithHungSink(t *testing.T) {
+	s := newFakeSink()
+	s.delay = time.Hour // honours ctx only
+	o := opts(t, WriterOptions{FlushInterval: 5 * time.Millisecond, InsertTimeout: time.Hour})
+	w := NewWriter(s, o)
+	for i := range 5 {
+		w.Record(rec(i))
+	}
+	time.Sleep(30 * time.Millisecond) // the loop is now inside the hung call
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %v with a 100ms deadline", d)
+	}
+	if st := w.Stats(); st.Spilled != 5 || st.Lost != 0 {
+		t.Errorf("stats = %+v, want the 5 rows spilled", st)
+	}
+}

@@ -37,6 +37,7 @@ type exchange struct {
 	abort     bool // the response broke mid-way: close the connection
 
 	streamContent []byte // content deltas seen, for estimation
+	evBuf         []byte // scratch for rewritten events
 	tail          []byte // end of a non-SSE body, for usage and estimation
 }
 

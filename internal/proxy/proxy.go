@@ -124,6 +124,15 @@ var meteredEndpoints = map[string]bool{
 	"/embeddings":       true,
 }
 
+type endpointKey struct{}
+
+// WithEndpoint labels the requests made with ctx with an endpoint name other
+// than their URL path, for callers that use the proxy internally (the
+// conversation API records "/api/chat" rather than "/v1/chat/completions").
+func WithEndpoint(ctx context.Context, endpoint string) context.Context {
+	return context.WithValue(ctx, endpointKey{}, endpoint)
+}
+
 // ServeHTTP handles one /v1 request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -139,6 +148,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ClientIP: clientIP(r),
 			User:     r.Header.Get("X-Tollgate-User"),
 		},
+	}
+	if ep, ok := r.Context().Value(endpointKey{}).(string); ok {
+		ex.rec.Endpoint = ep
 	}
 	defer func() {
 		ex.finish()

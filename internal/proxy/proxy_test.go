@@ -118,6 +118,9 @@ func TestUsageChunkHiddenUnlessAsked(t *testing.T) {
 			if sawUsage != tt.wantUsage {
 				t.Errorf("usage chunk seen = %v; want %v", sawUsage, tt.wantUsage)
 			}
+			if !tt.wantUsage && bytes.Contains(body, []byte(`"usage"`)) {
+				t.Errorf("the client did not ask for usage but its stream mentions it:\n%s", body)
+			}
 			rec := h.rec.next(t)
 			if rec.TotalTokens == 0 || rec.Estimated {
 				t.Errorf("record tokens = %d estimated=%v; want real usage", rec.TotalTokens, rec.Estimated)

@@ -142,7 +142,14 @@ func (ex *exchange) copyEvents(body io.Reader, rc *http.ResponseController) (ope
 		if skip {
 			continue
 		}
-		if _, err := ex.w.Write(ev.Raw); err != nil {
+		raw := ev.Raw
+		if ex.hideUsage && ev.Dispatch && bytes.Contains(ev.Data, usageNull) {
+			// OpenAI adds "usage":null to every chunk once include_usage is
+			// on; the client did not ask for it, so it does not see it.
+			raw = append(appendWithoutUsageNull(append(ex.evBuf[:0], "data: "...), ev.Data), "\n\n"...)
+			ex.evBuf = raw
+		}
+		if _, err := ex.w.Write(raw); err != nil {
 			return u, errClientWrite
 		}
 		ex.firstByte()
@@ -152,7 +159,26 @@ func (ex *exchange) copyEvents(body io.Reader, rc *http.ResponseController) (ope
 	}
 }
 
-var usageKey = []byte(`"usage"`)
+var (
+	usageKey  = []byte(`"usage"`)
+	usageNull = []byte(`"usage":null`)
+)
+
+// appendWithoutUsageNull appends data to dst minus one `"usage":null` member.
+func appendWithoutUsageNull(dst, data []byte) []byte {
+	i := bytes.Index(data, usageNull)
+	if i < 0 {
+		return append(dst, data...)
+	}
+	j := i + len(usageNull)
+	switch {
+	case i > 0 && data[i-1] == ',':
+		i--
+	case j < len(data) && data[j] == ',':
+		j++
+	}
+	return append(append(dst, data[:i]...), data[j:]...)
+}
 
 // copyBytes forwards a body as bytes, keeping its tail to find the usage.
 func (ex *exchange) copyBytes(body io.Reader, rc *http.ResponseController, flush bool) (openai.Usage, error) {

@@ -36,6 +36,9 @@ type Options struct {
 	Metrics http.Handler
 	// UI serves the dashboard at /ui/.
 	UI http.Handler
+	// Wrap, if set, wraps the routes inside the request-id and recover
+	// middleware (tracing uses it).
+	Wrap func(http.Handler) http.Handler
 	// Ready checks dependencies for /readyz: name → check. All must pass.
 	Ready map[string]func(context.Context) error
 }
@@ -79,7 +82,11 @@ func New(opts Options) *Server {
 		mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	}
 	mux.HandleFunc("/", notFound)
-	s.handler = s.middleware(mux)
+	var h http.Handler = mux
+	if opts.Wrap != nil {
+		h = opts.Wrap(h)
+	}
+	s.handler = s.middleware(h)
 	return s
 }
 

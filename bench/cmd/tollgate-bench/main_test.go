@@ -112,6 +112,18 @@ func TestBaselineProxies(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || events < 9 {
 		t.Fatalf("status %d, %d events; want 200 and at least 9", resp.StatusCode, events)
 	}
+
+	// Many short streams: without the body fix about 1 in 70 was cut
+	// mid-stream (golang/go#40747).
+	spec := load.Spec{Name: "streams", Kind: load.Streams, Workers: 4, Duration: 700 * time.Millisecond,
+		Body: []byte(body), MinEvents: 5, Header: http.Header{"X-Fake-Chunks": {"5"}, "X-Fake-Chunk-Delay": {"1ms"}}}
+	r, err := load.Run(t.Context(), slog.New(slog.DiscardHandler), load.Target{Name: "baseline", BaseURL: "http://" + addr + "/v1"}, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Errors != 0 || r.Requests < 50 {
+		t.Fatalf("%d streams ok, %d failed (%s); want >= 50 and none", r.Requests, r.Errors, r.FirstError)
+	}
 }
 
 func waitTCP(t *testing.T, addr string) error {

@@ -37,6 +37,18 @@ func baseline(ctx context.Context, args []string, stderr io.Writer) error {
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(u)
+			// After copying Content-Length bytes the transport reads the
+			// body once more to check for extra data; if the response
+			// headers were already written, the server has closed the
+			// inbound body, that read fails and the transport drops the
+			// upstream connection mid-stream (golang/go#40747). Ending the
+			// body at Content-Length avoids the extra read.
+			if n := r.In.ContentLength; n > 0 {
+				r.Out.Body = struct {
+					io.Reader
+					io.Closer
+				}{io.LimitReader(r.In.Body, n), r.In.Body}
+			}
 		},
 		Transport: &http.Transport{
 			DialContext:         d.DialContext,
