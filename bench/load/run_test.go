@@ -85,6 +85,7 @@ func TestRunCountsErrors(t *testing.T) {
 		{"upstream 503", http.Header{"X-Fake-Status": {"503"}}, plainBody, "status 503"},
 		{"stream cut short", http.Header{"X-Fake-Reset": {"after:2"}}, streamBody, "unexpected EOF"},
 		{"too few events", http.Header{"X-Fake-Chunks": {"2"}}, streamBody, "want at least 50"},
+		{"not a stream", nil, plainBody, "want a stream"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

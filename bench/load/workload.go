@@ -317,6 +317,9 @@ func send(ctx context.Context, client *http.Client, url string, spec Spec, due t
 		return 0, fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
 	}
 	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		if spec.MinEvents > 0 {
+			return 0, fmt.Errorf("want a stream, got Content-Type %q", resp.Header.Get("Content-Type"))
+		}
 		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
 			return 0, fmt.Errorf("read body: %w", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // UsageRow is one group as summed by a backend from usage_hourly, before the
@@ -16,9 +17,9 @@ type UsageRow struct {
 	Hist   [HistBuckets]int64
 }
 
-// UsageGroupColumn maps UsageQuery.GroupBy to the usage_hourly column to
-// group on. "day" and "hour" both return "hour"; the caller buckets days by
-// hour - hour % 86400 (UTC days).
+// UsageGroupColumn maps UsageQuery.GroupBy to the aggregate column to group
+// on. "day" and "hour" both return "hour": the time column of the span
+// (hour or day), bucketed by the caller (t - t % 86400 for UTC days).
 func UsageGroupColumn(groupBy string) (string, error) {
 	switch groupBy {
 	case "":
@@ -37,7 +38,7 @@ func UsageGroupColumn(groupBy string) (string, error) {
 	return "", fmt.Errorf("store: unknown group_by %q", groupBy)
 }
 
-// BuildReport turns summed rows into a UsageReport: totals over all rows,
+// BuildReport turns summed rows (merged by group, see MergeRows) into a UsageReport: totals over all rows,
 // labelled groups (none when groupBy is ""), percentiles from the merged
 // histograms. Time groups come oldest first; the others by cost, then
 // requests (both descending), then name.
@@ -112,7 +113,7 @@ func UsageSumColumns(cast string) string {
 		if i > 0 {
 			s += ", "
 		}
-		s += "SUM(" + c + ")" + cast
+		s += "COALESCE(SUM(" + c + "), 0)" + cast
 	}
 	return s
 }
@@ -126,4 +127,74 @@ func (r *UsageRow) ScanDest() []any {
 		d = append(d, &r.Hist[i])
 	}
 	return d
+}
+
+// Span is one part of a usage range, read from one aggregate table:
+// [From, To) in unix seconds on column Col of Table.
+type Span struct {
+	Table, Col string
+	From, To   int64
+}
+
+// unbounded stands in for a missing Since or Until; it is a multiple of a
+// day so that it splits cleanly.
+const unbounded = int64(1<<40) * 86400
+
+// SplitRange splits the hours overlapping [since, until) (zero = unbounded)
+// into whole UTC days, read from usage_daily, and the partial days at either
+// end, read hour by hour from usage_hourly. Results equal a pure hourly sum.
+func SplitRange(since, until time.Time) []Span {
+	lo, hi := -unbounded, unbounded
+	if !since.IsZero() {
+		lo = HourFloor(since)
+	}
+	if !until.IsZero() {
+		hi = HourCeil(until)
+	}
+	if lo >= hi {
+		return nil
+	}
+	dayLo := lo + mod(-lo, 86400) // first day boundary at or after lo
+	dayHi := hi - mod(hi, 86400)  // last day boundary at or before hi
+	if dayLo >= dayHi {
+		return []Span{{"usage_hourly", "hour", lo, hi}}
+	}
+	var out []Span
+	if lo < dayLo {
+		out = append(out, Span{"usage_hourly", "hour", lo, dayLo})
+	}
+	out = append(out, Span{"usage_daily", "day", dayLo, dayHi})
+	if dayHi < hi {
+		out = append(out, Span{"usage_hourly", "hour", dayHi, hi})
+	}
+	return out
+}
+
+// UsageSpans is SplitRange for q, except that GroupBy "hour" needs hourly
+// rows throughout.
+func UsageSpans(q UsageQuery) []Span {
+	spans := SplitRange(q.Since, q.Until)
+	if q.GroupBy != "hour" || len(spans) == 0 {
+		return spans
+	}
+	return []Span{{"usage_hourly", "hour", spans[0].From, spans[len(spans)-1].To}}
+}
+
+// MergeRows sums rows with the same Group (from different spans).
+func MergeRows(rows []UsageRow) []UsageRow {
+	idx := make(map[string]int, len(rows))
+	var out []UsageRow
+	for _, r := range rows {
+		i, ok := idx[r.Group]
+		if !ok {
+			idx[r.Group] = len(out)
+			out = append(out, r)
+			continue
+		}
+		addTotals(&out[i].Totals, r.Totals)
+		for b, c := range r.Hist {
+			out[i].Hist[b] += c
+		}
+	}
+	return out
 }

@@ -130,9 +130,12 @@ func (h *harness) runTarget(ctx context.Context, c config, name, fakeAddr string
 	if err != nil {
 		return nil, err
 	}
-	if p != nil {
-		defer h.stop(p)
-	}
+	// p may be replaced below; stop whichever is current at return.
+	defer func() {
+		if p != nil {
+			h.stop(p)
+		}
+	}()
 	h.log.Info("target up", "target", name, "url", t.BaseURL, "pid", t.PID)
 	if c.warmup > 0 {
 		warm := load.Spec{Name: "warmup", Kind: load.ClosedLoop, Workers: 8, Duration: c.warmup, Body: chatBody(false, 0)}
@@ -142,6 +145,15 @@ func (h *harness) runTarget(ctx context.Context, c config, name, fakeAddr string
 	}
 	var out []load.Result
 	for _, w := range c.workloads {
+		if w == load.WorkloadIdle && p != nil && c.freshIdle {
+			// Memory retained from earlier workloads (a Go heap shrinks
+			// slowly) would be charged to the idle streams; a fresh
+			// process measures what holding them costs.
+			h.stop(p)
+			if t, p, err = h.startTarget(ctx, c, name, fakeAddr); err != nil {
+				return out, fmt.Errorf("restart for %s: %w", w, err)
+			}
+		}
 		spec, _ := specFor(c, w)
 		r, err := load.Run(ctx, h.log, t, spec)
 		if err != nil {

@@ -39,6 +39,7 @@ type config struct {
 	idleStreams  int
 	idleDelay    time.Duration
 	idleHold     time.Duration
+	freshIdle    bool
 	pin          bool
 	jsonPath     string
 	keep         bool
@@ -73,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.idleStreams, "idle-streams", 1000, "streams held open in the idle workload")
 	fs.DurationVar(&c.idleDelay, "idle-chunk-delay", 5*time.Second, "chunk delay that keeps idle streams open")
 	fs.DurationVar(&c.idleHold, "idle-hold", time.Second, "how long idle streams are held before memory is sampled")
+	fs.BoolVar(&c.freshIdle, "fresh-idle", true, "restart the proxy before the idle workload, so its RSS is not inflated by earlier workloads")
 	fs.BoolVar(&c.pin, "pin", runtime.NumCPU() >= 2, "pin the proxy under test to CPU 1 and the load tool and fake to CPU 0 (needs taskset)")
 	fs.StringVar(&c.jsonPath, "json", "", "also write results as JSON to this file")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temp dir (process logs, tollgate database)")
@@ -243,7 +245,7 @@ func configMap(c config, pinned bool) map[string]any {
 		"body_duration": c.bodyDuration.String(), "rate": c.rate, "workers": c.workers,
 		"streams": c.streamers, "stream_chunks": c.streamChunks, "stream_chunk_delay": c.streamDelay.String(),
 		"body_size": c.bodySize, "body_workers": c.bodyWorkers, "idle_streams": c.idleStreams,
-		"idle_chunk_delay": c.idleDelay.String(), "pinned": pinned, "cpus": runtime.NumCPU(),
+		"idle_chunk_delay": c.idleDelay.String(), "fresh_idle": c.freshIdle, "pinned": pinned, "cpus": runtime.NumCPU(),
 		"clock_ticks": load.ClockTicks,
 	}
 }

@@ -106,16 +106,13 @@ var selectCols = strings.Join(recordCols, ", ")
 // statement, so one round trip. Aggregates are upserted in key order so
 // concurrent replicas lock rows in the same order.
 func insertSQL() string {
-	var hs, hsCols, sets []string
+	var hs, hsCols []string
 	for i := range store.HistBuckets {
 		hs = append(hs, fmt.Sprintf("count(*) FILTER (WHERE dur_bucket = %d)", i))
 		hsCols = append(hsCols, fmt.Sprintf("h%02d", i))
 	}
 	sumCols := append([]string{"requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens",
 		"reasoning_tokens", "cost_nano", "unpriced"}, hsCols...)
-	for _, c := range sumCols {
-		sets = append(sets, c+" = usage_hourly."+c+" + excluded."+c)
-	}
 	return `WITH ins AS (
 	INSERT INTO requests (` + selectCols + `, dur_bucket)
 	SELECT ` + selectCols + `, dur_bucket FROM requests_stage
@@ -123,17 +120,29 @@ func insertSQL() string {
 	RETURNING time, key_id, model, upstream, end_user, outcome, prompt_tokens, completion_tokens,
 		cached_tokens, reasoning_tokens, cost_nano, priced, dur_bucket
 ), agg AS (
-	INSERT INTO usage_hourly (hour, key_id, model, upstream, end_user, ` + strings.Join(sumCols, ", ") + `)
-	SELECT (floor(extract(epoch FROM time) / 3600) * 3600)::bigint AS h, key_id, model, upstream, end_user,
-		count(*), count(*) FILTER (WHERE outcome <> 'ok'), sum(prompt_tokens), sum(completion_tokens),
-		sum(cached_tokens), sum(reasoning_tokens), sum(cost_nano), count(*) FILTER (WHERE NOT priced),
-		` + strings.Join(hs, ", ") + `
-	FROM ins GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-	ON CONFLICT (hour, key_id, model, upstream, end_user) DO UPDATE SET ` + strings.Join(sets, ", ") + `
+	` + upsertAgg("usage_hourly", "hour", 3600, sumCols, hs) + `
+), daily AS (
+	` + upsertAgg("usage_daily", "day", 86400, sumCols, hs) + `
 )
 INSERT INTO key_last_used (key_id, time)
 SELECT key_id, max(time) FROM ins WHERE key_id <> '' GROUP BY key_id ORDER BY key_id
 ON CONFLICT (key_id) DO UPDATE SET time = GREATEST(key_last_used.time, excluded.time)`
+}
+
+// upsertAgg folds the rows of ins into table, bucketed by period seconds.
+func upsertAgg(table, col string, period int, sumCols, hs []string) string {
+	sets := make([]string, len(sumCols))
+	for i, c := range sumCols {
+		sets[i] = c + " = " + table + "." + c + " + excluded." + c
+	}
+	return fmt.Sprintf(`INSERT INTO %[1]s (%[2]s, key_id, model, upstream, end_user, %[3]s)
+	SELECT (floor(extract(epoch FROM time) / %[4]d) * %[4]d)::bigint AS t, key_id, model, upstream, end_user,
+		count(*), count(*) FILTER (WHERE outcome <> 'ok'), sum(prompt_tokens), sum(completion_tokens),
+		sum(cached_tokens), sum(reasoning_tokens), sum(cost_nano), count(*) FILTER (WHERE NOT priced),
+		%[5]s
+	FROM ins GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+	ON CONFLICT (%[2]s, key_id, model, upstream, end_user) DO UPDATE SET %[6]s`,
+		table, col, strings.Join(sumCols, ", "), period, strings.Join(hs, ", "), strings.Join(sets, ", "))
 }
 
 // InsertRecords copies recs into a per-connection staging table, then moves
@@ -276,48 +285,47 @@ func (s *Store) DeleteLogsBefore(ctx context.Context, t time.Time, limit int) (i
 	return int(tag.RowsAffected()), nil
 }
 
-// Usage sums usage_hourly over the hours overlapping [q.Since, q.Until): the
-// resolution is one hour, a partly covered hour counts whole.
+// Usage sums the aggregates over the hours overlapping [q.Since, q.Until):
+// whole days from usage_daily, the partial days at the ends from
+// usage_hourly (see store.SplitRange). The resolution is one hour; a partly
+// covered hour counts whole.
 func (s *Store) Usage(ctx context.Context, q store.UsageQuery) (store.UsageReport, error) {
 	col, err := store.UsageGroupColumn(q.GroupBy)
 	if err != nil {
 		return store.UsageReport{}, err
 	}
-	grp := "''::text"
-	switch {
-	case q.GroupBy == "day":
-		grp = "(hour - hour % 86400)::text"
-	case col != "":
-		grp = col + "::text"
-	}
-	var where []string
-	var args []any
-	if !q.Since.IsZero() {
-		args = append(args, store.HourFloor(q.Since))
-		where = append(where, fmt.Sprintf("hour >= $%d", len(args)))
-	}
-	if !q.Until.IsZero() {
-		args = append(args, store.HourCeil(q.Until))
-		where = append(where, fmt.Sprintf("hour < $%d", len(args)))
-	}
-	if q.KeyID != "" {
-		args = append(args, q.KeyID)
-		where = append(where, fmt.Sprintf("key_id = $%d", len(args)))
-	}
-	sqlq := `SELECT ` + grp + ` AS g, ` + store.UsageSumColumns("::bigint") + ` FROM usage_hourly`
-	if len(where) > 0 {
-		sqlq += " WHERE " + strings.Join(where, " AND ")
-	}
-	sqlq += " GROUP BY 1"
 	var out []store.UsageRow
-	err = s.pool.query(ctx, sqlq, args, func(rows pgx.Rows) error {
-		var r store.UsageRow
-		err := rows.Scan(r.ScanDest()...)
-		out = append(out, r)
-		return err
-	})
-	if err != nil {
-		return store.UsageReport{}, fmt.Errorf("postgres: usage: %w", err)
+	for _, sp := range store.UsageSpans(q) {
+		grp := "''::text"
+		switch {
+		case q.GroupBy == "day":
+			grp = "(" + sp.Col + " - " + sp.Col + " % 86400)::text"
+		case col == "hour":
+			grp = sp.Col + "::text"
+		case col != "":
+			grp = col
+		}
+		sqlq := `SELECT ` + grp + ` AS g, ` + store.UsageSumColumns("::bigint") + ` FROM ` + sp.Table +
+			` WHERE ` + sp.Col + ` >= $1 AND ` + sp.Col + ` < $2`
+		args := []any{sp.From, sp.To}
+		if q.KeyID != "" {
+			sqlq += " AND key_id = $3"
+			args = append(args, q.KeyID)
+		}
+		if q.GroupBy != "" {
+			sqlq += " GROUP BY 1"
+		}
+		err := s.pool.query(ctx, sqlq, args, func(rows pgx.Rows) error {
+			var r store.UsageRow
+			err := rows.Scan(r.ScanDest()...)
+			if r.Totals.Requests > 0 {
+				out = append(out, r)
+			}
+			return err
+		})
+		if err != nil {
+			return store.UsageReport{}, fmt.Errorf("postgres: usage: %w", err)
+		}
 	}
-	return store.BuildReport(q.GroupBy, out), nil
+	return store.BuildReport(q.GroupBy, store.MergeRows(out)), nil
 }

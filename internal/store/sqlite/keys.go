@@ -133,15 +133,20 @@ func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
 	return out, nil
 }
 
-// KeySpend sums the cost of keyID over the hours from since's hour on.
+// KeySpend sums the cost of keyID over the hours from since's hour on
+// (whole days from usage_daily, the first partial day from usage_hourly).
 func (s *Store) KeySpend(ctx context.Context, keyID string, since time.Time) (int64, error) {
-	var n int64
-	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(cost_nano), 0) FROM usage_hourly WHERE key_id = ? AND hour >= ?`,
-		keyID, store.HourFloor(since)).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("sqlite: key spend: %w", err)
+	var total int64
+	for _, sp := range store.SplitRange(since, time.Time{}) {
+		var n int64
+		err := s.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(cost_nano), 0) FROM `+sp.Table+
+			` WHERE key_id = ? AND `+sp.Col+` >= ? AND `+sp.Col+` < ?`, keyID, sp.From, sp.To).Scan(&n)
+		if err != nil {
+			return 0, fmt.Errorf("sqlite: key spend: %w", err)
+		}
+		total += n
 	}
-	return n, nil
+	return total, nil
 }
 
 // KeysLastUsed maps key id to its newest ledger row time.

@@ -35,7 +35,7 @@ type Store struct {
 
 	// Statements of InsertRecords, prepared once: parsing a multi-row
 	// statement costs as much as running it.
-	insReqN, insReq1, upsAggN, upsAgg1 *sql.Stmt
+	insReqN, insReq1, upsHourN, upsHour1, upsDayN, upsDay1 *sql.Stmt
 }
 
 var _ store.Store = (*Store)(nil)
@@ -83,8 +83,10 @@ func (s *Store) prepare(ctx context.Context) error {
 	}{
 		{&s.insReqN, insertReqSQL(chunkRows)},
 		{&s.insReq1, insertReqSQL(1)},
-		{&s.upsAggN, upsertAggSQL(chunkRows)},
-		{&s.upsAgg1, upsertAggSQL(1)},
+		{&s.upsHourN, upsertAggSQL("usage_hourly", "hour", chunkRows)},
+		{&s.upsHour1, upsertAggSQL("usage_hourly", "hour", 1)},
+		{&s.upsDayN, upsertAggSQL("usage_daily", "day", chunkRows)},
+		{&s.upsDay1, upsertAggSQL("usage_daily", "day", 1)},
 	} {
 		st, err := s.w.PrepareContext(ctx, p.q)
 		if err != nil {
@@ -130,7 +132,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes both pools.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.insReqN, s.insReq1, s.upsAggN, s.upsAgg1} {
+	for _, st := range []*sql.Stmt{s.insReqN, s.insReq1, s.upsHourN, s.upsHour1, s.upsDayN, s.upsDay1} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -142,9 +144,9 @@ const recordCols = `id, time_us, key_id, key_name, end_user, endpoint, model, mo
 	outcome, status, attempts, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,
 	total_tokens, estimated, cost_nano, priced, duration_ns, ttfb_ns, client_ip, error, request_body, response_body`
 
-// aggKey identifies one usage_hourly row.
+// aggKey identifies one usage_hourly or usage_daily row.
 type aggKey struct {
-	hour                            int64
+	t                               int64 // hour or day start, unix seconds
 	keyID, model, upstream, endUser string
 }
 
@@ -186,7 +188,8 @@ func (s *Store) InsertRecords(ctx context.Context, recs []ledger.Record) (err er
 			byID[recs[i].ID] = &recs[i]
 		}
 	}
-	aggs := make(map[aggKey]*aggVal)
+	aggs := make(map[aggKey]*aggVal)  // hourly
+	daily := make(map[aggKey]*aggVal) // the same, per UTC day
 	last := make(map[string]int64)
 	args := make([]any, 0, chunkRows*recordNCols)
 	for lo := 0; lo < len(recs); {
@@ -219,12 +222,9 @@ func (s *Store) InsertRecords(ctx context.Context, recs []ledger.Record) (err er
 				continue
 			}
 			k := aggKey{store.HourFloor(r.Time), r.KeyID, r.Model, r.Upstream, r.User}
-			a := aggs[k]
-			if a == nil {
-				a = &aggVal{}
-				aggs[k] = a
-			}
-			addRecord(a, r)
+			addRecord(aggs, k, r)
+			k.t -= k.t % 86400
+			addRecord(daily, k, r)
 			if us := r.Time.UnixMicro(); r.KeyID != "" && us > last[r.KeyID] {
 				last[r.KeyID] = us
 			}
@@ -236,7 +236,10 @@ func (s *Store) InsertRecords(ctx context.Context, recs []ledger.Record) (err er
 			return fmt.Errorf("sqlite: insert records: %w", err)
 		}
 	}
-	if err := s.upsertAggs(ctx, tx, aggs); err != nil {
+	if err := s.upsertAggs(ctx, tx, aggs, s.upsHourN, s.upsHour1); err != nil {
+		return err
+	}
+	if err := s.upsertAggs(ctx, tx, daily, s.upsDayN, s.upsDay1); err != nil {
 		return err
 	}
 	for id, us := range last {
@@ -265,7 +268,12 @@ func placeholders(rows, cols int) string {
 	return b.String()
 }
 
-func addRecord(a *aggVal, r *ledger.Record) {
+func addRecord(m map[aggKey]*aggVal, k aggKey, r *ledger.Record) {
+	a := m[k]
+	if a == nil {
+		a = &aggVal{}
+		m[k] = a
+	}
 	a.t.Requests++
 	if r.Outcome != ledger.OutcomeOK {
 		a.t.Errors++
@@ -291,18 +299,18 @@ func aggCols() []string {
 	return cols
 }
 
-func upsertAggSQL(rows int) string {
+func upsertAggSQL(table, col string, rows int) string {
 	cols := aggCols()
 	sets := make([]string, len(cols))
 	for i, c := range cols {
 		sets[i] = c + " = " + c + " + excluded." + c
 	}
-	return `INSERT INTO usage_hourly (hour, key_id, model, upstream, end_user, ` + strings.Join(cols, ", ") +
+	return `INSERT INTO ` + table + ` (` + col + `, key_id, model, upstream, end_user, ` + strings.Join(cols, ", ") +
 		`) VALUES ` + placeholders(rows, 5+len(cols)) +
-		` ON CONFLICT(hour, key_id, model, upstream, end_user) DO UPDATE SET ` + strings.Join(sets, ", ")
+		` ON CONFLICT(` + col + `, key_id, model, upstream, end_user) DO UPDATE SET ` + strings.Join(sets, ", ")
 }
 
-func (s *Store) upsertAggs(ctx context.Context, tx *sql.Tx, aggs map[aggKey]*aggVal) error {
+func (s *Store) upsertAggs(ctx context.Context, tx *sql.Tx, aggs map[aggKey]*aggVal, stN, st1 *sql.Stmt) error {
 	keys := make([]aggKey, 0, len(aggs))
 	for k := range aggs {
 		keys = append(keys, k)
@@ -310,16 +318,16 @@ func (s *Store) upsertAggs(ctx context.Context, tx *sql.Tx, aggs map[aggKey]*agg
 	ncols := 5 + len(aggCols())
 	args := make([]any, 0, chunkRows*ncols)
 	for lo := 0; lo < len(keys); {
-		n, st := chunkRows, s.upsAggN
+		n, st := chunkRows, stN
 		if len(keys)-lo < chunkRows {
-			n, st = 1, s.upsAgg1
+			n, st = 1, st1
 		}
 		chunk := keys[lo : lo+n]
 		lo += n
 		args = args[:0]
 		for _, k := range chunk {
 			a := aggs[k]
-			args = append(args, k.hour, k.keyID, k.model, k.upstream, k.endUser,
+			args = append(args, k.t, k.keyID, k.model, k.upstream, k.endUser,
 				a.t.Requests, a.t.Errors, a.t.PromptTokens, a.t.CompletionTokens, a.t.CachedTokens,
 				a.t.ReasoningTokens, a.t.CostNanoUSD, a.t.Unpriced)
 			for _, c := range a.hist {
@@ -448,54 +456,55 @@ func (s *Store) DeleteLogsBefore(ctx context.Context, t time.Time, limit int) (i
 	return int(n), nil
 }
 
-// Usage sums usage_hourly over the hours overlapping [q.Since, q.Until): the
-// resolution is one hour, a partly covered hour counts whole.
+// Usage sums the aggregates over the hours overlapping [q.Since, q.Until):
+// whole days from usage_daily, the partial days at the ends from
+// usage_hourly (see store.SplitRange). The resolution is one hour; a partly
+// covered hour counts whole.
 func (s *Store) Usage(ctx context.Context, q store.UsageQuery) (store.UsageReport, error) {
 	col, err := store.UsageGroupColumn(q.GroupBy)
 	if err != nil {
 		return store.UsageReport{}, err
 	}
-	grp := "''"
-	switch {
-	case q.GroupBy == "day":
-		grp = "CAST(hour - hour % 86400 AS TEXT)"
-	case col != "":
-		grp = "CAST(" + col + " AS TEXT)"
-	}
-	var where []string
-	var args []any
-	if !q.Since.IsZero() {
-		where = append(where, "hour >= ?")
-		args = append(args, store.HourFloor(q.Since))
-	}
-	if !q.Until.IsZero() {
-		where = append(where, "hour < ?")
-		args = append(args, store.HourCeil(q.Until))
-	}
-	if q.KeyID != "" {
-		where = append(where, "key_id = ?")
-		args = append(args, q.KeyID)
-	}
-	sqlq := `SELECT ` + grp + ` AS g, ` + store.UsageSumColumns("") + ` FROM usage_hourly`
-	if len(where) > 0 {
-		sqlq += " WHERE " + strings.Join(where, " AND ")
-	}
-	sqlq += " GROUP BY g"
-	rows, err := s.r.QueryContext(ctx, sqlq, args...)
-	if err != nil {
-		return store.UsageReport{}, fmt.Errorf("sqlite: usage: %w", err)
-	}
-	defer rows.Close()
 	var out []store.UsageRow
-	for rows.Next() {
-		var r store.UsageRow
-		if err := rows.Scan(r.ScanDest()...); err != nil {
+	for _, sp := range store.UsageSpans(q) {
+		grp := "''"
+		switch {
+		case q.GroupBy == "day":
+			grp = "CAST(" + sp.Col + " - " + sp.Col + " % 86400 AS TEXT)"
+		case col == "hour":
+			grp = "CAST(" + sp.Col + " AS TEXT)"
+		case col != "":
+			grp = col
+		}
+		sqlq := `SELECT ` + grp + ` AS g, ` + store.UsageSumColumns("") + ` FROM ` + sp.Table +
+			` WHERE ` + sp.Col + ` >= ? AND ` + sp.Col + ` < ?`
+		args := []any{sp.From, sp.To}
+		if q.KeyID != "" {
+			sqlq += " AND key_id = ?"
+			args = append(args, q.KeyID)
+		}
+		if q.GroupBy != "" {
+			// Without GROUP BY, SQLite needs no sorter for the totals.
+			sqlq += " GROUP BY g"
+		}
+		rows, err := s.r.QueryContext(ctx, sqlq, args...)
+		if err != nil {
 			return store.UsageReport{}, fmt.Errorf("sqlite: usage: %w", err)
 		}
-		out = append(out, r)
+		for rows.Next() {
+			var r store.UsageRow
+			if err := rows.Scan(r.ScanDest()...); err != nil {
+				rows.Close()
+				return store.UsageReport{}, fmt.Errorf("sqlite: usage: %w", err)
+			}
+			if r.Totals.Requests > 0 {
+				out = append(out, r)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return store.UsageReport{}, fmt.Errorf("sqlite: usage: %w", err)
+		}
 	}
-	if err := rows.Err(); err != nil {
-		return store.UsageReport{}, fmt.Errorf("sqlite: usage: %w", err)
-	}
-	return store.BuildReport(q.GroupBy, out), nil
+	return store.BuildReport(q.GroupBy, store.MergeRows(out)), nil
 }

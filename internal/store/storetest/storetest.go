@@ -94,13 +94,16 @@ func testInsertIdempotent(t *testing.T, s store.Store) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("GetLog mismatch (-want +got):\n%s", d)
 	}
-	rep, err := s.Usage(t.Context(), store.UsageQuery{Since: base, Until: base.Add(time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.Total.Requests != 4 || rep.Total.Errors != 1 || rep.Total.Unpriced != 1 ||
-		rep.Total.PromptTokens != 400 || rep.Total.CostNanoUSD != 3_000_000 {
-		t.Errorf("after replay totals = %+v, want 4 requests, 1 error, 1 unpriced, 400 prompt, 3e6 nano", rep.Total)
+	// An hour (usage_hourly) and a whole day (usage_daily) must agree.
+	for _, until := range []time.Time{base.Add(time.Hour), base.Add(24 * time.Hour)} {
+		rep, err := s.Usage(t.Context(), store.UsageQuery{Since: base, Until: until})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Total.Requests != 4 || rep.Total.Errors != 1 || rep.Total.Unpriced != 1 ||
+			rep.Total.PromptTokens != 400 || rep.Total.CostNanoUSD != 3_000_000 {
+			t.Errorf("until %v: after replay totals = %+v, want 4 requests, 1 error, 1 unpriced, 400 prompt, 3e6 nano", until, rep.Total)
+		}
 	}
 }
 

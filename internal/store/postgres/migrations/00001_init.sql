@@ -77,6 +77,51 @@ CREATE TABLE usage_hourly (
 );
 CREATE INDEX usage_hourly_key ON usage_hourly (key_id, hour);
 
+-- The same sums per UTC day, kept in the same transaction: a 30-day query
+-- reads whole days here and only the partial hours at its ends from
+-- usage_hourly, so it scans ~24x fewer rows.
+CREATE TABLE usage_daily (
+    day               BIGINT NOT NULL, -- unix seconds, UTC, multiple of 86400
+    key_id            TEXT NOT NULL,
+    model             TEXT NOT NULL,
+    upstream          TEXT NOT NULL,
+    end_user          TEXT NOT NULL,
+    requests          BIGINT NOT NULL DEFAULT 0,
+    errors            BIGINT NOT NULL DEFAULT 0,
+    prompt_tokens     BIGINT NOT NULL DEFAULT 0,
+    completion_tokens BIGINT NOT NULL DEFAULT 0,
+    cached_tokens     BIGINT NOT NULL DEFAULT 0,
+    reasoning_tokens  BIGINT NOT NULL DEFAULT 0,
+    cost_nano         BIGINT NOT NULL DEFAULT 0,
+    unpriced          BIGINT NOT NULL DEFAULT 0,
+    h00 BIGINT NOT NULL DEFAULT 0,
+    h01 BIGINT NOT NULL DEFAULT 0,
+    h02 BIGINT NOT NULL DEFAULT 0,
+    h03 BIGINT NOT NULL DEFAULT 0,
+    h04 BIGINT NOT NULL DEFAULT 0,
+    h05 BIGINT NOT NULL DEFAULT 0,
+    h06 BIGINT NOT NULL DEFAULT 0,
+    h07 BIGINT NOT NULL DEFAULT 0,
+    h08 BIGINT NOT NULL DEFAULT 0,
+    h09 BIGINT NOT NULL DEFAULT 0,
+    h10 BIGINT NOT NULL DEFAULT 0,
+    h11 BIGINT NOT NULL DEFAULT 0,
+    h12 BIGINT NOT NULL DEFAULT 0,
+    h13 BIGINT NOT NULL DEFAULT 0,
+    h14 BIGINT NOT NULL DEFAULT 0,
+    h15 BIGINT NOT NULL DEFAULT 0,
+    h16 BIGINT NOT NULL DEFAULT 0,
+    h17 BIGINT NOT NULL DEFAULT 0,
+    h18 BIGINT NOT NULL DEFAULT 0,
+    h19 BIGINT NOT NULL DEFAULT 0,
+    h20 BIGINT NOT NULL DEFAULT 0,
+    h21 BIGINT NOT NULL DEFAULT 0,
+    h22 BIGINT NOT NULL DEFAULT 0,
+    h23 BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, key_id, model, upstream, end_user)
+);
+CREATE INDEX usage_daily_key ON usage_daily (key_id, day);
+
 -- Newest ledger time per key, maintained by InsertRecords so that
 -- KeysLastUsed needs no scan of requests.
 CREATE TABLE key_last_used (
@@ -127,5 +172,6 @@ DROP TABLE conversation_messages;
 DROP TABLE conversations;
 DROP TABLE keys;
 DROP TABLE key_last_used;
+DROP TABLE usage_daily;
 DROP TABLE usage_hourly;
 DROP TABLE requests;

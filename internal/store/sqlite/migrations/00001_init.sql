@@ -76,6 +76,51 @@ CREATE TABLE usage_hourly (
 ) WITHOUT ROWID;
 CREATE INDEX usage_hourly_key ON usage_hourly (key_id, hour);
 
+-- The same sums per UTC day, kept in the same transaction: a 30-day query
+-- reads whole days here and only the partial hours at its ends from
+-- usage_hourly, so it scans ~24x fewer rows.
+CREATE TABLE usage_daily (
+    day               INTEGER NOT NULL, -- unix seconds, UTC, multiple of 86400
+    key_id            TEXT NOT NULL,
+    model             TEXT NOT NULL,
+    upstream          TEXT NOT NULL,
+    end_user          TEXT NOT NULL,
+    requests          INTEGER NOT NULL DEFAULT 0,
+    errors            INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    cached_tokens     INTEGER NOT NULL DEFAULT 0,
+    reasoning_tokens  INTEGER NOT NULL DEFAULT 0,
+    cost_nano         INTEGER NOT NULL DEFAULT 0,
+    unpriced          INTEGER NOT NULL DEFAULT 0,
+    h00 INTEGER NOT NULL DEFAULT 0,
+    h01 INTEGER NOT NULL DEFAULT 0,
+    h02 INTEGER NOT NULL DEFAULT 0,
+    h03 INTEGER NOT NULL DEFAULT 0,
+    h04 INTEGER NOT NULL DEFAULT 0,
+    h05 INTEGER NOT NULL DEFAULT 0,
+    h06 INTEGER NOT NULL DEFAULT 0,
+    h07 INTEGER NOT NULL DEFAULT 0,
+    h08 INTEGER NOT NULL DEFAULT 0,
+    h09 INTEGER NOT NULL DEFAULT 0,
+    h10 INTEGER NOT NULL DEFAULT 0,
+    h11 INTEGER NOT NULL DEFAULT 0,
+    h12 INTEGER NOT NULL DEFAULT 0,
+    h13 INTEGER NOT NULL DEFAULT 0,
+    h14 INTEGER NOT NULL DEFAULT 0,
+    h15 INTEGER NOT NULL DEFAULT 0,
+    h16 INTEGER NOT NULL DEFAULT 0,
+    h17 INTEGER NOT NULL DEFAULT 0,
+    h18 INTEGER NOT NULL DEFAULT 0,
+    h19 INTEGER NOT NULL DEFAULT 0,
+    h20 INTEGER NOT NULL DEFAULT 0,
+    h21 INTEGER NOT NULL DEFAULT 0,
+    h22 INTEGER NOT NULL DEFAULT 0,
+    h23 INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, key_id, model, upstream, end_user)
+) WITHOUT ROWID;
+CREATE INDEX usage_daily_key ON usage_daily (key_id, day);
+
 -- Newest ledger time per key, maintained by InsertRecords so that
 -- KeysLastUsed needs no scan of requests.
 CREATE TABLE key_last_used (
@@ -126,5 +171,6 @@ DROP TABLE conversation_messages;
 DROP TABLE conversations;
 DROP TABLE keys;
 DROP TABLE key_last_used;
+DROP TABLE usage_daily;
 DROP TABLE usage_hourly;
 DROP TABLE requests;
