@@ -171,6 +171,7 @@ func (ex *exchange) finish() {
 		rec.Outcome = ledger.OutcomeOK
 	}
 	ex.estimateUsage()
+	ex.loggedBodies()
 	if ex.p.Cost != nil && rec.TotalTokens > 0 {
 		model := rec.ModelUsed
 		if model == "" {

@@ -400,3 +400,32 @@ func TestGatewayKeyNotForwarded(t *testing.T) {
 		t.Error("gateway key forwarded upstream")
 	}
 }
+
+func TestLogBodies(t *testing.T) {
+	tests := []struct {
+		name               string
+		bodies, content    bool
+		wantReq, wantNoMsg bool
+	}{
+		{"off", false, false, false, true},
+		{"bodies without content", true, false, true, true},
+		{"bodies with content", true, true, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, func(p *Proxy, _ *upstream.Options) { p.LogBodies, p.LogContent = tt.bodies, tt.content })
+			h.post(t, "/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"secret plans"}]}`)
+			rec := h.rec.next(t)
+			if (len(rec.RequestBody) > 0) != tt.wantReq {
+				t.Fatalf("request body kept = %q; want kept=%v", rec.RequestBody, tt.wantReq)
+			}
+			all := string(rec.RequestBody) + string(rec.ResponseBody)
+			if strings.Contains(all, "secret plans") == tt.wantNoMsg {
+				t.Errorf("bodies %q; want message content present=%v", all, !tt.wantNoMsg)
+			}
+			if tt.wantReq && gjson.GetBytes(rec.RequestBody, "model").String() != "gpt-4o" {
+				t.Errorf("kept request body lost its model: %s", rec.RequestBody)
+			}
+		})
+	}
+}

@@ -114,7 +114,7 @@ func (ex *exchange) copyEvents(body io.Reader, rc *http.ResponseController) (ope
 	if ex.path == "/completions" {
 		contentPath = "choices.0.text"
 	}
-	estimate := ex.p.Estimate != nil
+	estimate := ex.p.Estimate != nil || (ex.p.LogBodies && ex.p.LogContent)
 	rd := sse.NewReader(body)
 	for {
 		ev, err := rd.Next()
