@@ -374,3 +374,89 @@ func TestCrossReplicaLimits(t *testing.T) {
 	}
 	t.Logf("revocation seen by the other replica after %v", time.Since(revokedAt).Round(time.Millisecond))
 }
+
+// TestMetricsAndSecretFreeLogs scrapes /metrics after a scripted run and
+// greps every log line of the run for secrets and message content.
+func TestMetricsAndSecretFreeLogs(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "m.db")
+	st := openStore(t, db)
+	key, _, err := auth.NewManager(st, time.Now).Create(t.Context(), auth.CreateOptions{Name: "metrics-key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := httptest.NewServer(fakeupstream.New(fakeupstream.Options{NoRecord: true}))
+	defer fake.Close()
+	addr, stop, logs := startGateway(t, map[string]string{
+		"TAOTOKEN_BASE_URL": fake.URL + "/v1", "TOLLGATE_DB": db, "TOLLGATE_AUTH": "enabled",
+		"TOLLGATE_LOG_LEVEL": "debug", "TOLLGATE_MAX_RETRIES": "1",
+	})
+	const secret = "my very private message 42"
+	msg := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"` + secret + `"}]}`
+	for range 3 {
+		if resp, body := post(t, addr, key, msg); resp.StatusCode != 200 {
+			t.Fatalf("status %d %s", resp.StatusCode, body)
+		}
+	}
+	if resp, _ := post(t, addr, key, `{"model":`); resp.StatusCode != 400 {
+		t.Fatalf("bad json: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/chat/completions", strings.NewReader(msg))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("X-Fake-Status", "500")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 500 {
+		t.Fatalf("scripted 500: got %d", resp.StatusCode)
+	}
+	if resp, _ := post(t, addr, "", msg); resp.StatusCode != 401 {
+		t.Fatalf("no key: %d", resp.StatusCode)
+	}
+
+	mresp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	want := []string{
+		`tollgate_requests_total{model="gpt-4o-mini",outcome="ok",route="/v1/chat/completions",upstream="taotoken"} 3`,
+		`tollgate_requests_total{model="none",outcome="client_error",route="/v1/chat/completions",upstream="none"} 1`,
+		`tollgate_requests_total{model="gpt-4o-mini",outcome="upstream_error",route="/v1/chat/completions",upstream="taotoken"} 1`,
+		`tollgate_requests_total{model="gpt-4o-mini",outcome="unauthorized",route="/v1/chat/completions",upstream="none"} 1`,
+		`tollgate_upstream_attempts_total{status="2xx",upstream="taotoken"} 3`,
+		`tollgate_upstream_attempts_total{status="5xx",upstream="taotoken"} 2`,
+		`tollgate_time_to_first_token_seconds_bucket{`,
+		`le="0.05"`,
+		`le="300"`,
+		`go_goroutines`,
+	}
+	for _, w := range want {
+		if !strings.Contains(string(scrape), w) {
+			t.Errorf("metrics lack %s", w)
+		}
+	}
+	if t.Failed() {
+		for _, l := range strings.Split(string(scrape), "\n") {
+			if strings.HasPrefix(l, "tollgate_requests_total") || strings.HasPrefix(l, "tollgate_upstream_attempts_total") {
+				t.Log(l)
+			}
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if !strings.Contains(out, `"msg":"request"`) {
+		t.Fatal("no access log lines captured")
+	}
+	for name, s := range map[string]string{"upstream key": "sk-upstream-secret-123", "gateway key": key, "message text": secret} {
+		if strings.Contains(out, s) {
+			t.Errorf("the %s appears in the logs", name)
+		}
+	}
+}
