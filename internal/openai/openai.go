@@ -7,6 +7,8 @@ package openai
 
 import (
 	"bytes"
+	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -22,31 +24,48 @@ type Head struct {
 	MaxTokens    int64 // max_completion_tokens or max_tokens, 0 when absent
 }
 
-var headPaths = []string{
-	"model", "stream", "stream_options.include_usage", "user", "messages",
-	"max_completion_tokens", "max_tokens",
-}
-
-// ParseHead reads the request head from a JSON body with a partial parser. It
-// reports ok=false when the body is not a valid JSON object.
+// ParseHead reads the request head from a JSON body with a partial parser:
+// one pass over the top-level members, skipping over values it does not need
+// (so a 200 KB prompt costs one scan, not one per field). It reports ok=false
+// when the body is not a valid JSON object.
 func ParseHead(body []byte) (h Head, ok bool) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' || !gjson.ValidBytes(body) {
 		return Head{}, false
 	}
-	r := gjson.GetManyBytes(body, headPaths...)
-	h.Model = r[0].String()
-	h.Stream = r[1].Bool()
-	h.IncludeUsage = r[2].Bool()
-	h.User = r[3].String()
-	h.HasMessages = r[4].IsArray() && len(r[4].Array()) > 0
-	switch {
-	case r[5].Exists():
-		h.MaxTokens = r[5].Int()
-	case r[6].Exists():
-		h.MaxTokens = r[6].Int()
-	}
+	// The string aliases body only while parsing; kept values are cloned.
+	gjson.Parse(unsafe.String(&body[0], len(body))).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "model":
+			h.Model = strings.Clone(v.String())
+		case "stream":
+			h.Stream = v.Bool()
+		case "stream_options":
+			h.IncludeUsage = v.Get("include_usage").Bool()
+		case "user":
+			h.User = strings.Clone(v.String())
+		case "messages":
+			h.HasMessages = nonEmptyArray(v)
+		case "max_completion_tokens":
+			h.MaxTokens = v.Int()
+		case "max_tokens":
+			if h.MaxTokens == 0 {
+				h.MaxTokens = v.Int()
+			}
+		}
+		return true
+	})
 	return h, true
+}
+
+// nonEmptyArray reports whether v is an array with at least one element,
+// without materialising the elements.
+func nonEmptyArray(v gjson.Result) bool {
+	if !v.IsArray() {
+		return false
+	}
+	inner := strings.TrimSpace(v.Raw[1:])
+	return inner != "" && inner[0] != ']'
 }
 
 // SetModel returns body with "model" set to model.

@@ -44,7 +44,7 @@ func benchProxy(b *testing.B, rt http.RoundTripper) *Proxy {
 	return &Proxy{
 		Pool: func() Planner { return pool }, Transport: rt, Recorder: nopRecorder{},
 		DefaultModel: "m", MaxRetries: 2, Timeout: time.Minute, MaxBody: 1 << 20,
-		Estimate: func(b []byte) int64 { return int64(len(b) / 4) },
+		Estimate: ledger.EstimateTokens,
 	}
 }
 
@@ -120,6 +120,22 @@ func BenchmarkLoopbackChat(b *testing.B) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
 			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+}
+
+// BenchmarkForwardChat200KB is the proxy's own cost for a 200 KB request.
+func BenchmarkForwardChat200KB(b *testing.B) {
+	p := benchProxy(b, cannedTransport{body: chatResponse(), contentType: "application/json"})
+	body := []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"` + strings.Repeat("lorem ipsum ", 200<<10/12) + `"}]}`)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/v1/chat/completions", bytes.NewReader(body))
+		w := httptest.NewRecorder()
+		p.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatalf("status %d", w.Code)
 		}
 	}
 }

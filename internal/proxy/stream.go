@@ -153,6 +153,9 @@ func (ex *exchange) copyEvents(body io.Reader, rc *http.ResponseController) (ope
 			return u, errClientWrite
 		}
 		ex.firstByte()
+		if rd.HasBufferedEvent() {
+			continue // the next event is already here: one flush covers both
+		}
 		if err := rc.Flush(); err != nil {
 			return u, errClientWrite
 		}

@@ -322,3 +322,17 @@ func parseDigits(b []byte) (int, bool) {
 	}
 	return n, true
 }
+
+// HasBufferedEvent reports whether the unread input already holds a complete
+// block, so the next call to Next will not block on the source. A proxy uses
+// it to coalesce flushes: it flushes only when no further event is ready.
+func (r *Reader) HasBufferedEvent() bool {
+	rest := r.buf[r.r:r.w]
+	return bytes.Contains(rest, lflf) || bytes.Contains(rest, crcr) || bytes.Contains(rest, crlfcrlf)
+}
+
+var (
+	lflf     = []byte("\n\n")
+	crcr     = []byte("\r\r")
+	crlfcrlf = []byte("\r\n\r\n")
+)

@@ -339,3 +339,25 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+func TestHasBufferedEvent(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool // after the first Next
+	}{
+		{"data: a\n\ndata: b\n\n", true},
+		{"data: a\n\ndata: b\n", false},
+		{"data: a\n\n", false},
+		{"data: a\r\n\r\ndata: b\r\n\r\n", true},
+		{"data: a\r\rdata: b\r\r", true},
+	}
+	for _, tt := range tests {
+		r := NewReader(strings.NewReader(tt.in))
+		if _, err := r.Next(); err != nil {
+			t.Fatalf("Next(%q): %v", tt.in, err)
+		}
+		if got := r.HasBufferedEvent(); got != tt.want {
+			t.Errorf("HasBufferedEvent after first event of %q = %v; want %v", tt.in, got, tt.want)
+		}
+	}
+}
