@@ -7,13 +7,16 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net/http"
 	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/internal/access"
+	"github.com/tollgate/tollgate/internal/admin"
 	"github.com/tollgate/tollgate/internal/auth"
+	"github.com/tollgate/tollgate/internal/chat"
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/ledger"
 	"github.com/tollgate/tollgate/internal/limit"
@@ -30,8 +33,8 @@ import (
 // newApp wires the gateway: store and ledger writer, upstream pool, keys,
 // limits, proxy, metrics, tracing and the server. Anything that fails here
 // stops startup: the gateway never half-starts.
-func newApp(ctx context.Context, cfg config.Config, logger *slog.Logger, e env, stdout io.Writer) (*app, error) {
-	a := &app{cfg: cfg, logger: logger, ready: map[string]func(context.Context) error{}}
+func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.Logger, e env, stdout io.Writer) (*app, error) {
+	a := &app{cfg: cfg, args: args, logger: logger, ready: map[string]func(context.Context) error{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -114,15 +117,53 @@ func newApp(ctx context.Context, cfg config.Config, logger *slog.Logger, e env, 
 		return nil
 	}
 	models := &proxy.Models{Pool: a.pool.Load, Transport: transport, Logger: logger}
+	if a.keys != nil {
+		models.Allowed = func(r *http.Request, model string) bool {
+			k, err := a.keys.Lookup(auth.KeyFromRequest(r))
+			return err == nil && auth.ModelAllowed(k, model)
+		}
+	}
+	chatSvc := chat.New(chat.Options{
+		Proxy: px, Store: st, Keys: a.keys,
+		Models: func(ctx context.Context) ([]string, error) {
+			list, err := models.List(ctx)
+			ids := make([]string, 0, len(list))
+			for _, m := range list {
+				ids = append(ids, m.ID())
+			}
+			return ids, err
+		},
+		DefaultModel:    cfg.DefaultModel,
+		ContextMessages: cfg.Chat.ContextMessages,
+		KeepMessages:    cfg.Chat.KeepMessages,
+		ContextTokens:   cfg.Chat.ContextTokens,
+		SystemPrompt:    cfg.Chat.SystemPrompt,
+		Development:     cfg.Env == "development",
+		Estimate:        ledger.EstimateTokens,
+		Logger:          logger,
+	})
 
 	retention, stopRetention := context.WithCancel(context.Background())
 	go ledger.RunRetention(retention, st, cfg.Retention, time.Hour, logger)
 	a.closers = append(a.closers, func(context.Context) error { stopRetention(); return nil })
 
+	var adminAPI http.Handler
+	if cfg.AdminToken != "" {
+		adminAPI = admin.New(admin.Options{
+			Token: cfg.AdminToken, Store: st, Keys: a.manager, Logger: logger,
+			Upstreams: func() []upstream.Status { return a.pool.Load().Status() },
+			Recent:    a.ring.Recent,
+			Reload:    func(context.Context) error { return a.reload(e) },
+		})
+	} else {
+		logger.Info("admin API disabled: set TOLLGATE_ADMIN_TOKEN to enable /admin/*")
+	}
 	a.srv = server.New(server.Options{
+		Admin:   adminAPI,
 		Logger:  logger,
 		Proxy:   px,
 		Models:  models,
+		Chat:    chatSvc,
 		Metrics: metrics.Handler(reg),
 		Wrap:    tracing.Middleware,
 		Ready:   a.ready,

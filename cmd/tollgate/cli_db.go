@@ -343,9 +343,17 @@ func writeUsageTable(w io.Writer, groupBy string, rep store.UsageReport) error {
 	if label == "" {
 		label = "RANGE"
 	}
+	// Numbers align right; the first column is padded by hand so that the
+	// group names still read left-aligned.
+	width := len(admin.TotalLabel)
+	for _, g := range rep.Groups {
+		width = max(width, len([]rune(g.Group)), len("(none)"))
+	}
+	width = max(width, len(label))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%s\tREQUESTS\tERRORS\tPROMPT\tCOMPLETION\tCOST USD\tP50 MS\tP95 MS\t\n", label)
+	fmt.Fprintf(tw, "%-*s\tREQUESTS\tERRORS\tPROMPT\tCOMPLETION\tCOST USD\tP50 MS\tP95 MS\t\n", width, label)
 	row := func(name string, t store.UsageTotals) {
+		name += strings.Repeat(" ", width-len([]rune(name)))
 		cost := auth.FormatUSD(t.CostNanoUSD)
 		if t.Unpriced > 0 {
 			cost += "+" // some requests had no price: the sum is a lower bound
@@ -493,7 +501,7 @@ type logPrinter struct {
 	err  error
 }
 
-const logLineFormat = "%-19s  %-22s  %-16s  %-20s  %-12s  %-14s  %3s  %7s  %10s  %8s  %s\n"
+const logLineFormat = "%-19s  %-26s  %-16s  %-20s  %-12s  %-14s  %3s  %7s  %10s  %8s  %s\n"
 
 func (p *logPrinter) header() {
 	if p.json || p.err != nil {
@@ -527,9 +535,10 @@ func (p *logPrinter) row(r ledger.Record) {
 	if !r.Priced {
 		cost = "-"
 	}
-	_, p.err = fmt.Fprintf(p.w, logLineFormat, r.Time.UTC().Format("2006-01-02 15:04:05"), clip(r.ID, 22), clip(key, 16),
+	line := fmt.Sprintf(logLineFormat, r.Time.UTC().Format("2006-01-02 15:04:05"), clip(r.ID, 26), clip(key, 16),
 		clip(r.Model, 20), clip(r.Upstream, 12), r.Outcome, strconv.Itoa(r.Status), tokens, cost,
-		strconv.FormatInt(r.Duration.Milliseconds(), 10), clip(r.Error, 80))
+		strconv.FormatInt(r.Duration.Milliseconds(), 10), clip(strings.Join(strings.Fields(r.Error), " "), 80))
+	_, p.err = io.WriteString(p.w, strings.TrimRight(line, " \n")+"\n")
 }
 
 // clip shortens s to n runes, marking the cut.

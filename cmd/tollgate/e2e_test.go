@@ -460,3 +460,49 @@ func TestMetricsAndSecretFreeLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadKeepsServing: a broken config is refused with its error and the
+// running one keeps serving; a good one takes effect without a restart.
+func TestReloadKeepsServing(t *testing.T) {
+	fakeA := fakeupstream.New(fakeupstream.Options{})
+	fakeB := fakeupstream.New(fakeupstream.Options{})
+	srvA, srvB := httptest.NewServer(fakeA), httptest.NewServer(fakeB)
+	defer srvA.Close()
+	defer srvB.Close()
+	cfgFile := filepath.Join(t.TempDir(), "tollgate.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(cfgFile, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("upstreams:\n  - name: a\n    base_url: " + srvA.URL + "/v1\n")
+	addr, _, _ := startGateway(t, map[string]string{"TOLLGATE_CONFIG": cfgFile, "TOLLGATE_ADMIN_TOKEN": "admin-secret"})
+	reload := func() (int, string) {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/admin/reload", nil)
+		req.Header.Set("Authorization", "Bearer admin-secret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	chat := `{"model":"gpt-4o","messages":[{"role":"user","content":"x"}]}`
+
+	write("upstreams:\n  - name: a\n    base_url: not a url\n")
+	if status, body := reload(); status != 400 || !strings.Contains(body, "base_url") {
+		t.Errorf("broken reload: %d %s; want 400 naming base_url", status, body)
+	}
+	if resp, _ := post(t, addr, "", chat); resp.StatusCode != 200 || len(fakeA.Requests()) != 1 {
+		t.Fatalf("after a refused reload: status %d, upstream a saw %d", resp.StatusCode, len(fakeA.Requests()))
+	}
+
+	write("upstreams:\n  - name: b\n    base_url: " + srvB.URL + "/v1\n")
+	if status, body := reload(); status != 200 {
+		t.Fatalf("good reload: %d %s", status, body)
+	}
+	if resp, _ := post(t, addr, "", chat); resp.StatusCode != 200 || len(fakeB.Requests()) != 1 {
+		t.Errorf("after reload: status %d, upstream b saw %d requests; want 1", resp.StatusCode, len(fakeB.Requests()))
+	}
+}

@@ -69,6 +69,14 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) er
 		return serve(ctx, args, e, stdout, stderr)
 	case "fake-upstream":
 		return fakeUpstream(ctx, args, stdout)
+	case "keys":
+		return keysCmd(ctx, args, e, stdout, stderr)
+	case "usage":
+		return usageCmd(ctx, args, e, stdout, stderr)
+	case "logs":
+		return logsCmd(ctx, args, e, stdout, stderr)
+	case "migrate":
+		return migrateCmd(ctx, args, e, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "tollgate", version)
 		return nil

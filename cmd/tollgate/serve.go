@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -99,7 +100,7 @@ func serve(ctx context.Context, args []string, e env, stdout, stderr io.Writer) 
 		defer stopFake()
 	}
 
-	a, err := newApp(ctx, cfg, logger, e, stdout)
+	a, err := newApp(ctx, cfg, args, logger, e, stdout)
 	if err != nil {
 		return err
 	}
@@ -127,7 +128,7 @@ func serve(ctx context.Context, args []string, e env, stdout, stderr io.Writer) 
 			case <-ctx.Done():
 				return
 			case <-hup:
-				if err := a.reload(args, e, stderr); err != nil {
+				if err := a.reload(e); err != nil {
 					logger.Error("config reload refused; the running config stays", "error", err)
 				}
 			}
@@ -153,13 +154,18 @@ type app struct {
 	ready   map[string]func(context.Context) error
 	closers []func(context.Context) error
 	demoKey string
+
+	args     []string   // serve's flags, re-read on reload
+	reloadMu sync.Mutex // one reload at a time
 }
 
 // reload re-reads the configuration and swaps the upstream pool. A bad
 // config is refused and the running one stays; in-flight requests keep the
 // pool they started with.
-func (a *app) reload(args []string, e env, stderr io.Writer) error {
-	cfg, err := loadConfig(args, e, stderr)
+func (a *app) reload(e env) error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	cfg, err := loadConfig(a.args, e, io.Discard)
 	if err != nil {
 		return err
 	}

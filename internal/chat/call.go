@@ -116,13 +116,17 @@ func (t *turn) upstreamBody(msgs []wireMessage, stream bool) []byte {
 }
 
 // internalRequest builds the request handed to the proxy: the client's
-// credentials, request id and user, labelled with the chat endpoint.
-func internalRequest(r *http.Request, endpoint string, body []byte) *http.Request {
+// credentials and request id, the end user (for the ledger; the proxy does
+// not forward X-Tollgate-* headers), labelled with the chat endpoint.
+func internalRequest(r *http.Request, endpoint, user string, body []byte) *http.Request {
 	ctx := proxy.WithEndpoint(r.Context(), endpoint)
 	ir, _ := http.NewRequestWithContext(ctx, http.MethodPost, "/v1/chat/completions", bytes.NewReader(body)) // constant URL: cannot fail
 	ir.RemoteAddr = r.RemoteAddr
 	ir.Host = r.Host
 	ir.Header.Set("Content-Type", "application/json")
+	if user != "" {
+		ir.Header.Set("X-Tollgate-User", user)
+	}
 	for _, h := range []string{"Authorization", "X-Api-Key", "X-Request-Id", "Traceparent", "Tracestate"} {
 		if v := r.Header.Values(h); len(v) > 0 {
 			ir.Header[h] = v
@@ -195,12 +199,13 @@ type completion struct {
 	content string
 	usage   openai.Usage
 	model   string
+	header  http.Header // for the client: x-ratelimit-*
 }
 
 // complete makes one non-stream call through the proxy.
-func (s *Service) complete(w http.ResponseWriter, r *http.Request, endpoint string, body []byte) (*completion, *apiError) {
+func (s *Service) complete(w http.ResponseWriter, r *http.Request, endpoint, user string, body []byte) (*completion, *apiError) {
 	cw := &captureWriter{header: newHeader(w, r)}
-	aborted := s.serveProxy(cw, internalRequest(r, endpoint, body))
+	aborted := s.serveProxy(cw, internalRequest(r, endpoint, user, body))
 	switch {
 	case aborted:
 		return nil, &apiError{Status: http.StatusBadGateway, Message: "the upstream response broke off",
@@ -213,7 +218,11 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request, endpoint stri
 	case cw.status != http.StatusOK:
 		return nil, proxyError(cw.status, cw.header, cw.body.Bytes())
 	}
-	return parseCompletion(cw.body.Bytes())
+	c, e := parseCompletion(cw.body.Bytes())
+	if c != nil {
+		c.header = passHeaders(cw.header)
+	}
+	return c, e
 }
 
 // parseCompletion reads a chat.completion body.
@@ -279,7 +288,7 @@ func passHeaders(h http.Header) http.Header {
 
 // secretPattern matches things that look like credentials: gateway keys,
 // provider keys and bearer tokens, even partly masked ones.
-var secretPattern = regexp.MustCompile(`(?i)\b(tg-|sk-|sk_|key-|bearer\s+)[A-Za-z0-9._*\-]{4,}`)
+var secretPattern = regexp.MustCompile(`(?i)\b(tg-|sk-|sk_|key-|bearer\s+)[A-Za-z0-9_*\-]{4,}`)
 
 // redact removes credentials an upstream or a driver may quote in an error.
 func redact(s string) string {
@@ -303,7 +312,7 @@ func (s *Service) beginTurn(w http.ResponseWriter, r *http.Request, endpoint str
 	if authErr != nil {
 		if authErr.Status == http.StatusUnauthorized {
 			body := t.upstreamBody([]wireMessage{{Role: "user", Content: req.message}}, false)
-			if _, e := s.complete(w, r, endpoint, body); e != nil {
+			if _, e := s.complete(w, r, endpoint, req.User, body); e != nil {
 				return nil, nil, e
 			}
 			// Only a proxy without a gate gets here; the key still failed.
@@ -357,13 +366,16 @@ func (s *Service) handleChat(w http.ResponseWriter, r *http.Request, stream bool
 		s.stream(w, r, t, msgs)
 		return
 	}
-	c, e := s.complete(w, r, endpoint, t.upstreamBody(msgs, false))
+	c, e := s.complete(w, r, endpoint, t.key.User, t.upstreamBody(msgs, false))
 	if e != nil {
 		s.writeError(w, e)
 		return
 	}
 	if c.model == "" {
 		c.model = t.model
+	}
+	for k, v := range c.header {
+		w.Header()[k] = v
 	}
 	out := map[string]any{"success": true, "response": c.content, "usage": toUsage(c.usage),
 		"model": c.model, "conversation": t.key.Conversation}

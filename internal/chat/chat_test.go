@@ -1,9 +1,11 @@
 package chat
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -77,8 +79,8 @@ func TestWindowAndKeepTrimming(t *testing.T) {
 		name                  string
 		context, keep, tokens int
 		turns                 int
-		wantUpstream           []string // last upstream request
-		wantHistory            []string
+		wantUpstream          []string // last upstream request
+		wantHistory           []string
 	}{
 		{
 			name: "window 2 keep 4", context: 2, keep: 4, turns: 4,
@@ -207,20 +209,23 @@ func TestDevelopmentShowsDetails(t *testing.T) {
 }
 
 func TestUnreachableUpstream(t *testing.T) {
-	h := newHarness(t, setup{upstreamURL: "http://127.0.0.1:1/v1"})
 	for _, path := range []string{"/api/chat", "/api/chat/stream"} {
-		status, hdr, b := h.do(t, http.MethodPost, path, `{"message":"x"}`)
-		var out chatResponse
-		if err := json.Unmarshal(b, &out); err != nil {
-			t.Fatalf("%s: decode %q: %v", path, b, err)
-		}
-		if status != http.StatusBadGateway || out.Success || out.Error == "" || !strings.HasPrefix(hdr.Get("Content-Type"), "application/json") {
-			t.Errorf("%s: status %d body %s", path, status, b)
-		}
-	}
-	_, hist := h.history(t, http.MethodGet, "")
-	if len(hist.Messages) != 0 {
-		t.Errorf("history after failures: %v", contents(hist.Messages))
+		t.Run(path, func(t *testing.T) {
+			h := newHarness(t, setup{upstreamURL: "http://127.0.0.1:1/v1"})
+			status, hdr, b := h.do(t, http.MethodPost, path, `{"message":"x"}`)
+			var out chatResponse
+			if err := json.Unmarshal(b, &out); err != nil {
+				t.Fatalf("decode %q: %v", b, err)
+			}
+			if status != http.StatusBadGateway || out.Success || out.Error == "" ||
+				!strings.HasPrefix(hdr.Get("Content-Type"), "application/json") {
+				t.Errorf("status %d body %s", status, b)
+			}
+			_, hist := h.history(t, http.MethodGet, "")
+			if len(hist.Messages) != 0 {
+				t.Errorf("history after a failure: %v", contents(hist.Messages))
+			}
+		})
 	}
 }
 
@@ -448,5 +453,33 @@ func TestUpstreamErrorMessageIsRedacted(t *testing.T) {
 	status, out := h.chat(t, `{"message":"x"}`) // h.do fails the test if the key shows
 	if status != http.StatusUnauthorized || !strings.Contains(out.Error, "[redacted]") {
 		t.Errorf("status %d error %q", status, out.Error)
+	}
+}
+
+// TestPostgresHistory runs a multi-turn conversation on PostgreSQL, as
+// replicas share it.
+func TestPostgresHistory(t *testing.T) {
+	url := os.Getenv("TOLLGATE_TEST_POSTGRES_URL")
+	if url == "" {
+		t.Skip("TOLLGATE_TEST_POSTGRES_URL is not set")
+	}
+	h := newHarness(t, setup{dbPath: url})
+	user := "chat-test-" + rand.Text() // the database is shared with other tests
+	for _, m := range []string{"one", "two"} {
+		h.mustChat(t, fmt.Sprintf(`{"message":%q,"user":%q}`, m, user))
+	}
+	want := []string{"user:one", "assistant:echo: one", "user:two"}
+	if diff := cmp.Diff(want, h.upstreamMessages(t, 1)); diff != "" {
+		t.Errorf("second upstream request (-want +got):\n%s", diff)
+	}
+	if _, out := h.history(t, http.MethodDelete, "user="+user); out.Deleted != 4 {
+		t.Errorf("deleted %d, want 4", out.Deleted)
+	}
+}
+
+func BenchmarkChat(b *testing.B) {
+	h := newHarness(b, setup{})
+	for b.Loop() {
+		h.mustChat(b, `{"message":"bench"}`)
 	}
 }

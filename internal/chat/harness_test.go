@@ -89,10 +89,10 @@ type harness struct {
 	secrets []string
 }
 
-func newHarness(t *testing.T, su setup) *harness {
+func newHarness(t testing.TB, su setup) *harness {
 	t.Helper()
 	h := &harness{
-		fake:    fakeupstream.New(fakeupstream.Options{Chunks: 3, APIKey: upstreamKey}),
+		fake:    fakeupstream.New(fakeupstream.Options{Chunks: 2, APIKey: upstreamKey}),
 		rec:     &recorder{},
 		logs:    &syncBuffer{},
 		secrets: []string{upstreamKey},
@@ -179,7 +179,7 @@ func newHarness(t *testing.T, su setup) *harness {
 }
 
 // newKey creates a gateway key and returns its plaintext.
-func (h *harness) newKey(t *testing.T, name string, models ...string) string {
+func (h *harness) newKey(t testing.TB, name string, models ...string) string {
 	t.Helper()
 	pt, _, err := h.mgr.Create(t.Context(), auth.CreateOptions{Name: name, Models: models})
 	if err != nil {
@@ -205,7 +205,7 @@ func withRequestID(next http.Handler) http.Handler {
 
 // do sends a request; hdr holds header name/value pairs. A key given as
 // "key" becomes a bearer Authorization header.
-func (h *harness) do(t *testing.T, method, path, body string, hdr ...string) (int, http.Header, []byte) {
+func (h *harness) do(t testing.TB, method, path, body string, hdr ...string) (int, http.Header, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -252,7 +252,7 @@ type chatResponse struct {
 }
 
 // chat posts to /api/chat and decodes the answer.
-func (h *harness) chat(t *testing.T, body string, hdr ...string) (int, chatResponse) {
+func (h *harness) chat(t testing.TB, body string, hdr ...string) (int, chatResponse) {
 	t.Helper()
 	status, _, b := h.do(t, http.MethodPost, "/api/chat", body, hdr...)
 	var out chatResponse
@@ -263,7 +263,7 @@ func (h *harness) chat(t *testing.T, body string, hdr ...string) (int, chatRespo
 }
 
 // mustChat posts a message and fails unless it succeeds.
-func (h *harness) mustChat(t *testing.T, body string, hdr ...string) chatResponse {
+func (h *harness) mustChat(t testing.TB, body string, hdr ...string) chatResponse {
 	t.Helper()
 	status, out := h.chat(t, body, hdr...)
 	if status != http.StatusOK || !out.Success {
@@ -281,7 +281,7 @@ type historyResponse struct {
 	Deleted      int             `json:"deleted"`
 }
 
-func (h *harness) history(t *testing.T, method, query string, hdr ...string) (int, historyResponse) {
+func (h *harness) history(t testing.TB, method, query string, hdr ...string) (int, historyResponse) {
 	t.Helper()
 	status, _, b := h.do(t, method, "/api/chat/history?"+query, "", hdr...)
 	var out historyResponse
@@ -302,7 +302,7 @@ func contents(msgs []store.Message) []string {
 
 // upstreamMessages lists "role:content" of the messages in the n-th
 // request (negative counts from the end) the fake received.
-func (h *harness) upstreamMessages(t *testing.T, n int) []string {
+func (h *harness) upstreamMessages(t testing.TB, n int) []string {
 	t.Helper()
 	reqs := h.fake.Requests()
 	if n < 0 {
@@ -327,14 +327,14 @@ func (h *harness) upstreamMessages(t *testing.T, n int) []string {
 // event is one decoded /api/chat/stream event.
 type event struct {
 	Done         bool
-	Content      *string        `json:"content"`
-	Error        *string        `json:"error"`
-	Usage        *usageJSON     `json:"usage"`
-	Conversation string         `json:"conversation"`
+	Content      *string    `json:"content"`
+	Error        *string    `json:"error"`
+	Usage        *usageJSON `json:"usage"`
+	Conversation string     `json:"conversation"`
 }
 
 // stream posts to /api/chat/stream and reads every event.
-func (h *harness) stream(t *testing.T, body string, hdr ...string) (int, http.Header, []event, []byte) {
+func (h *harness) stream(t testing.TB, body string, hdr ...string) (int, http.Header, []event, []byte) {
 	t.Helper()
 	status, header, b := h.do(t, http.MethodPost, "/api/chat/stream", body, hdr...)
 	if status != http.StatusOK {

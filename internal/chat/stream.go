@@ -31,7 +31,7 @@ var (
 // they are written, then ends the stream and, on success, saves the turn.
 func (s *Service) stream(w http.ResponseWriter, r *http.Request, t *turn, msgs []wireMessage) {
 	sw := &streamWriter{client: w, rc: http.NewResponseController(w), header: newHeader(w, r)}
-	aborted := s.serveProxy(sw, internalRequest(r, t.endpoint, t.upstreamBody(msgs, true)))
+	aborted := s.serveProxy(sw, internalRequest(r, t.endpoint, t.key.User, t.upstreamBody(msgs, true)))
 
 	if !sw.started { // nothing reached the client yet: answer in JSON
 		switch {
@@ -91,8 +91,9 @@ type streamWriter struct {
 	sse    bool         // the proxy's response is an event stream
 	body   bytes.Buffer // a non-stream response, bounded
 
-	started  bool // the client's SSE headers were sent
-	pending  []byte
+	started  bool   // the client's SSE headers were sent
+	pending  []byte // an unterminated line
+	skipLF   bool   // the last write ended in "\r"
 	data     []byte // data lines of the event being read
 	hasData  bool
 	reply    strings.Builder
@@ -176,6 +177,12 @@ func (sw *streamWriter) flush() {
 func (sw *streamWriter) feed(p []byte) error {
 	sw.pending = append(sw.pending, p...)
 	buf := sw.pending
+	if sw.skipLF && len(buf) > 0 {
+		if buf[0] == '\n' { // the second half of a "\r\n" split across writes
+			buf = buf[1:]
+		}
+		sw.skipLF = false
+	}
 	for {
 		i := bytes.IndexAny(buf, "\r\n")
 		if i < 0 {
@@ -184,9 +191,8 @@ func (sw *streamWriter) feed(p []byte) error {
 		next := i + 1
 		if buf[i] == '\r' {
 			if i+1 == len(buf) {
-				break // a "\n" may follow in the next write
-			}
-			if buf[i+1] == '\n' {
+				sw.skipLF = true
+			} else if buf[i+1] == '\n' {
 				next = i + 2
 			}
 		}

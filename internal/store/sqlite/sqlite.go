@@ -26,7 +26,14 @@ var migrations embed.FS
 // temp_store(MEMORY) keeps statement journals of multi-row upserts off disk;
 // cache_size(-32000) is a 32 MB page cache per connection.
 const pragmas = "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)" +
-	"&_pragma=foreign_keys(ON)&_pragma=temp_store(MEMORY)&_pragma=cache_size(-32000)&_txlock=immediate"
+	"&_pragma=foreign_keys(ON)&_pragma=temp_store(MEMORY)&_pragma=cache_size(-32000)"
+
+// The writer takes the write lock at BEGIN, so a transaction never fails
+// half way on a lock upgrade; readers are query-only.
+const (
+	writerOpts = "&_txlock=immediate"
+	readerOpts = "&_pragma=query_only(1)"
+)
 
 // Store is a store.Store backed by one SQLite file.
 type Store struct {
@@ -47,7 +54,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, errors.New("sqlite: empty database path")
 	}
 	dsn := "file:" + path + pragmas
-	w, err := sql.Open("sqlite", dsn)
+	w, err := sql.Open("sqlite", dsn+writerOpts)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -61,7 +68,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
-	r, err := sql.Open("sqlite", dsn)
+	r, err := sql.Open("sqlite", dsn+readerOpts)
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open readers %s: %w", path, err)
