@@ -61,12 +61,16 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 	}
 	a.closers = append(a.closers, tracing.Shutdown)
 
-	reg := metrics.NewRegistry()
-	a.metrics = metrics.New(reg, metrics.Options{
-		IsKnownModel: a.knownModel,
-		Upstreams:    func() []upstream.Status { return a.pool.Load().Status() },
-		Ledger:       a.ledgerStats,
-	})
+	var metricsHandler http.Handler
+	if !cfg.DisableMetrics {
+		reg := metrics.NewRegistry()
+		a.metrics = metrics.New(reg, metrics.Options{
+			IsKnownModel: a.knownModel,
+			Upstreams:    func() []upstream.Status { return a.pool.Load().Status() },
+			Ledger:       a.ledgerStats,
+		})
+		metricsHandler = metrics.Handler(reg)
+	}
 
 	pool, err := a.newPool(cfg, nil)
 	if err != nil {
@@ -84,6 +88,11 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 	})
 	a.closers = append(a.closers, a.writer.Close)
 	a.ring = ledger.NewRing(1000)
+	var recorder ledger.Recorder = ledger.Tee{a.ring, a.writer}
+	if cfg.DisableLedger {
+		logger.Warn("the usage ledger is disabled (TOLLGATE_DISABLE_LEDGER): requests are not recorded in the database")
+		recorder = a.ring
+	}
 
 	gate, err := a.newGate(ctx, cfg, st, stdout)
 	if err != nil {
@@ -93,8 +102,7 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 	px := &proxy.Proxy{
 		Pool:         func() proxy.Planner { return a.pool.Load() },
 		Transport:    transport,
-		Recorder:     ledger.Tee{a.ring, a.writer},
-		Observer:     a.metrics,
+		Recorder:     recorder,
 		Tracer:       tracing.ProxyTracer(),
 		Logger:       logger,
 		Cost:         a.cost,
@@ -108,6 +116,9 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 	}
 	if gate != nil {
 		px.Gate = gate
+	}
+	if a.metrics != nil {
+		px.Observer = a.metrics
 	}
 	a.ready["store"] = st.Ping
 	a.ready["upstreams"] = func(context.Context) error {
@@ -164,7 +175,7 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 		Proxy:   px,
 		Models:  models,
 		Chat:    chatSvc,
-		Metrics: metrics.Handler(reg),
+		Metrics: a.metricsRoute(metricsHandler),
 		Wrap:    tracing.Middleware,
 		Ready:   a.ready,
 	})
@@ -180,7 +191,7 @@ func (a *app) newPool(cfg config.Config, prev *upstream.Pool) (*upstream.Pool, e
 		Routing:       cfg.Routing,
 		Breaker:       cfg.Breaker,
 		Logger:        a.logger,
-		OnStateChange: a.metrics.OnStateChange,
+		OnStateChange: a.onStateChange,
 		Price: func(model string) (int64, bool) {
 			p, ok := a.prices.Lookup(model)
 			return (p.InputNano + p.OutputNano) * 1_000_000 / 2, ok
@@ -215,7 +226,9 @@ func (a *app) newGate(ctx context.Context, cfg config.Config, st store.Store, st
 		}
 		a.closers = append(a.closers, func(context.Context) error { return client.Close() })
 		onFail := func(err error) {
-			a.metrics.RedisFailure()
+			if a.metrics != nil {
+				a.metrics.RedisFailure()
+			}
 			a.logger.Error("limit backend (redis) failed", "error", err, "policy", cfg.Limits.FailPolicy)
 		}
 		mk := func(prefix string) *limit.Redis {
@@ -261,6 +274,22 @@ func (a *app) newGate(ctx context.Context, cfg config.Config, st store.Store, st
 	a.closers = append(a.closers, func(context.Context) error { stop(); return nil })
 	g.Keys = cache
 	return g, nil
+}
+
+func (a *app) onStateChange(name string, from, to upstream.State) {
+	if a.metrics != nil {
+		a.metrics.OnStateChange(name, from, to)
+	}
+}
+
+// metricsRoute mounts /metrics on the main listener unless a separate
+// metrics address is configured, in which case serve starts it there.
+func (a *app) metricsRoute(h http.Handler) http.Handler {
+	a.metricsHandler = h
+	if a.cfg.MetricsListen != "" {
+		return nil
+	}
+	return h
 }
 
 // cost prices a request's usage.

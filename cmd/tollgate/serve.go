@@ -7,11 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/tollgate/tollgate/internal/auth"
 	"github.com/tollgate/tollgate/internal/config"
@@ -119,6 +121,19 @@ func serve(ctx context.Context, args []string, e env, stdout, stderr io.Writer) 
 		e.ready(addr)
 	}
 
+	if cfg.MetricsListen != "" && a.metricsHandler != nil {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.metricsHandler)
+		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = ms.Serve(mln) }()
+		defer ms.Close()
+		logger.Info("metrics listening", "addr", mln.Addr().String())
+	}
+
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -154,6 +169,8 @@ type app struct {
 	ready   map[string]func(context.Context) error
 	closers []func(context.Context) error
 	demoKey string
+
+	metricsHandler http.Handler // nil when metrics are disabled
 
 	args     []string   // serve's flags, re-read on reload
 	reloadMu sync.Mutex // one reload at a time

@@ -91,6 +91,12 @@ type Config struct {
 	Chat Chat `yaml:"chat"`
 	// MetricsListen serves /metrics on a separate address when set (env TOLLGATE_METRICS_LISTEN).
 	MetricsListen string `yaml:"metrics_listen"`
+	// DisableMetrics turns the Prometheus metrics off (env TOLLGATE_DISABLE_METRICS).
+	DisableMetrics bool `yaml:"disable_metrics"`
+	// DisableLedger stops writing usage rows to the database (env
+	// TOLLGATE_DISABLE_LEDGER): for measuring the ledger's cost, not for
+	// production. Records still reach the in-memory ring and the limits.
+	DisableLedger bool `yaml:"disable_ledger"`
 }
 
 // Price is a YAML price entry in USD per 1M tokens.

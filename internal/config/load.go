@@ -156,6 +156,8 @@ var vars = []struct {
 	{"TOLLGATE_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = strings.ToLower(v); return nil }},
 	{"TOLLGATE_LOG_FILE", func(c *Config, v string) error { c.Log.File = v; return nil }},
 	{"TOLLGATE_LOG_ERROR_FILE", func(c *Config, v string) error { c.Log.ErrorFile = v; return nil }},
+	{"TOLLGATE_DISABLE_METRICS", boolVar(func(c *Config) *bool { return &c.DisableMetrics })},
+	{"TOLLGATE_DISABLE_LEDGER", boolVar(func(c *Config) *bool { return &c.DisableLedger })},
 	{"TOLLGATE_METRICS_LISTEN", func(c *Config, v string) error { c.MetricsListen = v; return nil }},
 	{"TOLLGATE_CHAT_SYSTEM_PROMPT", func(c *Config, v string) error { c.Chat.SystemPrompt = v; return nil }},
 }
