@@ -34,7 +34,7 @@ var _ store.Store = (*Store)(nil)
 // such as search_path becomes a session setting) and applies pending
 // migrations under an advisory lock, so replicas may start together.
 func Open(ctx context.Context, url string) (*Store, error) {
-	p, err := newPool(url)
+	p, err := newPool(ctx, url)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func migrate(ctx context.Context, p *pool) error {
 	if err != nil {
 		return fmt.Errorf("postgres: migration lock: %w", err)
 	}
-	db := openSQLDB(p)
+	db := p.sqlDB()
 	defer db.Close()
 	prov, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithSessionLocker(locker))
 	if err != nil {
@@ -94,12 +94,19 @@ func (s *Store) Close() error {
 	return nil
 }
 
-var recordCols = []string{"id", "time", "key_id", "key_name", "end_user", "endpoint", "model", "model_used",
-	"upstream", "stream", "outcome", "status", "attempts", "prompt_tokens", "completion_tokens", "cached_tokens",
-	"reasoning_tokens", "total_tokens", "estimated", "cost_nano", "priced", "duration_ns", "ttfb_ns", "client_ip",
-	"error", "request_body", "response_body"}
+// selectCols are the requests columns in ledger.Record order.
+const selectCols = `id, time, key_id, key_name, end_user, endpoint, model, model_used, upstream, stream,
+	outcome, status, attempts, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, total_tokens,
+	estimated, cost_nano, priced, duration_ns, ttfb_ns, client_ip, error, request_body, response_body`
 
-var selectCols = strings.Join(recordCols, ", ")
+// stageCols are the columns copied into requests_stage.
+func stageCols() []string {
+	cols := strings.Split(selectCols, ",")
+	for i := range cols {
+		cols[i] = strings.TrimSpace(cols[i])
+	}
+	return append(cols, "dur_bucket")
+}
 
 // insertSQL moves the staged batch into requests, skipping known ids, and
 // folds exactly the rows inserted into usage_hourly and key_last_used: one
@@ -159,8 +166,7 @@ func (s *Store) InsertRecords(ctx context.Context, recs []ledger.Record) error {
 			(LIKE requests INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`); err != nil {
 			return fmt.Errorf("staging table: %w", err)
 		}
-		cols := append(append([]string(nil), recordCols...), "dur_bucket")
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"requests_stage"}, cols, pgx.CopyFromSlice(len(recs), func(i int) ([]any, error) {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"requests_stage"}, stageCols(), pgx.CopyFromSlice(len(recs), func(i int) ([]any, error) {
 			r := &recs[i]
 			return []any{r.ID, r.Time.UTC(), r.KeyID, r.KeyName, r.User, r.Endpoint, r.Model, r.ModelUsed, r.Upstream,
 				r.Stream, string(r.Outcome), r.Status, r.Attempts, r.PromptTokens, r.CompletionTokens, r.CachedTokens,

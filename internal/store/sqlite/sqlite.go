@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -466,52 +468,62 @@ func (s *Store) DeleteLogsBefore(ctx context.Context, t time.Time, limit int) (i
 // Usage sums the aggregates over the hours overlapping [q.Since, q.Until):
 // whole days from usage_daily, the partial days at the ends from
 // usage_hourly (see store.SplitRange). The resolution is one hour; a partly
-// covered hour counts whole.
+// covered hour counts whole. The spans are summed in parallel on separate
+// reader connections.
 func (s *Store) Usage(ctx context.Context, q store.UsageQuery) (store.UsageReport, error) {
 	col, err := store.UsageGroupColumn(q.GroupBy)
 	if err != nil {
 		return store.UsageReport{}, err
 	}
+	spans := store.UsageSpans(q)
+	results := make([][]store.UsageRow, len(spans))
+	errs := make([]error, len(spans))
+	var wg sync.WaitGroup
+	for i, sp := range spans {
+		wg.Go(func() { results[i], errs[i] = s.usageSpan(ctx, q, col, sp) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return store.UsageReport{}, fmt.Errorf("sqlite: usage: %w", err)
+	}
+	return store.BuildReport(q.GroupBy, store.MergeRows(slices.Concat(results...))), nil
+}
+
+func (s *Store) usageSpan(ctx context.Context, q store.UsageQuery, col string, sp store.Span) ([]store.UsageRow, error) {
+	grp := "''"
+	switch {
+	case q.GroupBy == "day":
+		grp = "CAST(" + sp.Col + " - " + sp.Col + " % 86400 AS TEXT)"
+	case col == "hour":
+		grp = "CAST(" + sp.Col + " AS TEXT)"
+	case col != "":
+		grp = col
+	}
+	sqlq := `SELECT ` + grp + ` AS g, ` + store.UsageSumColumns("") + ` FROM ` + sp.Table +
+		` WHERE ` + sp.Col + ` >= ? AND ` + sp.Col + ` < ?`
+	args := []any{sp.From, sp.To}
+	if q.KeyID != "" {
+		sqlq += " AND key_id = ?"
+		args = append(args, q.KeyID)
+	}
+	if q.GroupBy != "" {
+		// Without GROUP BY, SQLite needs no sorter for the totals.
+		sqlq += " GROUP BY g"
+	}
+	rows, err := s.r.QueryContext(ctx, sqlq, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
 	var out []store.UsageRow
-	for _, sp := range store.UsageSpans(q) {
-		grp := "''"
-		switch {
-		case q.GroupBy == "day":
-			grp = "CAST(" + sp.Col + " - " + sp.Col + " % 86400 AS TEXT)"
-		case col == "hour":
-			grp = "CAST(" + sp.Col + " AS TEXT)"
-		case col != "":
-			grp = col
+	for rows.Next() {
+		var r store.UsageRow
+		if err := rows.Scan(r.ScanDest()...); err != nil {
+			return nil, err
 		}
-		sqlq := `SELECT ` + grp + ` AS g, ` + store.UsageSumColumns("") + ` FROM ` + sp.Table +
-			` WHERE ` + sp.Col + ` >= ? AND ` + sp.Col + ` < ?`
-		args := []any{sp.From, sp.To}
-		if q.KeyID != "" {
-			sqlq += " AND key_id = ?"
-			args = append(args, q.KeyID)
-		}
-		if q.GroupBy != "" {
-			// Without GROUP BY, SQLite needs no sorter for the totals.
-			sqlq += " GROUP BY g"
-		}
-		rows, err := s.r.QueryContext(ctx, sqlq, args...)
-		if err != nil {
-			return store.UsageReport{}, fmt.Errorf("sqlite: usage: %w", err)
-		}
-		for rows.Next() {
-			var r store.UsageRow
-			if err := rows.Scan(r.ScanDest()...); err != nil {
-				rows.Close()
-				return store.UsageReport{}, fmt.Errorf("sqlite: usage: %w", err)
-			}
-			if r.Totals.Requests > 0 {
-				out = append(out, r)
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return store.UsageReport{}, fmt.Errorf("sqlite: usage: %w", err)
+		if r.Totals.Requests > 0 {
+			out = append(out, r)
 		}
 	}
-	return store.BuildReport(q.GroupBy, store.MergeRows(out)), nil
+	return out, rows.Err()
 }

@@ -15,10 +15,9 @@ import (
 // Synthetic traffic shape for benchmarks: 20 keys with 5 end users each, 8
 // models on 2 upstreams, 5% errors, 1 model in 8 unpriced. That is at most
 // 20*5*8 = 800 usage_hourly rows per hour, whatever the row count.
-var (
-	benchModels    = []string{"gpt-4o", "gpt-4o-mini", "claude-sonnet-4-6", "qwen-plus", "deepseek-chat", "gemini-2.5-flash", "o3-mini", "mystery"}
-	benchUpstreams = []string{"taotoken", "openrouter"}
-)
+func benchModels() []string {
+	return []string{"gpt-4o", "gpt-4o-mini", "claude-sonnet-4-6", "qwen-plus", "deepseek-chat", "gemini-2.5-flash", "o3-mini", "mystery"}
+}
 
 // SyntheticRecord returns row i of n spread evenly over [end-span, end).
 func SyntheticRecord(i, n int, end time.Time, span time.Duration) ledger.Record {
@@ -28,13 +27,14 @@ func SyntheticRecord(i, n int, end time.Time, span time.Duration) ledger.Record 
 	key := int(h % 20)
 	r.KeyID, r.KeyName = fmt.Sprintf("key%02d", key), fmt.Sprintf("key %d", key)
 	r.User = fmt.Sprintf("user%d-%d", key, (h>>8)%5)
-	m := int((h >> 16) % uint64(len(benchModels)))
-	r.Model, r.ModelUsed, r.Upstream = benchModels[m], benchModels[m], benchUpstreams[m%2]
+	models := benchModels()
+	m := int((h >> 16) % uint64(len(models)))
+	r.Model, r.ModelUsed, r.Upstream = models[m], models[m], []string{"taotoken", "openrouter"}[m%2]
 	r.PromptTokens = int64(100 + (h>>24)%4000)
 	r.CompletionTokens = int64(10 + (h>>32)%800)
 	r.CachedTokens = r.PromptTokens / 4
 	r.TotalTokens = r.PromptTokens + r.CompletionTokens
-	r.CostNanoUSD, r.Priced = r.PromptTokens*2500+r.CompletionTokens*10000, m != len(benchModels)-1
+	r.CostNanoUSD, r.Priced = r.PromptTokens*2500+r.CompletionTokens*10000, m != len(models)-1
 	if !r.Priced {
 		r.CostNanoUSD = 0
 	}

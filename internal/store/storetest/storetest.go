@@ -19,8 +19,10 @@ import (
 	"github.com/tollgate/tollgate/internal/store"
 )
 
-// Base is the hour-aligned time the suite's records start at.
-var base = time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
+// base is the day-aligned time the suite's records start at.
+const t0Unix = 1768003200 // 2026-01-10T00:00:00Z
+
+func base() time.Time { return time.Unix(t0Unix, 0).UTC() }
 
 // Run runs every conformance test. open must return a fresh, empty store; the
 // suite closes it.
@@ -39,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"KeySpendAndLastUsed", testKeySpendLastUsed},
 		{"Conversations", testConversations},
 		{"ConcurrentAppends", testConcurrentAppends},
+		{"ConcurrentInserts", testConcurrentInserts},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(t.Context()); err != nil {
 				t.Fatal(err)
@@ -74,15 +77,15 @@ func insert(t *testing.T, s store.Store, recs ...ledger.Record) {
 }
 
 func testInsertIdempotent(t *testing.T, s store.Store) {
-	full := Rec("r1", base.Add(90*time.Second+123456*time.Nanosecond))
+	full := Rec("r1", base().Add(90*time.Second+123456*time.Nanosecond))
 	full.Stream, full.Estimated = true, true
 	full.Error = "boom"
 	full.RequestBody, full.ResponseBody = []byte(`{"a":1}`), []byte{0, 1, 2}
-	r2, r3 := Rec("r2", base.Add(time.Minute)), Rec("r3", base.Add(2*time.Minute))
+	r2, r3 := Rec("r2", base().Add(time.Minute)), Rec("r3", base().Add(2*time.Minute))
 	r3.Outcome, r3.Status, r3.Priced, r3.CostNanoUSD = ledger.OutcomeUpstreamError, 502, false, 0
 	insert(t, s, full, r2, r3)
 	// Replay with one new row: only r4 may count.
-	insert(t, s, full, r2, r3, Rec("r4", base.Add(3*time.Minute)))
+	insert(t, s, full, r2, r3, Rec("r4", base().Add(3*time.Minute)))
 	insert(t, s) // empty batch is fine
 
 	got, err := s.GetLog(t.Context(), "r1")
@@ -95,8 +98,8 @@ func testInsertIdempotent(t *testing.T, s store.Store) {
 		t.Errorf("GetLog mismatch (-want +got):\n%s", d)
 	}
 	// An hour (usage_hourly) and a whole day (usage_daily) must agree.
-	for _, until := range []time.Time{base.Add(time.Hour), base.Add(24 * time.Hour)} {
-		rep, err := s.Usage(t.Context(), store.UsageQuery{Since: base, Until: until})
+	for _, until := range []time.Time{base().Add(time.Hour), base().Add(24 * time.Hour)} {
+		rep, err := s.Usage(t.Context(), store.UsageQuery{Since: base(), Until: until})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +129,7 @@ func testUsageMath(t *testing.T, s store.Store) {
 	}
 	var recs []ledger.Record
 	for i, r := range rows {
-		rec := Rec(fmt.Sprintf("u%d", i), base.Add(time.Duration(r.hour)*time.Hour+time.Duration(i)*time.Minute))
+		rec := Rec(fmt.Sprintf("u%d", i), base().Add(time.Duration(r.hour)*time.Hour+time.Duration(i)*time.Minute))
 		rec.KeyID, rec.User, rec.Model, rec.Upstream, rec.Outcome = r.key, r.user, r.model, r.up, r.outcome
 		rec.PromptTokens, rec.CompletionTokens, rec.CostNanoUSD, rec.Priced, rec.Duration = r.prompt, r.compl, r.cost, r.priced, r.dur
 		rec.CachedTokens, rec.ReasoningTokens = int64(i), int64(2*i)
@@ -167,7 +170,7 @@ func testUsageMath(t *testing.T, s store.Store) {
 	}
 	for _, tc := range tests {
 		t.Run("group="+tc.groupBy, func(t *testing.T) {
-			rep, err := s.Usage(t.Context(), store.UsageQuery{Since: base, Until: base.Add(48 * time.Hour), GroupBy: tc.groupBy, KeyID: tc.keyID})
+			rep, err := s.Usage(t.Context(), store.UsageQuery{Since: base(), Until: base().Add(48 * time.Hour), GroupBy: tc.groupBy, KeyID: tc.keyID})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -183,7 +186,7 @@ func testUsageMath(t *testing.T, s store.Store) {
 			}
 		})
 	}
-	rep, err := s.Usage(t.Context(), store.UsageQuery{Since: base, Until: base.Add(48 * time.Hour)})
+	rep, err := s.Usage(t.Context(), store.UsageQuery{Since: base(), Until: base().Add(48 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +206,7 @@ func testUsageMath(t *testing.T, s store.Store) {
 	if _, err := s.Usage(t.Context(), store.UsageQuery{GroupBy: "nonsense"}); err == nil {
 		t.Error("unknown group_by: want error")
 	}
-	empty, err := s.Usage(t.Context(), store.UsageQuery{Since: base.Add(-72 * time.Hour), Until: base.Add(-48 * time.Hour), GroupBy: "model"})
+	empty, err := s.Usage(t.Context(), store.UsageQuery{Since: base().Add(-72 * time.Hour), Until: base().Add(-48 * time.Hour), GroupBy: "model"})
 	if err != nil || empty.Total.Requests != 0 || len(empty.Groups) != 0 {
 		t.Errorf("empty range = %+v, %v", empty, err)
 	}
@@ -242,7 +245,7 @@ func testListLogsPaging(t *testing.T, s store.Store) {
 	var recs []ledger.Record
 	for i := range 120 {
 		// Groups of three share a timestamp so the id tie-break matters.
-		r := Rec(fmt.Sprintf("p%03d", i), base.Add(time.Duration(i/3)*time.Second))
+		r := Rec(fmt.Sprintf("p%03d", i), base().Add(time.Duration(i/3)*time.Second))
 		r.Model = []string{"gpt-4o", "qwen-plus"}[i%2]
 		r.KeyID = []string{"k1", "k2", "k3"}[i%3]
 		r.User = []string{"alice", "bob", "carol", "dave"}[i%4]
@@ -262,9 +265,9 @@ func testListLogsPaging(t *testing.T, s store.Store) {
 		{"model", store.LogFilter{Model: "qwen-plus", Limit: 5}, func(r ledger.Record) bool { return r.Model == "qwen-plus" }},
 		{"key+user", store.LogFilter{KeyID: "k2", User: "bob", Limit: 3}, func(r ledger.Record) bool { return r.KeyID == "k2" && r.User == "bob" }},
 		{"outcome", store.LogFilter{Outcome: "timeout", Limit: 4}, func(r ledger.Record) bool { return r.Outcome == ledger.OutcomeTimeout }},
-		{"range", store.LogFilter{Since: base.Add(10 * time.Second), Until: base.Add(20 * time.Second), Limit: 4},
+		{"range", store.LogFilter{Since: base().Add(10 * time.Second), Until: base().Add(20 * time.Second), Limit: 4},
 			func(r ledger.Record) bool {
-				return !r.Time.Before(base.Add(10*time.Second)) && r.Time.Before(base.Add(20*time.Second))
+				return !r.Time.Before(base().Add(10*time.Second)) && r.Time.Before(base().Add(20*time.Second))
 			}},
 		{"no match", store.LogFilter{Model: "none"}, func(ledger.Record) bool { return false }},
 	}
@@ -291,7 +294,7 @@ func testListLogsPaging(t *testing.T, s store.Store) {
 func testListLogsConcurrent(t *testing.T, s store.Store) {
 	var recs []ledger.Record
 	for i := range 50 {
-		recs = append(recs, Rec(fmt.Sprintf("c%03d", i), base.Add(time.Duration(i)*time.Second)))
+		recs = append(recs, Rec(fmt.Sprintf("c%03d", i), base().Add(time.Duration(i)*time.Second)))
 	}
 	insert(t, s, recs...)
 	f := store.LogFilter{Limit: 10}
@@ -305,7 +308,7 @@ func testListLogsConcurrent(t *testing.T, s store.Store) {
 			got = append(got, r.ID)
 		}
 		// Newer rows arrive between pages; they must not shift the pages.
-		insert(t, s, Rec(fmt.Sprintf("n%03d", page), base.Add(time.Hour+time.Duration(page)*time.Second)))
+		insert(t, s, Rec(fmt.Sprintf("n%03d", page), base().Add(time.Hour+time.Duration(page)*time.Second)))
 		if next == "" {
 			break
 		}
@@ -329,10 +332,10 @@ func testGetLogNotFound(t *testing.T, s store.Store) {
 func testDeleteLogsBefore(t *testing.T, s store.Store) {
 	var recs []ledger.Record
 	for i := range 25 {
-		recs = append(recs, Rec(fmt.Sprintf("d%02d", i), base.Add(time.Duration(i)*time.Minute)))
+		recs = append(recs, Rec(fmt.Sprintf("d%02d", i), base().Add(time.Duration(i)*time.Minute)))
 	}
 	insert(t, s, recs...)
-	cut := base.Add(20 * time.Minute) // d00..d19 are older
+	cut := base().Add(20 * time.Minute) // d00..d19 are older
 	var batches []int
 	for range 10 {
 		n, err := s.DeleteLogsBefore(t.Context(), cut, 8)
@@ -352,7 +355,7 @@ func testDeleteLogsBefore(t *testing.T, s store.Store) {
 		t.Errorf("remaining (-want +got):\n%s", d)
 	}
 	// Aggregates outlive raw rows.
-	rep, err := s.Usage(t.Context(), store.UsageQuery{Since: base, Until: base.Add(time.Hour)})
+	rep, err := s.Usage(t.Context(), store.UsageQuery{Since: base(), Until: base().Add(time.Hour)})
 	if err != nil || rep.Total.Requests != 25 {
 		t.Errorf("usage after delete = %d, %v; want 25", rep.Total.Requests, err)
 	}
@@ -360,7 +363,7 @@ func testDeleteLogsBefore(t *testing.T, s store.Store) {
 
 func testKeys(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	t0 := base.Truncate(time.Microsecond)
+	t0 := base().Truncate(time.Microsecond)
 	k1 := store.Key{ID: "k1", Name: "one", Prefix: "tg_AB12", Hash: "h1", Models: []string{"gpt-4o", "qwen-*"},
 		RPM: 60, TPM: 1000, MaxParallel: 4, BudgetNano: 5e9, BudgetPeriod: "month",
 		ExpiresAt: t0.Add(48 * time.Hour), CreatedAt: t0, UpdatedAt: t0}
@@ -419,22 +422,22 @@ func testKeySpendLastUsed(t *testing.T, s store.Store) {
 		return r
 	}
 	insert(t, s,
-		mk("s1", "k1", base.Add(-25*time.Hour), 100),
-		mk("s2", "k1", base.Add(10*time.Minute), 20),
-		mk("s3", "k1", base.Add(2*time.Hour+5*time.Second), 3),
-		mk("s4", "k2", base.Add(time.Hour), 4000),
-		mk("s5", "", base.Add(3*time.Hour), 1))
-	insert(t, s, mk("s2", "k1", base.Add(10*time.Minute), 20)) // replay must not double
+		mk("s1", "k1", base().Add(-25*time.Hour), 100),
+		mk("s2", "k1", base().Add(10*time.Minute), 20),
+		mk("s3", "k1", base().Add(2*time.Hour+5*time.Second), 3),
+		mk("s4", "k2", base().Add(time.Hour), 4000),
+		mk("s5", "", base().Add(3*time.Hour), 1))
+	insert(t, s, mk("s2", "k1", base().Add(10*time.Minute), 20)) // replay must not double
 	tests := []struct {
 		key   string
 		since time.Time
 		want  int64
 	}{
-		{"k1", base.Add(-48 * time.Hour), 123},
-		{"k1", base, 23},
-		{"k1", base.Add(2 * time.Hour), 3},
-		{"k2", base, 4000},
-		{"k9", base, 0},
+		{"k1", base().Add(-48 * time.Hour), 123},
+		{"k1", base(), 23},
+		{"k1", base().Add(2 * time.Hour), 3},
+		{"k2", base(), 4000},
+		{"k9", base(), 0},
 	}
 	for _, tc := range tests {
 		got, err := s.KeySpend(ctx, tc.key, tc.since)
@@ -446,119 +449,40 @@ func testKeySpendLastUsed(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]time.Time{"k1": base.Add(2*time.Hour + 5*time.Second), "k2": base.Add(time.Hour)}
+	want := map[string]time.Time{"k1": base().Add(2*time.Hour + 5*time.Second), "k2": base().Add(time.Hour)}
 	if d := cmp.Diff(want, last); d != "" {
 		t.Errorf("KeysLastUsed (-want +got):\n%s", d)
 	}
 	// An older row must not move last-used backwards.
-	insert(t, s, mk("s6", "k2", base.Add(-time.Hour), 1))
+	insert(t, s, mk("s6", "k2", base().Add(-time.Hour), 1))
 	last, _ = s.KeysLastUsed(ctx)
-	if !last["k2"].Equal(base.Add(time.Hour)) {
+	if !last["k2"].Equal(base().Add(time.Hour)) {
 		t.Errorf("k2 last used moved to %v", last["k2"])
 	}
 }
 
-func msgs(role string, from, n int) []store.Message {
-	var out []store.Message
-	for i := range n {
-		out = append(out, store.Message{Role: role, Content: fmt.Sprintf("m%d", from+i), Time: base.Add(time.Duration(from+i) * time.Second)})
-	}
-	return out
-}
-
-func contents(ms []store.Message) []string {
-	var out []string
-	for _, m := range ms {
-		out = append(out, m.Content)
-	}
-	return out
-}
-
-func testConversations(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	a := store.ConversationKey{KeyID: "k1", User: "alice", Conversation: "default"}
-	others := []store.ConversationKey{
-		{KeyID: "k1", User: "bob", Conversation: "default"},
-		{KeyID: "k2", User: "alice", Conversation: "default"},
-		{KeyID: "k1", User: "alice", Conversation: "other"},
-	}
-	for i, o := range others {
-		if err := s.AppendMessages(ctx, o, msgs("user", 100*(i+1), 2), 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	steps := []struct {
-		msgs  []store.Message
-		keep  int
-		limit int
-		want  []string
-	}{
-		{msgs("user", 0, 2), 0, 0, []string{"m0", "m1"}},
-		{msgs("assistant", 2, 3), 0, 3, []string{"m2", "m3", "m4"}},
-		{msgs("user", 5, 1), 4, 0, []string{"m2", "m3", "m4", "m5"}},
-		{nil, 4, 2, []string{"m4", "m5"}},
-		{msgs("user", 6, 3), 2, 10, []string{"m7", "m8"}},
-	}
-	for i, st := range steps {
-		if err := s.AppendMessages(ctx, a, st.msgs, st.keep); err != nil {
-			t.Fatalf("step %d: %v", i, err)
-		}
-		h, err := s.History(ctx, a, st.limit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d := cmp.Diff(st.want, contents(h)); d != "" {
-			t.Errorf("step %d history (-want +got):\n%s", i, d)
-		}
-	}
-	h, _ := s.History(ctx, a, 1)
-	if len(h) != 1 || h[0].Role != "user" || !h[0].Time.Equal(base.Add(8*time.Second)) {
-		t.Errorf("last message = %+v", h)
-	}
-	n, err := s.ClearHistory(ctx, a)
-	if err != nil || n != 2 {
-		t.Errorf("ClearHistory = %d, %v; want 2", n, err)
-	}
-	if h, _ := s.History(ctx, a, 0); len(h) != 0 {
-		t.Errorf("after clear: %v", contents(h))
-	}
-	// Appending after a clear starts afresh.
-	if err := s.AppendMessages(ctx, a, msgs("user", 50, 1), 0); err != nil {
-		t.Fatal(err)
-	}
-	if h, _ := s.History(ctx, a, 0); !slices.Equal(contents(h), []string{"m50"}) {
-		t.Errorf("after re-append: %v", contents(h))
-	}
-	for i, o := range others {
-		h, err := s.History(ctx, o, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := []string{fmt.Sprintf("m%d", 100*(i+1)), fmt.Sprintf("m%d", 100*(i+1)+1)}
-		if d := cmp.Diff(want, contents(h)); d != "" {
-			t.Errorf("isolation %+v (-want +got):\n%s", o, d)
-		}
-	}
-	if n, err := s.ClearHistory(ctx, store.ConversationKey{KeyID: "none"}); err != nil || n != 0 {
-		t.Errorf("ClearHistory(empty) = %d, %v", n, err)
-	}
-}
-
-func testConcurrentAppends(t *testing.T, s store.Store) {
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+// testConcurrentInserts runs writers (as replicas would) whose batches hit
+// the same aggregate rows in different orders: no deadlock, exact sums.
+func testConcurrentInserts(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	c := store.ConversationKey{KeyID: "k", User: "u", Conversation: "c"}
-	const workers, each = 8, 10
+	const writers, batches, per = 4, 5, 40
 	var wg sync.WaitGroup
-	errs := make(chan error, workers*each)
-	for w := range workers {
+	errs := make(chan error, writers*batches)
+	for w := range writers {
 		wg.Go(func() {
-			for i := range each {
-				m := []store.Message{
-					{Role: "user", Content: fmt.Sprintf("w%d-%d-q", w, i), Time: base},
-					{Role: "assistant", Content: fmt.Sprintf("w%d-%d-a", w, i), Time: base},
+			for b := range batches {
+				var recs []ledger.Record
+				for i := range per {
+					r := Rec(fmt.Sprintf("w%d-b%d-%02d", w, b, i), base().Add(time.Duration(i%7)*time.Hour))
+					r.KeyID = []string{"k1", "k2", "k3"}[(i+w)%3]
+					r.Model = []string{"gpt-4o", "qwen-plus"}[(i/3+w)%2]
+					recs = append(recs, r)
 				}
-				if err := s.AppendMessages(ctx, c, m, 0); err != nil {
+				if w%2 == 1 {
+					slices.Reverse(recs)
+				}
+				if err := s.InsertRecords(ctx, recs); err != nil {
 					errs <- err
 					return
 				}
@@ -570,18 +494,16 @@ func testConcurrentAppends(t *testing.T, s store.Store) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	h, err := s.History(ctx, c, 0)
+	rep, err := s.Usage(ctx, store.UsageQuery{Since: base(), Until: base().Add(24 * time.Hour), GroupBy: "key"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(h) != 2*workers*each {
-		t.Fatalf("history has %d messages, want %d", len(h), 2*workers*each)
+	const n = writers * batches * per
+	if rep.Total.Requests != n || rep.Total.PromptTokens != n*100 || rep.Total.CostNanoUSD != n*1_000_000 {
+		t.Errorf("totals = %+v, want %d requests", rep.Total, n)
 	}
-	// Each pair must stay adjacent and in order (appends are atomic).
-	for i := 0; i < len(h); i += 2 {
-		q, a := h[i].Content, h[i+1].Content
-		if q[len(q)-1] != 'q' || a[:len(a)-1] != q[:len(q)-1] || a[len(a)-1] != 'a' {
-			t.Fatalf("pair %d split: %q, %q", i/2, q, a)
-		}
+	hourly, err := s.Usage(ctx, store.UsageQuery{Since: base(), Until: base().Add(24 * time.Hour), GroupBy: "hour"})
+	if err != nil || hourly.Total.Requests != n || len(hourly.Groups) != 7 {
+		t.Errorf("hourly = %d requests in %d groups, %v; want %d in 7", hourly.Total.Requests, len(hourly.Groups), err, n)
 	}
 }
