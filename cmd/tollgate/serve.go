@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync"
@@ -134,6 +135,14 @@ func serve(ctx context.Context, args []string, e env, stdout, stderr io.Writer) 
 		logger.Info("metrics listening", "addr", mln.Addr().String())
 	}
 
+	if cfg.DebugListen != "" {
+		stop, err := serveDebug(cfg.DebugListen, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -243,4 +252,23 @@ func printDemo(w io.Writer, addr string, key string) {
 	}
 	fmt.Fprintf(w, "\ntollgate demo is ready. Try:\n\n  curl -s http://%s:%s/v1/chat/completions%s -H 'Content-Type: application/json' \\\n    -d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello!\"}]}'\n\n",
 		host, port, auth)
+}
+
+// serveDebug serves the runtime profiles on their own listener, never on the
+// public one.
+func serveDebug(addr string, logger *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("debug listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	logger.Info("debug endpoints listening", "addr", ln.Addr().String())
+	return func() { _ = hs.Close() }, nil
 }

@@ -91,6 +91,9 @@ type Config struct {
 	Chat Chat `yaml:"chat"`
 	// MetricsListen serves /metrics on a separate address when set (env TOLLGATE_METRICS_LISTEN).
 	MetricsListen string `yaml:"metrics_listen"`
+	// DebugListen serves net/http/pprof at /debug/pprof/ on this address when
+	// set (env TOLLGATE_DEBUG_LISTEN); keep it on loopback.
+	DebugListen string `yaml:"debug_listen"`
 	// DisableMetrics turns the Prometheus metrics off (env TOLLGATE_DISABLE_METRICS).
 	DisableMetrics bool `yaml:"disable_metrics"`
 	// DisableLedger stops writing usage rows to the database (env

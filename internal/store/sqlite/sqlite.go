@@ -9,6 +9,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"runtime"
 	"io/fs"
 	"slices"
 	"strings"
@@ -42,9 +43,27 @@ type Store struct {
 	w *sql.DB // the single writer: SQLite allows one write transaction at a time
 	r *sql.DB // readers: WAL lets them run beside the writer
 
-	// Statements of InsertRecords, prepared once: parsing a multi-row
-	// statement costs as much as running it.
-	insReqN, insReq1, upsHourN, upsHour1, upsDayN, upsDay1 *sql.Stmt
+	// Statements of InsertRecords, prepared once per row count: parsing a
+	// multi-row statement costs as much as running it.
+	insReq, upsHour, upsDay sized
+}
+
+// chunkSizes are the row counts statements are prepared for. A batch is cut
+// into the largest that fit, so any batch takes at most a handful of
+// statements (250 rows: 64+64+64+32+16+8+2, not 3 + 58 single rows).
+var chunkSizes = []int{64, 32, 16, 8, 4, 2, 1}
+
+// sized holds one statement per entry of chunkSizes.
+type sized []*sql.Stmt
+
+// pick returns the largest prepared statement for at most n rows.
+func (z sized) pick(n int) (int, *sql.Stmt) {
+	for i, size := range chunkSizes {
+		if size <= n {
+			return size, z[i]
+		}
+	}
+	return 1, z[len(z)-1]
 }
 
 var _ store.Store = (*Store)(nil)
@@ -87,21 +106,20 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 func (s *Store) prepare(ctx context.Context) error {
 	for _, p := range []struct {
-		dst *(*sql.Stmt)
-		q   string
+		dst *sized
+		q   func(rows int) string
 	}{
-		{&s.insReqN, insertReqSQL(chunkRows)},
-		{&s.insReq1, insertReqSQL(1)},
-		{&s.upsHourN, upsertAggSQL("usage_hourly", "hour", chunkRows)},
-		{&s.upsHour1, upsertAggSQL("usage_hourly", "hour", 1)},
-		{&s.upsDayN, upsertAggSQL("usage_daily", "day", chunkRows)},
-		{&s.upsDay1, upsertAggSQL("usage_daily", "day", 1)},
+		{&s.insReq, insertReqSQL},
+		{&s.upsHour, func(n int) string { return upsertAggSQL("usage_hourly", "hour", n) }},
+		{&s.upsDay, func(n int) string { return upsertAggSQL("usage_daily", "day", n) }},
 	} {
-		st, err := s.w.PrepareContext(ctx, p.q)
-		if err != nil {
-			return fmt.Errorf("sqlite: prepare: %w", err)
+		for _, n := range chunkSizes {
+			st, err := s.w.PrepareContext(ctx, p.q(n))
+			if err != nil {
+				return fmt.Errorf("sqlite: prepare: %w", err)
+			}
+			*p.dst = append(*p.dst, st)
 		}
-		*p.dst = st
 	}
 	return nil
 }
@@ -141,8 +159,8 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes both pools.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.insReqN, s.insReq1, s.upsHourN, s.upsHour1, s.upsDayN, s.upsDay1} {
-		if st != nil {
+	for _, z := range []sized{s.insReq, s.upsHour, s.upsDay} {
+		for _, st := range z {
 			errs = append(errs, st.Close())
 		}
 	}
@@ -164,7 +182,7 @@ type aggVal struct {
 	hist [store.HistBuckets]int64
 }
 
-// chunkRows is the rows per multi-row statement; remainders go one by one.
+// chunkRows is the most rows of one statement.
 const chunkRows = 64
 
 const recordNCols = 27
@@ -202,10 +220,7 @@ func (s *Store) InsertRecords(ctx context.Context, recs []ledger.Record) (err er
 	last := make(map[string]int64)
 	args := make([]any, 0, chunkRows*recordNCols)
 	for lo := 0; lo < len(recs); {
-		n, st := chunkRows, s.insReqN
-		if len(recs)-lo < chunkRows {
-			n, st = 1, s.insReq1
-		}
+		n, st := s.insReq.pick(len(recs) - lo)
 		chunk := recs[lo : lo+n]
 		lo += n
 		args = args[:0]
@@ -241,14 +256,18 @@ func (s *Store) InsertRecords(ctx context.Context, recs []ledger.Record) (err er
 		if err := rows.Close(); err != nil {
 			return fmt.Errorf("sqlite: insert records: %w", err)
 		}
+		// SQLite runs on this goroutine; yield between statements so that
+		// request goroutines on a busy (or single) CPU wait at most one
+		// statement, not a whole batch.
+		runtime.Gosched()
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("sqlite: insert records: %w", err)
 		}
 	}
-	if err := s.upsertAggs(ctx, tx, aggs, s.upsHourN, s.upsHour1); err != nil {
+	if err := s.upsertAggs(ctx, tx, aggs, s.upsHour); err != nil {
 		return err
 	}
-	if err := s.upsertAggs(ctx, tx, daily, s.upsDayN, s.upsDay1); err != nil {
+	if err := s.upsertAggs(ctx, tx, daily, s.upsDay); err != nil {
 		return err
 	}
 	for id, us := range last {
@@ -319,7 +338,7 @@ func upsertAggSQL(table, col string, rows int) string {
 		` ON CONFLICT(` + col + `, key_id, model, upstream, end_user) DO UPDATE SET ` + strings.Join(sets, ", ")
 }
 
-func (s *Store) upsertAggs(ctx context.Context, tx *sql.Tx, aggs map[aggKey]*aggVal, stN, st1 *sql.Stmt) error {
+func (s *Store) upsertAggs(ctx context.Context, tx *sql.Tx, aggs map[aggKey]*aggVal, stmts sized) error {
 	keys := make([]aggKey, 0, len(aggs))
 	for k := range aggs {
 		keys = append(keys, k)
@@ -327,10 +346,7 @@ func (s *Store) upsertAggs(ctx context.Context, tx *sql.Tx, aggs map[aggKey]*agg
 	ncols := 5 + len(aggCols())
 	args := make([]any, 0, chunkRows*ncols)
 	for lo := 0; lo < len(keys); {
-		n, st := chunkRows, stN
-		if len(keys)-lo < chunkRows {
-			n, st = 1, st1
-		}
+		n, st := stmts.pick(len(keys) - lo)
 		chunk := keys[lo : lo+n]
 		lo += n
 		args = args[:0]
@@ -346,6 +362,7 @@ func (s *Store) upsertAggs(ctx context.Context, tx *sql.Tx, aggs map[aggKey]*agg
 		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("sqlite: upsert usage: %w", err)
 		}
+		runtime.Gosched()
 	}
 	return nil
 }
