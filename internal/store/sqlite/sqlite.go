@@ -29,7 +29,7 @@ var migrations embed.FS
 // temp_store(MEMORY) keeps statement journals of multi-row upserts off disk;
 // cache_size(-32000) is a 32 MB page cache per connection.
 const pragmas = "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)" +
-	"&_pragma=foreign_keys(ON)&_pragma=temp_store(MEMORY)&_pragma=cache_size(-32000)"
+	"&_pragma=foreign_keys(ON)&_pragma=temp_store(MEMORY)&_pragma=cache_size(-32000)&_pragma=wal_autocheckpoint(10000)"
 
 // The writer takes the write lock at BEGIN, so a transaction never fails
 // half way on a lock upgrade; readers are query-only.
