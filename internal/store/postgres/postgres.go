@@ -123,7 +123,7 @@ func insertSQL() string {
 	return `WITH ins AS (
 	INSERT INTO requests (` + selectCols + `, dur_bucket)
 	SELECT ` + selectCols + `, dur_bucket FROM requests_stage
-	ON CONFLICT (id) DO NOTHING
+	ON CONFLICT (id, time) DO NOTHING
 	RETURNING time, key_id, model, upstream, end_user, outcome, prompt_tokens, completion_tokens,
 		cached_tokens, reasoning_tokens, cost_nano, priced, dur_bucket
 ), agg AS (
@@ -265,7 +265,7 @@ func (s *Store) GetLog(ctx context.Context, id string) (ledger.Record, error) {
 	var r ledger.Record
 	err := s.pool.with(ctx, func(c *pgx.Conn) error {
 		var err error
-		r, err = scanRecord(c.QueryRow(ctx, `SELECT `+selectCols+` FROM requests WHERE id = $1`, id))
+		r, err = scanRecord(c.QueryRow(ctx, `SELECT `+selectCols+` FROM requests WHERE id = $1 ORDER BY time DESC LIMIT 1`, id))
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {

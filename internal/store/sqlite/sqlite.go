@@ -189,7 +189,7 @@ const recordNCols = 27
 
 func insertReqSQL(rows int) string {
 	return `INSERT INTO requests (` + recordCols + `) VALUES ` + placeholders(rows, recordNCols) +
-		` ON CONFLICT(id) DO NOTHING RETURNING id`
+		` ON CONFLICT(id, time_us) DO NOTHING RETURNING id, time_us`
 }
 
 // InsertRecords inserts recs, skipping ids already present, and folds the
@@ -209,10 +209,15 @@ func (s *Store) InsertRecords(ctx context.Context, recs []ledger.Record) (err er
 			tx.Rollback()
 		}
 	}()
-	byID := make(map[string]*ledger.Record, len(recs))
+	type rowKey struct {
+		id string
+		us int64
+	}
+	byID := make(map[rowKey]*ledger.Record, len(recs))
 	for i := range recs {
-		if _, dup := byID[recs[i].ID]; !dup {
-			byID[recs[i].ID] = &recs[i]
+		k := rowKey{recs[i].ID, recs[i].Time.UnixMicro()}
+		if _, dup := byID[k]; !dup {
+			byID[k] = &recs[i]
 		}
 	}
 	aggs := make(map[aggKey]*aggVal)  // hourly
@@ -236,12 +241,12 @@ func (s *Store) InsertRecords(ctx context.Context, recs []ledger.Record) (err er
 			return fmt.Errorf("sqlite: insert records: %w", err)
 		}
 		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
+			var rk rowKey
+			if err := rows.Scan(&rk.id, &rk.us); err != nil {
 				rows.Close()
 				return fmt.Errorf("sqlite: insert records: %w", err)
 			}
-			r := byID[id]
+			r := byID[rk]
 			if r == nil {
 				continue
 			}
@@ -454,7 +459,7 @@ func (s *Store) ListLogs(ctx context.Context, f store.LogFilter) ([]ledger.Recor
 
 // GetLog returns one row by request id.
 func (s *Store) GetLog(ctx context.Context, id string) (ledger.Record, error) {
-	r, err := scanRecord(s.r.QueryRowContext(ctx, `SELECT `+recordCols+` FROM requests WHERE id = ?`, id))
+	r, err := scanRecord(s.r.QueryRowContext(ctx, `SELECT `+recordCols+` FROM requests WHERE id = ? ORDER BY time_us DESC LIMIT 1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return ledger.Record{}, store.ErrNotFound
 	}

@@ -97,15 +97,23 @@ func testInsertIdempotent(t *testing.T, s store.Store) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("GetLog mismatch (-want +got):\n%s", d)
 	}
+	// A client may reuse its X-Request-Id: a later request with the same id
+	// is a new row, not a replay, and the newest is what GetLog returns.
+	again := Rec("r1", base().Add(5*time.Minute))
+	again.Status = 201
+	insert(t, s, again)
+	if got, err := s.GetLog(t.Context(), "r1"); err != nil || got.Status != 201 {
+		t.Errorf("GetLog(r1) after a reused id = %+v, %v; want the newer row (status 201)", got.Status, err)
+	}
 	// An hour (usage_hourly) and a whole day (usage_daily) must agree.
 	for _, until := range []time.Time{base().Add(time.Hour), base().Add(24 * time.Hour)} {
 		rep, err := s.Usage(t.Context(), store.UsageQuery{Since: base(), Until: until})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rep.Total.Requests != 4 || rep.Total.Errors != 1 || rep.Total.Unpriced != 1 ||
-			rep.Total.PromptTokens != 400 || rep.Total.CostNanoUSD != 3_000_000 {
-			t.Errorf("until %v: after replay totals = %+v, want 4 requests, 1 error, 1 unpriced, 400 prompt, 3e6 nano", until, rep.Total)
+		if rep.Total.Requests != 5 || rep.Total.Errors != 1 || rep.Total.Unpriced != 1 ||
+			rep.Total.PromptTokens != 500 || rep.Total.CostNanoUSD != 4_000_000 {
+			t.Errorf("until %v: after replay totals = %+v, want 5 requests, 1 error, 1 unpriced, 500 prompt, 4e6 nano", until, rep.Total)
 		}
 	}
 }

@@ -1,7 +1,9 @@
 -- +goose Up
--- One row per ledger.Record. Durations are nanoseconds.
+-- One row per ledger.Record. Durations are nanoseconds. The key is (id, time): a
+-- replayed row (same id, same time) is skipped, while two requests that reuse a
+-- client-sent X-Request-Id both keep their rows.
 CREATE TABLE requests (
-    id                TEXT PRIMARY KEY,
+    id                TEXT NOT NULL,
     time              TIMESTAMPTZ NOT NULL,
     key_id            TEXT NOT NULL DEFAULT '',
     key_name          TEXT NOT NULL DEFAULT '',
@@ -30,6 +32,7 @@ CREATE TABLE requests (
     response_body     BYTEA,
     dur_bucket        SMALLINT NOT NULL DEFAULT 0 -- store.HistBucket(duration), feeds usage_hourly
 );
+ALTER TABLE requests ADD PRIMARY KEY (id, time);
 CREATE INDEX requests_time ON requests (time, id);
 CREATE INDEX requests_key_time ON requests (key_id, time);
 

@@ -1,7 +1,9 @@
 -- +goose Up
 -- One row per ledger.Record. Times are unix microseconds (UTC), durations nanoseconds.
+-- The key is (id, time_us): a replayed row (same id, same time) is skipped, while
+-- two requests that reuse a client-sent X-Request-Id both keep their rows.
 CREATE TABLE requests (
-    id                TEXT PRIMARY KEY,
+    id                TEXT NOT NULL,
     time_us           INTEGER NOT NULL,
     key_id            TEXT NOT NULL DEFAULT '',
     key_name          TEXT NOT NULL DEFAULT '',
@@ -29,6 +31,7 @@ CREATE TABLE requests (
     request_body      BLOB,
     response_body     BLOB
 );
+CREATE UNIQUE INDEX requests_id_time ON requests (id, time_us);
 CREATE INDEX requests_time ON requests (time_us, id);
 CREATE INDEX requests_key_time ON requests (key_id, time_us);
 
