@@ -88,7 +88,7 @@ func serve(ctx context.Context, args []string, e env, stdout, stderr io.Writer) 
 	}
 	logger, logClose, err := telemetry.NewLogger(stderr, telemetry.LogOptions{
 		Format: cfg.Log.Format, Level: cfg.Log.Level, File: cfg.Log.File, ErrorFile: cfg.Log.ErrorFile,
-		MaxSizeMB: cfg.Log.MaxSizeMB, MaxAgeDay: cfg.Log.MaxAgeDay,
+		MaxSizeMB: cfg.Log.MaxSizeMB, MaxAgeDay: cfg.Log.MaxAgeDay, FlushInterval: cfg.Log.FlushInterval,
 	})
 	if err != nil {
 		return usageErr("%v", err)

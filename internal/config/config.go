@@ -130,6 +130,9 @@ type Log struct {
 	ErrorFile string `yaml:"error_file"` // errors only, rotated; env TOLLGATE_LOG_ERROR_FILE
 	MaxSizeMB int    `yaml:"max_size_mb"`
 	MaxAgeDay int    `yaml:"max_age_days"`
+	// FlushInterval buffers log output and writes it at least this often
+	// (default 100ms; 0 writes each line at once). Env TOLLGATE_LOG_FLUSH.
+	FlushInterval time.Duration `yaml:"flush_interval"`
 }
 
 // Chat configures the /api/chat conversation API.
@@ -160,6 +163,7 @@ func Default() Config {
 	c.Log.Level = "info"
 	c.Log.MaxSizeMB = 100
 	c.Log.MaxAgeDay = 14
+	c.Log.FlushInterval = 100 * time.Millisecond
 	c.Chat.ContextMessages = 10
 	c.Chat.KeepMessages = 20
 	return c

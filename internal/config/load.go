@@ -154,6 +154,7 @@ var vars = []struct {
 	{"TOLLGATE_LIMIT_FAIL_POLICY", func(c *Config, v string) error { c.Limits.FailPolicy = v; return nil }},
 	{"TOLLGATE_LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = v; return nil }},
 	{"TOLLGATE_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = strings.ToLower(v); return nil }},
+	{"TOLLGATE_LOG_FLUSH", durVar(func(c *Config) *time.Duration { return &c.Log.FlushInterval })},
 	{"TOLLGATE_LOG_FILE", func(c *Config, v string) error { c.Log.File = v; return nil }},
 	{"TOLLGATE_LOG_ERROR_FILE", func(c *Config, v string) error { c.Log.ErrorFile = v; return nil }},
 	{"TOLLGATE_DISABLE_METRICS", boolVar(func(c *Config) *bool { return &c.DisableMetrics })},

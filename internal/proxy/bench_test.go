@@ -139,3 +139,4 @@ func BenchmarkForwardChat200KB(b *testing.B) {
 		}
 	}
 }
+

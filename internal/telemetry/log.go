@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"gopkg.in/natefinch/lumberjack.v2"
 )
@@ -19,6 +20,10 @@ type LogOptions struct {
 	ErrorFile string // errors only, rotated
 	MaxSizeMB int    // rotate at this size (default 100)
 	MaxAgeDay int    // delete rotated files older than this (default 14)
+	// FlushInterval, when positive, buffers log output and writes it out at
+	// least this often (and at Close), trading that much delay for far fewer
+	// write syscalls. Zero writes every line at once.
+	FlushInterval time.Duration
 }
 
 // NewLogger builds the logger. The returned closer closes any log files.
@@ -34,8 +39,14 @@ func NewLogger(stderr io.Writer, o LogOptions) (*slog.Logger, io.Closer, error) 
 		}
 		return slog.NewJSONHandler(w, ho)
 	}
-	handlers := []slog.Handler{handler(stderr, level)}
 	var closers multiCloser
+	out := stderr
+	if o.FlushInterval > 0 {
+		bw := newBufferedWriter(stderr, 64<<10, o.FlushInterval)
+		closers = append(closers, bw)
+		out = bw
+	}
+	handlers := []slog.Handler{handler(out, level)}
 	for _, f := range []struct {
 		path  string
 		level slog.Level
@@ -44,8 +55,14 @@ func NewLogger(stderr io.Writer, o LogOptions) (*slog.Logger, io.Closer, error) 
 			continue
 		}
 		lj := &lumberjack.Logger{Filename: f.path, MaxSize: orInt(o.MaxSizeMB, 100), MaxAge: orInt(o.MaxAgeDay, 14)}
+		var fw io.Writer = lj
+		if o.FlushInterval > 0 {
+			bw := newBufferedWriter(lj, 64<<10, o.FlushInterval)
+			closers = append(closers, bw) // flushed before lj closes: closers run in order
+			fw = bw
+		}
 		closers = append(closers, lj)
-		handlers = append(handlers, handler(lj, f.level))
+		handlers = append(handlers, handler(fw, f.level))
 	}
 	if len(handlers) == 1 {
 		return slog.New(handlers[0]), closers, nil
