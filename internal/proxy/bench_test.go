@@ -139,4 +139,3 @@ func BenchmarkForwardChat200KB(b *testing.B) {
 		}
 	}
 }
-
