@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -101,6 +102,16 @@ func serve(ctx context.Context, args []string, e env, stdout, stderr io.Writer) 
 			return err
 		}
 		defer stopFake()
+		if cfg.Database.URL == config.DefaultDB {
+			// A demo leaves nothing behind: its keys and ledger live in a
+			// temporary database unless TOLLGATE_DB names one.
+			dir, err := os.MkdirTemp("", "tollgate-demo-")
+			if err != nil {
+				return fmt.Errorf("demo database: %w", err)
+			}
+			defer os.RemoveAll(dir)
+			cfg.Database.URL = filepath.Join(dir, "demo.db")
+		}
 	}
 
 	a, err := newApp(ctx, cfg, args, logger, e, stdout)
@@ -116,7 +127,7 @@ func serve(ctx context.Context, args []string, e env, stdout, stderr io.Writer) 
 	addr := ln.Addr().String()
 	logger.Info("tollgate listening", "addr", addr, "upstreams", len(cfg.UpstreamConfigs()), "version", version)
 	if cfg.Demo {
-		printDemo(stdout, addr, a.demoKey)
+		printDemo(stdout, addr, a.demoKey, cfg.Database.URL)
 	}
 	if e.ready != nil {
 		e.ready(addr)
@@ -241,7 +252,7 @@ func startDemoUpstream(ctx context.Context, cfg *config.Config, logger *slog.Log
 	return func() { _ = hs.Close() }, nil
 }
 
-func printDemo(w io.Writer, addr string, key string) {
+func printDemo(w io.Writer, addr, key, db string) {
 	host, port, _ := net.SplitHostPort(addr)
 	if host == "" || host == "::" || host == "0.0.0.0" {
 		host = "localhost"
@@ -252,6 +263,10 @@ func printDemo(w io.Writer, addr string, key string) {
 	}
 	fmt.Fprintf(w, "\ntollgate demo is ready. Try:\n\n  curl -s http://%s:%s/v1/chat/completions%s -H 'Content-Type: application/json' \\\n    -d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello!\"}]}'\n\n",
 		host, port, auth)
+	if key == "" {
+		fmt.Fprintln(w, "(the database already had gateway keys: use one of yours, or `tollgate keys create --name demo`)")
+	}
+	fmt.Fprintf(w, "Usage so far: tollgate usage --db %s --since 1h\n\n", db)
 }
 
 // serveDebug serves the runtime profiles on their own listener, never on the
