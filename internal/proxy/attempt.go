@@ -94,7 +94,11 @@ func (ex *exchange) attempt(t upstream.Target, att *upstream.Attempt, last, next
 		ra := retryAfterOf(resp.Header, time.Now())
 		tooLong := ra > p.maxRetryWait() || (ra > 0 && ex.remaining() < ra)
 		if !(tooLong && nextSame) {
+			// Drain the error body for connection reuse, but never wait on
+			// an upstream that sends headers and then stalls.
+			drain := time.AfterFunc(time.Second, func() { acancel(errAttemptTimeout) })
 			discard(resp.Body)
+			drain.Stop()
 			att.Done(upstream.Result{Status: resp.StatusCode, TTFB: headersIn})
 			endSpan(resp.StatusCode, nil)
 			return ra, false, fmt.Errorf("%s answered %d", u.Name(), resp.StatusCode)
