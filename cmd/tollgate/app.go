@@ -82,10 +82,11 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 
 	// The writer is closed after the server has drained (closers run in
 	// reverse), so every in-flight request's record is flushed.
-	a.writer = ledger.NewWriter(st, ledger.WriterOptions{
-		SpillPath: storeopen.DefaultSpillPath(cfg.Database.URL),
-		Logger:    logger,
-	})
+	wopts := ledger.WriterOptions{SpillPath: storeopen.DefaultSpillPath(cfg.Database.URL), Logger: logger}
+	if tracing.Enabled() {
+		wopts.Trace = tracing.LedgerSpan
+	}
+	a.writer = ledger.NewWriter(st, wopts)
 	a.closers = append(a.closers, a.writer.Close)
 	a.ring = ledger.NewRing(1000)
 	var recorder ledger.Recorder = ledger.Tee{a.ring, a.writer}

@@ -30,6 +30,10 @@ type WriterOptions struct {
 	RetryMax      time.Duration // backoff cap; default 30s
 	InsertTimeout time.Duration // per sink call; default 30s
 	Logger        *slog.Logger  // default: discard
+	// Trace, if set, is called before each sink call; the function it
+	// returns is called after it with the rows and the error (a tracing
+	// span for the ledger write).
+	Trace func(ctx context.Context) func(rows int, err error)
 }
 
 func (o *WriterOptions) defaults() {
@@ -266,7 +270,14 @@ func (w *Writer) insert(ctx context.Context, st *loopState, batch []Record) bool
 	ctx, cancel := context.WithTimeout(ctx, w.opts.InsertTimeout)
 	defer cancel()
 	start := time.Now()
+	var end func(int, error)
+	if w.opts.Trace != nil {
+		end = w.opts.Trace(ctx)
+	}
 	err := w.sink.InsertRecords(ctx, batch)
+	if end != nil {
+		end(len(batch), err)
+	}
 	if err == nil {
 		w.batches.Add(1)
 		w.lastBatch.Store(int64(time.Since(start)))

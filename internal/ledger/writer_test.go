@@ -320,3 +320,33 @@ func TestWriterCloseDeadlineWithHungSink(t *testing.T) {
 		t.Errorf("stats = %+v, want the 5 rows spilled", st)
 	}
 }
+
+func TestWriterTraceSeesEveryBatch(t *testing.T) {
+	var mu sync.Mutex
+	rows, calls := 0, 0
+	sink := newFakeSink()
+	w := NewWriter(sink, WriterOptions{
+		BatchSize: 10, FlushInterval: 10 * time.Millisecond, SpillPath: filepath.Join(t.TempDir(), "spill.jsonl"),
+		Trace: func(context.Context) func(int, error) {
+			return func(n int, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				calls++
+				if err == nil {
+					rows += n
+				}
+			}
+		},
+	})
+	for i := range 25 {
+		w.Record(Record{ID: fmt.Sprintf("t%d", i), Time: time.Now()})
+	}
+	if err := w.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if rows != 25 || calls < 3 {
+		t.Errorf("traced %d rows in %d calls; want 25 rows in at least 3 batches", rows, calls)
+	}
+}
