@@ -10,10 +10,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -311,9 +313,10 @@ func TestAccessControlEndToEnd(t *testing.T) {
 	}
 }
 
-// TestCrossReplicaLimits runs two gateways on one PostgreSQL and one Redis:
-// a 60 rpm key admits exactly 60 of 150 requests spread over both, and a
-// revocation made through one is seen by the other within 5 s.
+// TestCrossReplicaLimits runs two gateway processes on one PostgreSQL and
+// one Redis: a 60 rpm key admits exactly 60 of 150 requests spread over
+// both, and a revocation made on the shared database is seen by the other
+// replica within 5 s.
 func TestCrossReplicaLimits(t *testing.T) {
 	db := freshPostgres(t)
 	rurl := redisURL(t)
@@ -325,12 +328,12 @@ func TestCrossReplicaLimits(t *testing.T) {
 	}
 	fake := httptest.NewServer(fakeupstream.New(fakeupstream.Options{NoRecord: true}))
 	defer fake.Close()
-	vars := map[string]string{
-		"TAOTOKEN_BASE_URL": fake.URL + "/v1", "TOLLGATE_DB": db, "TOLLGATE_AUTH": "enabled",
-		"TOLLGATE_REDIS_URL": rurl, "TOLLGATE_LOG_LEVEL": "error",
+	bin := buildBinary(t)
+	vars := []string{
+		"TAOTOKEN_API_KEY=sk-upstream-secret-123", "TAOTOKEN_BASE_URL=" + fake.URL + "/v1", "TOLLGATE_DB=" + db,
+		"TOLLGATE_AUTH=enabled", "TOLLGATE_REDIS_URL=" + rurl, "TOLLGATE_LISTEN=127.0.0.1:0", "TOLLGATE_LOG_LEVEL=info",
 	}
-	a, _, _ := startGateway(t, vars)
-	b, _, _ := startGateway(t, vars)
+	a, b := startProcess(t, bin, vars), startProcess(t, bin, vars)
 	replicas := []string{a, b}
 
 	var ok, limited atomic.Int64
@@ -357,6 +360,7 @@ func TestCrossReplicaLimits(t *testing.T) {
 	if ok.Load() < 60 || ok.Load() > maxOK || ok.Load()+limited.Load() != 150 {
 		t.Errorf("%d admitted, %d limited in %v; want exactly 60 admitted (≤ %d counting refill)", ok.Load(), limited.Load(), elapsed, maxOK)
 	}
+	t.Logf("%d admitted, %d limited in %v across two processes", ok.Load(), limited.Load(), elapsed.Round(time.Millisecond))
 
 	if err := mgr.Revoke(t.Context(), k.ID); err != nil {
 		t.Fatal(err)
@@ -373,6 +377,74 @@ func TestCrossReplicaLimits(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("revocation seen by the other replica after %v", time.Since(revokedAt).Round(time.Millisecond))
+}
+
+// buildBinary builds this command once per test into a temporary directory.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "tollgate")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startProcess runs the gateway binary with env and returns its address once
+// it listens. It is stopped with SIGTERM (by its PID) when the test ends.
+func startProcess(t *testing.T, bin string, env []string) string {
+	t.Helper()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = env
+	cmd.Dir = t.TempDir()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			logs.Write([]byte(line + "\n"))
+			if strings.Contains(line, `"msg":"tollgate listening"`) {
+				if _, rest, ok := strings.Cut(line, `"addr":"`); ok {
+					addr, _, _ := strings.Cut(rest, `"`)
+					addrc <- addr
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("gateway process exited with %v after SIGTERM\n%s", err, logs)
+			}
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("gateway process did not stop within 30s of SIGTERM")
+		}
+		if strings.Contains(logs.String(), "sk-upstream-secret-123") {
+			t.Error("the upstream key appeared in a gateway process's logs")
+		}
+	})
+	select {
+	case addr := <-addrc:
+		return addr
+	case <-time.After(30 * time.Second):
+		t.Fatalf("gateway process did not start listening\n%s", logs)
+		return ""
+	}
 }
 
 // TestMetricsAndSecretFreeLogs scrapes /metrics after a scripted run and
