@@ -74,3 +74,22 @@ func TestRoutesAndMiddleware(t *testing.T) {
 		})
 	}
 }
+
+func TestNewIDIsTimeOrderedAndUnique(t *testing.T) {
+	seen := map[string]bool{}
+	prev := ""
+	for range 1000 {
+		id := newID()
+		if len(id) != 34 || !strings.HasPrefix(id, "req_") || !saneID(id) {
+			t.Fatalf("newID() = %q; want req_ + 30 hex digits", id)
+		}
+		if seen[id] {
+			t.Fatalf("duplicate id %q", id)
+		}
+		seen[id] = true
+		if prev != "" && id[:18] < prev[:18] {
+			t.Errorf("id %q sorts before the earlier %q", id, prev)
+		}
+		prev = id
+	}
+}
