@@ -24,6 +24,11 @@ import (
 func EstimateTokens(text []byte) int64 {
 	var tokens, other int64
 	for i := 0; i < len(text); {
+		if text[i] < utf8.RuneSelf { // ASCII fast path: most prompts are mostly ASCII
+			other++
+			i++
+			continue
+		}
 		r, size := utf8.DecodeRune(text[i:])
 		i += size
 		switch {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -147,7 +148,7 @@ func (ex *exchange) promptEstimate() int64 {
 	var field string
 	switch ex.path {
 	case "/chat/completions":
-		field = "messages.#.content"
+		field = "messages"
 	case "/completions":
 		field = "prompt"
 	case "/embeddings":
@@ -155,7 +156,26 @@ func (ex *exchange) promptEstimate() int64 {
 	default:
 		return ex.p.Estimate(ex.body) / 2
 	}
-	return ex.p.Estimate([]byte(gjson.GetBytes(ex.body, field).Raw))
+	// Parse over the body in place (no copy of a large prompt): the
+	// strings below alias ex.body and are only read.
+	v := gjson.Get(unsafe.String(&ex.body[0], len(ex.body)), field)
+	if field != "messages" {
+		return ex.p.Estimate(aliasBytes(v.Raw))
+	}
+	var n int64
+	v.ForEach(func(_, m gjson.Result) bool {
+		n += 4 + ex.p.Estimate(aliasBytes(m.Get("content").Raw)) // ~4 tokens of framing per message
+		return true
+	})
+	return n
+}
+
+// aliasBytes views s as bytes without copying; the result must not be written.
+func aliasBytes(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 // forward runs the attempt loop. It returns nil once a response (success or
