@@ -111,6 +111,7 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 		DefaultModel: cfg.DefaultModel,
 		MaxRetries:   cfg.MaxRetries,
 		Timeout:      cfg.Timeout,
+		IdleTimeout:  cfg.IdleTimeout,
 		MaxBody:      int64(cfg.MaxBody),
 		LogBodies:    cfg.LogBodies,
 		LogContent:   cfg.LogContent,

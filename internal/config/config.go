@@ -43,6 +43,9 @@ type Config struct {
 	MaxRetries int `yaml:"max_retries"`
 	// Timeout is the whole-request deadline. Env TOLLGATE_TIMEOUT, default 10m.
 	Timeout time.Duration `yaml:"timeout"`
+	// IdleTimeout ends a response (a stream above all) whose upstream sends
+	// nothing for this long. Env TOLLGATE_IDLE_TIMEOUT, default 2m.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// MaxBody bounds request bodies, in bytes ("32MiB" accepted). Env TOLLGATE_MAX_BODY.
 	MaxBody ByteSize `yaml:"max_body"`
 	// DrainTimeout bounds graceful shutdown. Env TOLLGATE_DRAIN_TIMEOUT, default 30s.
@@ -151,6 +154,7 @@ func Default() Config {
 	c.DefaultModel = DefaultModel
 	c.MaxRetries = DefaultMaxRetries
 	c.Timeout = DefaultTimeout
+	c.IdleTimeout = 2 * time.Minute
 	c.MaxBody = DefaultMaxBody
 	c.DrainTimeout = DefaultDrainTimeout
 	c.Upstream.BaseURL = DefaultBaseURL
@@ -186,6 +190,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Timeout <= 0 {
 		return fmt.Errorf("TOLLGATE_TIMEOUT %v: must be positive", c.Timeout)
+	}
+	if c.IdleTimeout <= 0 {
+		return fmt.Errorf("TOLLGATE_IDLE_TIMEOUT %v: must be positive", c.IdleTimeout)
 	}
 	if c.MaxBody <= 0 {
 		return fmt.Errorf("TOLLGATE_MAX_BODY %d: must be positive", c.MaxBody)

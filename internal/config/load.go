@@ -133,6 +133,7 @@ var vars = []struct {
 	{"TOLLGATE_DEFAULT_MODEL", func(c *Config, v string) error { c.DefaultModel = v; return nil }},
 	{"TOLLGATE_MAX_RETRIES", intVar(func(c *Config) *int { return &c.MaxRetries })},
 	{"TOLLGATE_TIMEOUT", durVar(func(c *Config) *time.Duration { return &c.Timeout })},
+	{"TOLLGATE_IDLE_TIMEOUT", durVar(func(c *Config) *time.Duration { return &c.IdleTimeout })},
 	{"TOLLGATE_MAX_BODY", func(c *Config, v string) error {
 		n, err := ParseByteSize(v)
 		c.MaxBody = n

@@ -15,7 +15,10 @@ import (
 	"github.com/tollgate/tollgate/internal/upstream"
 )
 
-var errAttemptTimeout = errors.New("upstream did not answer within its timeout")
+var (
+	errAttemptTimeout = errors.New("upstream did not answer within its timeout")
+	errIdle           = errors.New("upstream sent nothing within the idle timeout")
+)
 
 // attempt makes one upstream request. done reports that the exchange is over
 // (a response was written or the request must stop); otherwise err is the
@@ -104,7 +107,12 @@ func (ex *exchange) attempt(t upstream.Target, att *upstream.Attempt, last, next
 			return ra, false, fmt.Errorf("%s answered %d", u.Name(), resp.StatusCode)
 		}
 	}
+	ex.idle = time.AfterFunc(p.idleTimeout(), func() { acancel(errIdle) })
 	ex.respond(resp, att, headersIn)
+	ex.idle.Stop()
+	if errors.Is(context.Cause(actx), errIdle) && ex.rec.Outcome == ledger.OutcomeUpstreamError {
+		ex.rec.Error = fmt.Sprintf("upstream sent nothing for %v; response ended", p.idleTimeout())
+	}
 	endSpan(ex.rec.Status, nil)
 	return 0, true, nil
 }

@@ -37,6 +37,8 @@ type exchange struct {
 	wrote     bool // the first byte reached the client: no more retries
 	abort     bool // the response broke mid-way: close the connection
 
+	idle *time.Timer // fires when the upstream body stalls; reset per read
+
 	streamContent []byte // content deltas seen, for estimation
 	evBuf         []byte // scratch for rewritten events
 	tail          []byte // end of a non-SSE body, for usage and estimation
@@ -291,6 +293,20 @@ func (p *Proxy) saturationWait() time.Duration {
 		return p.SaturationWait
 	}
 	return 2 * time.Second
+}
+
+func (p *Proxy) idleTimeout() time.Duration {
+	if p.IdleTimeout > 0 {
+		return p.IdleTimeout
+	}
+	return 2 * time.Minute
+}
+
+// touch notes that upstream bytes arrived, postponing the idle timeout.
+func (ex *exchange) touch() {
+	if ex.idle != nil {
+		ex.idle.Reset(ex.p.idleTimeout())
+	}
 }
 
 func (p *Proxy) backoffBase() time.Duration {

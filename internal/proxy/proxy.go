@@ -107,6 +107,9 @@ type Proxy struct {
 	// BackoffBase is the first retry's backoff ceiling (default 250ms); it
 	// doubles per retry up to 5s, with full jitter.
 	BackoffBase time.Duration
+	// IdleTimeout ends a response whose upstream sends nothing for this long
+	// after its headers (a stalled stream), with an error event (default 2m).
+	IdleTimeout time.Duration
 	// SaturationWait is how long a request waits for a slot when every
 	// candidate upstream is at max_parallel (default 2s).
 	SaturationWait time.Duration

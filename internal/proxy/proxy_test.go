@@ -429,3 +429,28 @@ func TestLogBodies(t *testing.T) {
 		})
 	}
 }
+
+func TestStalledStreamEndsAfterIdleTimeout(t *testing.T) {
+	h := newHarness(t, func(p *Proxy, _ *upstream.Options) { p.IdleTimeout = 300 * time.Millisecond })
+	h.fake.Enqueue(fakeupstream.Fault{Chunks: 4, ChunkDelay: 5 * time.Second})
+	start := time.Now()
+	req, _ := http.NewRequest("POST", h.gw.URL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	resp, err := h.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body) // the connection is aborted after the error event
+	resp.Body.Close()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("stalled stream ended after %v; want about the 300ms idle timeout", d)
+	}
+	events := readEvents(t, body)
+	if last := events[len(events)-1]; gjson.Get(last, "error.code").String() != "stream_interrupted" {
+		t.Errorf("last event %q; want an OpenAI error event", last)
+	}
+	rec := h.rec.next(t)
+	if rec.Outcome != ledger.OutcomeUpstreamError || !strings.Contains(rec.Error, "sent nothing") {
+		t.Errorf("record outcome=%s error=%q; want upstream_error naming the idle timeout", rec.Outcome, rec.Error)
+	}
+}

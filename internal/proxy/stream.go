@@ -118,6 +118,7 @@ func (ex *exchange) copyEvents(body io.Reader, rc *http.ResponseController) (ope
 	rd := sse.NewReader(body)
 	for {
 		ev, err := rd.Next()
+		ex.touch()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = nil
@@ -195,6 +196,7 @@ func (ex *exchange) copyBytes(body io.Reader, rc *http.ResponseController, flush
 	var tail []byte
 	for {
 		n, rerr := body.Read(buf)
+		ex.touch()
 		if n > 0 {
 			if _, err := ex.w.Write(buf[:n]); err != nil {
 				return openai.Usage{}, errClientWrite
