@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/json"
 	"net"
 	"net/http/httptest"
 	"strings"
@@ -190,4 +191,79 @@ func TestLowestLatencyMovesTraffic(t *testing.T) {
 func netListen(addr string) (net.Listener, error) {
 	addr = strings.TrimSuffix(addr, "/v1")
 	return net.Listen("tcp", addr)
+}
+
+func TestSaturatedUpstreamsAnswer429(t *testing.T) {
+	f := newFleet(t, func(cfgs []upstream.Config, o *upstream.Options) {
+		o.Upstreams = cfgs[:1]
+		o.Upstreams[0].MaxParallel = 1
+	})
+	f.proxy.SaturationWait = 100 * time.Millisecond
+	f.fakes[0].Enqueue(fakeupstream.Fault{DelayHeaders: 2 * time.Second})
+	first := make(chan int, 1)
+	go func() {
+		status, _, _ := f.post(t, "/v1/chat/completions", chatBody)
+		first <- status
+	}()
+	// Wait until the slow request holds the only slot.
+	deadline := time.Now().Add(2 * time.Second)
+	for len(f.fakes[0].Requests()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	status, hdr, body := f.post(t, "/v1/chat/completions", chatBody)
+	if status != 429 || hdr.Get("Retry-After") == "" || gjson.GetBytes(body, "error.code").String() != "upstream_saturated" {
+		t.Errorf("second request: %d (Retry-After %q) %s; want 429 upstream_saturated with Retry-After", status, hdr.Get("Retry-After"), body)
+	}
+	if waited := time.Since(start); waited < 100*time.Millisecond {
+		t.Errorf("answered after %v; want a brief wait for a slot first", waited)
+	}
+	if s := <-first; s != 200 {
+		t.Errorf("the request holding the slot got %d", s)
+	}
+}
+
+func TestModelsUnionAndErrors(t *testing.T) {
+	f := newFleet(t, func(cfgs []upstream.Config, o *upstream.Options) {
+		cfgs[0].Models = []string{"gpt-4o", "gpt-4o-mini"}
+		cfgs[1].Models = []string{"gpt-4o", "qwen-plus"}
+		o.Upstreams = cfgs[:2]
+		o.Aliases = map[string]upstream.Alias{"fast": {Targets: []string{"gpt-4o-mini", "qwen-plus"}}}
+	})
+	m := &Models{Pool: func() *upstream.Pool { return f.pool }, Transport: NewTransport()}
+	srv := httptest.NewServer(m)
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + "/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Data []struct{ ID string } `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var ids []string
+	for _, d := range out.Data {
+		ids = append(ids, d.ID)
+	}
+	if got := strings.Join(ids, ","); got != "fast,gpt-4o,gpt-4o-mini,qwen-plus" {
+		t.Errorf("models = %s; want the union of what each upstream serves plus the alias, once each", got)
+	}
+	// Cached: the upstreams are not asked again within the TTL.
+	before := len(f.fakes[0].Requests())
+	if _, err := m.List(t.Context()); err != nil || len(f.fakes[0].Requests()) != before {
+		t.Errorf("second list asked the upstream again (err %v)", err)
+	}
+
+	// With every upstream down and nothing cached: an OpenAI-shaped 502.
+	f.srvs[0].Close()
+	f.srvs[1].Close()
+	m2 := &Models{Pool: func() *upstream.Pool { return f.pool }, Transport: NewTransport()}
+	rec := httptest.NewRecorder()
+	m2.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/models", nil))
+	if rec.Code != 502 || gjson.Get(rec.Body.String(), "error.code").String() != "upstream_unreachable" {
+		t.Errorf("upstreams down: %d %s; want 502 upstream_unreachable", rec.Code, rec.Body)
+	}
 }
