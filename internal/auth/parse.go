@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tollgate/tollgate/internal/limit"
 )
 
 // NanoPerUSD is the number of budget units (nano-USD) in one US dollar.
@@ -141,12 +143,6 @@ func FormatUSD(nano int64) string {
 // midnight for "day", the first of the UTC month for "month", and the zero
 // time for "total" or no period.
 func PeriodStart(period string, now time.Time) time.Time {
-	now = now.UTC()
-	switch period {
-	case PeriodDay:
-		return time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
-	case PeriodMonth:
-		return time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
-	}
-	return time.Time{}
+	t, _ := limit.PeriodStart(period, now) // an unknown period starts at the zero time
+	return t
 }

@@ -185,17 +185,3 @@ func TestParseByteSize(t *testing.T) {
 		}
 	}
 }
-
-func TestParseDuration(t *testing.T) {
-	tests := []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{{"7d", 7 * 24 * time.Hour, true}, {"90s", 90 * time.Second, true}, {"1h30m", 90 * time.Minute, true}, {"xd", 0, false}, {"", 0, false}}
-	for _, tt := range tests {
-		got, err := ParseDuration(tt.in)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("ParseDuration(%q) = %v, %v; want %v ok=%v", tt.in, got, err, tt.want, tt.ok)
-		}
-	}
-}

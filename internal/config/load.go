@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/joho/godotenv"
+
+	"github.com/tollgate/tollgate/internal/auth"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -193,7 +195,7 @@ func intVar(f func(*Config) *int) func(*Config, string) error {
 
 func durVar(f func(*Config) *time.Duration) func(*Config, string) error {
 	return func(c *Config, v string) error {
-		d, err := ParseDuration(v)
+		d, err := auth.ParseDuration(v)
 		if err != nil {
 			return err
 		}
@@ -211,23 +213,6 @@ func boolVar(f func(*Config) *bool) func(*Config, string) error {
 		*f(c) = b
 		return nil
 	}
-}
-
-// ParseDuration accepts Go durations ("90s", "1h30m") plus whole days ("7d").
-func ParseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if d, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(d)
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("%q is not a duration", s)
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration (like 30s, 10m, 7d)", s)
-	}
-	return d, nil
 }
 
 // ByteSize is a size in bytes; YAML and env accept "32MiB", "512KB", "1048576".
