@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/joho/godotenv"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/tollgate/tollgate/internal/auth"
-	"go.yaml.in/yaml/v3"
 )
 
 // Sources are the inputs Load combines. Lookup is the process environment
