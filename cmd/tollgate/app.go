@@ -131,9 +131,9 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 	}
 	models := &proxy.Models{Pool: a.pool.Load, Transport: transport, Logger: logger}
 	if a.keys != nil {
-		models.Allowed = func(r *http.Request, model string) bool {
+		models.Allowed = func(r *http.Request) func(string) bool {
 			k, err := a.keys.Lookup(auth.KeyFromRequest(r))
-			return err == nil && auth.ModelAllowed(k, model)
+			return func(model string) bool { return err == nil && auth.ModelAllowed(k, model) }
 		}
 	}
 	chatSvc := chat.New(chat.Options{

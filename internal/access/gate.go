@@ -92,8 +92,9 @@ func (g *Gate) admitKey(ctx context.Context, c *proxy.Call, key *store.Key, t *p
 			return t, rateLimited(d, "requests per minute")
 		}
 	}
-	tokens := int(c.PromptEstimate)
+	tokens := 0
 	if tpm > 0 && g.TPM != nil {
+		tokens = int(c.PromptTokens())
 		d, _ := g.TPM.Allow(ctx, key.ID, tpm, tokens)
 		setHeaders(t.Header, "tokens", d)
 		if !d.Allowed {
@@ -154,7 +155,7 @@ func (g *Gate) worstCase(c *proxy.Call) int64 {
 	if completion <= 0 {
 		completion = g.Defaults.MaxTokens
 	}
-	nano, ok := g.Price(c.Head.Model, c.PromptEstimate, completion)
+	nano, ok := g.Price(c.Head.Model, c.PromptTokens(), completion)
 	if !ok {
 		return 0
 	}

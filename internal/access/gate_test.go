@@ -55,7 +55,7 @@ func call(plain, model string, prompt int64) *proxy.Call {
 	if plain != "" {
 		r.Header.Set("Authorization", "Bearer "+plain)
 	}
-	return &proxy.Call{Request: r, Endpoint: "/v1/chat/completions", Head: openai.Head{Model: model}, ClientIP: "10.0.0.1", PromptEstimate: prompt}
+	return &proxy.Call{Request: r, Endpoint: "/v1/chat/completions", Head: openai.Head{Model: model}, ClientIP: "10.0.0.1", PromptTokens: func() int64 { return prompt }}
 }
 
 func status(err error) int {
@@ -107,7 +107,7 @@ func TestGateDecisions(t *testing.T) {
 				}
 			}
 			if err == nil && tk.Settle != nil {
-				tk.Settle(&ledger.Record{TotalTokens: tt.c.PromptEstimate})
+				tk.Settle(&ledger.Record{TotalTokens: tt.c.PromptTokens()})
 			}
 		})
 	}

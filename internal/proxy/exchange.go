@@ -39,6 +39,9 @@ type exchange struct {
 
 	idle *time.Timer // fires when the upstream body stalls; reset per read
 
+	prompt    int64 // memo of promptTokens
+	promptSet bool
+
 	streamContent []byte // content deltas seen, for estimation
 	evBuf         []byte // scratch for rewritten events
 	tail          []byte // end of a non-SSE body, for usage and estimation
@@ -82,7 +85,7 @@ func (ex *exchange) serve() error {
 
 	if p.Gate != nil {
 		call := &Call{Request: r, Endpoint: r.URL.Path, Head: ex.head, BodyLen: len(body), ClientIP: ex.rec.ClientIP}
-		call.PromptEstimate = ex.promptEstimate()
+		call.PromptTokens = ex.promptTokens
 		t, err := p.Gate.Admit(ctx, call)
 		if t != nil {
 			ex.ticket = t
@@ -141,6 +144,14 @@ func (ex *exchange) prepare() error {
 }
 
 func isJSON(ct string) bool { return strings.HasPrefix(ct, "application/json") }
+
+// promptTokens is promptEstimate, computed at most once per request.
+func (ex *exchange) promptTokens() int64 {
+	if !ex.promptSet {
+		ex.prompt, ex.promptSet = ex.promptEstimate(), true
+	}
+	return ex.prompt
+}
 
 // promptEstimate estimates the prompt's tokens from the message contents.
 func (ex *exchange) promptEstimate() int64 {

@@ -23,8 +23,9 @@ type Models struct {
 	Transport http.RoundTripper
 	TTL       time.Duration // default 1m
 	Logger    *slog.Logger
-	// Allowed filters the list for the caller (gateway key permissions); nil = all.
-	Allowed func(r *http.Request, model string) bool
+	// Allowed returns the caller's model filter (gateway key permissions),
+	// looked up once per request; nil = all.
+	Allowed func(r *http.Request) func(model string) bool
 
 	mu      sync.Mutex
 	fetched time.Time
@@ -46,9 +47,13 @@ func (m *Models) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"could not list models: "+sanitize(err.Error())), w.Header().Get("X-Request-Id"))
 		return
 	}
+	allowed := func(string) bool { return true }
+	if m.Allowed != nil {
+		allowed = m.Allowed(r)
+	}
 	out := make([]ModelEntry, 0, len(list))
 	for _, e := range list {
-		if m.Allowed == nil || m.Allowed(r, e.ID()) {
+		if allowed(e.ID()) {
 			out = append(out, e)
 		}
 	}

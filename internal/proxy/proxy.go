@@ -42,8 +42,10 @@ type Call struct {
 	Head     openai.Head
 	BodyLen  int
 	ClientIP string
-	// PromptEstimate is the estimated prompt size in tokens (for TPM and budgets).
-	PromptEstimate int64
+	// PromptTokens returns the estimated prompt size in tokens (for TPM and
+	// budgets). It is computed on first use, so a gate without token limits
+	// never pays for scanning a large prompt.
+	PromptTokens func() int64
 }
 
 // Ticket is an admitted call. Settle runs once after the request ended with the

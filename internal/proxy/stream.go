@@ -264,7 +264,7 @@ func (ex *exchange) estimateUsage() {
 	if len(content) == 0 && r.TTFB == 0 {
 		return // nothing reached the client: nothing to bill
 	}
-	r.PromptTokens = ex.promptEstimate()
+	r.PromptTokens = ex.promptTokens()
 	r.CompletionTokens = ex.p.Estimate(content)
 	r.TotalTokens = r.PromptTokens + r.CompletionTokens
 	r.Estimated = true
