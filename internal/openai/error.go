@@ -4,46 +4,32 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+
+	"github.com/tollgate/tollgate/internal/apierr"
 )
 
 // Error types used in the envelope, as OpenAI names them.
 const (
-	TypeInvalidRequest = "invalid_request_error"
-	TypeAuthentication = "authentication_error"
-	TypePermission     = "permission_error"
-	TypeNotFound       = "not_found_error"
-	TypeRateLimit      = "rate_limit_error"
-	TypeInsufficient   = "insufficient_quota"
-	TypeServer         = "server_error"
-	TypeUpstream       = "upstream_error"
-	TypeTimeout        = "timeout_error"
+	TypeInvalidRequest = apierr.InvalidRequest
+	TypeAuthentication = apierr.Authentication
+	TypePermission     = apierr.Permission
+	TypeNotFound       = apierr.NotFound
+	TypeRateLimit      = apierr.RateLimit
+	TypeInsufficient   = apierr.Insufficient
+	TypeServer         = apierr.Server
+	TypeUpstream       = apierr.Upstream
+	TypeTimeout        = apierr.Timeout
 )
 
-// Error is an error the gateway itself answers with. It carries everything
-// needed to write the OpenAI envelope, so a handler can return it and one
-// place writes it.
-type Error struct {
-	Status  int
-	Type    string
-	Code    string
-	Message string
-	Param   string
-	Header  http.Header // extra response headers, e.g. Retry-After
-}
-
-func (e *Error) Error() string { return e.Message }
-
-// Errorf-style constructors for the common cases.
+// Error is the gateway's error value (see apierr); the OpenAI dialect writes
+// it in OpenAI's envelope.
+type Error = apierr.Error
 
 // BadRequest is a 400 invalid_request_error.
-func BadRequest(code, msg string) *Error {
-	return &Error{Status: http.StatusBadRequest, Type: TypeInvalidRequest, Code: code, Message: msg}
-}
+func BadRequest(code, msg string) *Error { return apierr.BadRequest(code, msg) }
 
 // NewError builds an Error.
-func NewError(status int, typ, code, msg string) *Error {
-	return &Error{Status: status, Type: typ, Code: code, Message: msg}
-}
+func NewError(status int, typ, code, msg string) *Error { return apierr.New(status, typ, code, msg) }
 
 type envelope struct {
 	Error envelopeBody `json:"error"`
@@ -59,7 +45,7 @@ type envelopeBody struct {
 
 // Marshal returns the JSON envelope of e. The request id is appended to the
 // message and carried in its own field so a user can quote it.
-func (e *Error) Marshal(requestID string) []byte {
+func Marshal(e *Error, requestID string) []byte {
 	msg := e.Message
 	if requestID != "" {
 		msg += " (request id: " + requestID + ")"
@@ -81,7 +67,7 @@ func WriteError(w http.ResponseWriter, e *Error, requestID string) {
 	for k, v := range e.Header {
 		h[k] = v
 	}
-	body := e.Marshal(requestID)
+	body := Marshal(e, requestID)
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Del("Content-Encoding")
@@ -92,7 +78,7 @@ func WriteError(w http.ResponseWriter, e *Error, requestID string) {
 // SSEError returns an SSE event carrying e in the error envelope, for a
 // stream that breaks after its first byte reached the client.
 func SSEError(e *Error, requestID string) []byte {
-	body := e.Marshal(requestID)
+	body := Marshal(e, requestID)
 	out := make([]byte, 0, len(body)+8)
 	out = append(out, "data: "...)
 	out = append(out, body...)
