@@ -131,9 +131,12 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 	}
 	models := &openai.Models{Pool: a.pool.Load, Transport: transport, Logger: logger}
 	if a.keys != nil {
-		models.Allowed = func(r *http.Request) func(string) bool {
+		models.Allowed = func(r *http.Request) (func(string) bool, *openai.Error) {
 			k, err := a.keys.Lookup(auth.KeyFromRequest(r))
-			return func(model string) bool { return err == nil && auth.ModelAllowed(k, model) }
+			if err != nil {
+				return nil, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication, "invalid_api_key", err.Error())
+			}
+			return func(model string) bool { return auth.ModelAllowed(k, model) }, nil
 		}
 	}
 	chatSvc := chat.New(chat.Options{

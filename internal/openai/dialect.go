@@ -3,6 +3,7 @@ package openai
 import (
 	"bytes"
 	"net/http"
+	"strings"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -46,6 +47,7 @@ type request struct {
 	body    []byte // as forwarded: include_usage injected when the gateway needs it
 	head    Head
 	metered bool
+	json    bool // the body is a JSON object (its model can be rewritten)
 	// hideUsage: the client did not ask for the usage chunk; we injected it.
 	hideUsage bool
 }
@@ -53,17 +55,32 @@ type request struct {
 // Inbound is the engine's view of the client's request.
 type Inbound = proxy.Inbound
 
+// jsonPaths are unmetered endpoints whose bodies are JSON: a body that is not
+// is refused rather than forwarded unread.
+var jsonPaths = map[string]bool{
+	"/images/generations": true, "/moderations": true, "/audio/speech": true, "/responses": true,
+	"/messages": true, "/rerank": true, "/batches": true, "/fine_tuning/jobs": true,
+}
+
+// parse reads the head of every body whatever its Content-Type claims, so no
+// label can carry a model past the key's permissions or the ledger.
 func (r *request) parse() error {
 	body := r.in.Body
+	ct := r.in.Header.Get("Content-Type")
 	switch {
-	case len(body) > 0 && (r.metered || isJSON(r.in.Header.Get("Content-Type"))):
+	case len(body) == 0:
+		if r.metered {
+			return BadRequest("invalid_json", "the request body is empty; a JSON object is required")
+		}
+		return nil
+	case !r.metered && isMultipart(ct):
+		return r.parseForm(ct)
+	case r.metered || jsonPaths[r.in.Path] || isJSON(ct) || looksJSON(body):
 		h, ok := ParseHead(body)
-		if !ok && r.metered {
+		if !ok {
 			return BadRequest("invalid_json", "the request body is not a valid JSON object")
 		}
-		r.head = h
-	case r.metered:
-		return BadRequest("invalid_json", "the request body is empty; a JSON object is required")
+		r.head, r.json = h, true
 	}
 	if !r.metered {
 		return nil
@@ -82,7 +99,17 @@ func (r *request) parse() error {
 	return nil
 }
 
-func isJSON(ct string) bool { return len(ct) >= 16 && ct[:16] == "application/json" }
+func isJSON(ct string) bool { return len(ct) >= 16 && strings.EqualFold(ct[:16], "application/json") }
+
+func isMultipart(ct string) bool {
+	return len(ct) >= 19 && strings.EqualFold(ct[:19], "multipart/form-data")
+}
+
+// looksJSON reports whether body starts like a JSON object.
+func looksJSON(body []byte) bool {
+	b := bytes.TrimLeft(body, " \t\r\n")
+	return len(b) > 0 && b[0] == '{'
+}
 
 // Head is what the engine reads.
 func (r *request) Head() proxy.Head {
@@ -93,7 +120,7 @@ func (r *request) Head() proxy.Head {
 // Outbound sends the body on with the target's model.
 func (r *request) Outbound(t proxy.Target) (*proxy.Outbound, error) {
 	body := r.body
-	if (r.metered || r.head.Model != "") && t.Model != "" && t.Model != r.head.Model {
+	if r.json && t.Model != "" && t.Model != r.head.Model && (r.metered || r.head.Model != "") {
 		var err error
 		if body, err = SetModel(body, t.Model); err != nil {
 			return nil, BadRequest("invalid_json", "could not rewrite the model")

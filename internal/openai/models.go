@@ -24,8 +24,12 @@ type Models struct {
 	TTL       time.Duration // default 1m
 	Logger    *slog.Logger
 	// Allowed returns the caller's model filter (gateway key permissions),
-	// looked up once per request; nil = all.
-	Allowed func(r *http.Request) func(model string) bool
+	// looked up once per request; nil = all. An error (a missing or unknown
+	// key) is answered as is, as OpenAI answers it: 401.
+	Allowed func(r *http.Request) (func(model string) bool, *Error)
+	// AnthropicList, when set, renders the ids in Anthropic's list shape
+	// for requests that carry anthropic-version (Claude Code, Anthropic SDKs).
+	AnthropicList func(ids []string) []byte
 
 	mu      sync.Mutex
 	fetched time.Time
@@ -41,15 +45,20 @@ type ModelEntry map[string]any
 func (m ModelEntry) ID() string { s, _ := m["id"].(string); return s }
 
 func (m *Models) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := w.Header().Get("X-Request-Id")
+	allowed := func(string) bool { return true }
+	if m.Allowed != nil {
+		var e *Error
+		if allowed, e = m.Allowed(r); e != nil {
+			WriteError(w, e, id)
+			return
+		}
+	}
 	list, err := m.List(r.Context())
 	if err != nil {
 		WriteError(w, NewError(http.StatusBadGateway, TypeUpstream, "upstream_unreachable",
-			"could not list models: "+apierr.Sanitize(err.Error())), w.Header().Get("X-Request-Id"))
+			"could not list models: "+apierr.Sanitize(err.Error())), id)
 		return
-	}
-	allowed := func(string) bool { return true }
-	if m.Allowed != nil {
-		allowed = m.Allowed(r)
 	}
 	out := make([]ModelEntry, 0, len(list))
 	for _, e := range list {
@@ -58,6 +67,14 @@ func (m *Models) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if m.AnthropicList != nil && r.Header.Get("Anthropic-Version") != "" {
+		ids := make([]string, len(out))
+		for i, e := range out {
+			ids[i] = e.ID()
+		}
+		_, _ = w.Write(m.AnthropicList(ids))
+		return
+	}
 	_ = json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": out})
 }
 
