@@ -296,9 +296,9 @@ func TestPlanAliasSkipsOpenUpstreams(t *testing.T) {
 	p := mustPool(t, Options{Upstreams: cfg, Now: clk.Now, Routing: Routing{Fallback: boolp(false)},
 		Aliases: map[string]Alias{"auto": {Targets: []string{"big", "small"}}}})
 	for range 5 {
-		run(t, p.Upstream("a"), failResult)
+		runModel(t, p.Upstream("a"), "big", failResult)
 	}
-	// a is open: the plan starts with the next target, and with fallback
+	// (a, big) is open: the plan starts with the next target, and with fallback
 	// off that single candidate is the usable one.
 	plan, _ := p.Plan("auto")
 	if diff := cmp.Diff([]string{"b:small"}, names(plan)); diff != "" {
@@ -385,9 +385,13 @@ func TestStatusHasNoSecrets(t *testing.T) {
 	}
 	got := p.Status()[0]
 	want := Status{
-		Name: "a", BaseURL: "https://x/api", Models: []string{"*"}, Weight: 2, State: StateClosed,
-		MaxParallel: 4, ErrorRatio: 1, ConsecutiveFailures: 1, Requests: 1, Failures: 1,
-		LastError: "dial tcp: auth [redacted] / [redacted] refused", LastErrorAt: clk.Now(),
+		Name: "a", BaseURL: "https://x/api", API: "openai", Models: []string{"*"}, Weight: 2, State: StateClosed,
+		MaxParallel: 4, ErrorRatio: 1, Requests: 1, Failures: 1,
+		LastError: "transport: dial tcp: auth [redacted] / [redacted] refused", LastErrorAt: clk.Now(),
+		ModelHealth: []ModelStatus{{
+			Model: "m", State: StateClosed, ConsecutiveFailures: 1, ErrorRatio: 1, Requests: 1, Failures: 1,
+			LastError: "transport: dial tcp: auth [redacted] / [redacted] refused", LastErrorAt: clk.Now(),
+		}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Status mismatch (-want +got):\n%s", diff)

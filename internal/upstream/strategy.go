@@ -1,6 +1,9 @@
 package upstream
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // explore is the share of lowest_latency plans that use a weighted random
 // order instead, so a slow upstream gets fresh samples and can win traffic
@@ -12,6 +15,7 @@ type cand struct {
 	tier   uint8   // see snapshot.tier
 	key    float64 // strategy key, lower first
 	weight float64
+	cool   time.Time // see snapshot.coolUntil
 }
 
 // order sorts seg in place by strategy s. cs is scratch space of the same
@@ -20,8 +24,8 @@ type cand struct {
 func (p *Pool) order(s strategy, seg []Target, cs []cand, now time.Time) {
 	for i := range seg {
 		u := seg[i].Upstream
-		snap := u.snapshot(now)
-		cs[i] = cand{tier: snap.tier, weight: u.weight}
+		snap := u.snapshot(seg[i].Model, now)
+		cs[i] = cand{tier: snap.tier, weight: u.weight, cool: snap.coolUntil}
 		switch s {
 		case stratLowestLatency:
 			cs[i].key = snap.latency // -1 (no samples) sorts first: try it
@@ -84,10 +88,13 @@ func less(a, b *cand) bool {
 	return a.key < b.key
 }
 
-// sinkRejecting moves candidates whose circuit rejects attempts (tier 2) to
+// sinkRejecting moves candidates whose circuit refuses attempts (tier 2) to
 // the end of the whole plan, keeping the relative order of the rest, so an
 // alias falls back to its next target's healthy upstreams before coming
-// back to a cooling-down one.
+// back to a cooling-down one. The refusing ones are ordered by when their
+// cool-down ends, soonest first. When every candidate refuses, the first
+// is marked Panic: the request goes there anyway (Envoy's panic threshold),
+// so the client gets the upstream's real answer, not a synthesized one.
 func sinkRejecting(out []Target, cs []cand) {
 	n := 0
 	for i := range out {
@@ -95,7 +102,7 @@ func sinkRejecting(out []Target, cs []cand) {
 			n++
 		}
 	}
-	if n == 0 || n == len(out) {
+	if n == 0 {
 		return
 	}
 	for i := 1; i < len(out); i++ {
@@ -103,5 +110,27 @@ func sinkRejecting(out []Target, cs []cand) {
 			out[j], out[j-1] = out[j-1], out[j]
 			cs[j], cs[j-1] = cs[j-1], cs[j]
 		}
+	}
+	tail, tailC := out[len(out)-n:], cs[len(out)-n:]
+	for i := 1; i < len(tail); i++ {
+		for j := i; j > 0 && tailC[j].cool.Before(tailC[j-1].cool); j-- {
+			tail[j], tail[j-1] = tail[j-1], tail[j]
+			tailC[j], tailC[j-1] = tailC[j-1], tailC[j]
+		}
+	}
+	for i := range tail {
+		tail[i].Open, tail[i].CoolUntil = true, tailC[i].cool
+	}
+	if n == len(out) {
+		out[0].Panic = true
+	}
+}
+
+// markOnce gives every target of a plan its own "counted" flag, so the
+// attempts of one request at one target count once toward health.
+func markOnce(out []Target) {
+	flags := make([]atomic.Bool, len(out))
+	for i := range out {
+		out[i].once = &flags[i]
 	}
 }
