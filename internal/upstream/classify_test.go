@@ -253,3 +253,26 @@ func TestUpstreamAPIConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestLastResortAtAttempt: a request that retries its only target after a
+// 429 or a circuit-opening 500 still reaches the upstream; with a healthy
+// alternative in the plan it is refused.
+func TestLastResortAtAttempt(t *testing.T) {
+	p := mustPool(t, Options{Upstreams: ups("a")})
+	plan := mustPlan(t, p, "m")
+	a1, _ := plan[0].Acquire(t.Context(), 0)
+	a1.Done(Result{Status: 429})
+	a2, err := plan[0].Acquire(t.Context(), 0)
+	if err != nil {
+		t.Fatalf("retry of the only target after 429 = %v; want let through", err)
+	}
+	a2.Done(okResult)
+
+	p2 := mustPool(t, Options{Upstreams: ups("a", "b"), Routing: Routing{Strategy: StrategyPriority}})
+	plan = mustPlan(t, p2, "m")
+	a1, _ = plan[0].Acquire(t.Context(), 0)
+	a1.Done(Result{Status: 429})
+	if _, err := plan[0].Acquire(t.Context(), 0); !errors.Is(err, ErrCoolingDown) {
+		t.Errorf("retry of a cooling target with b healthy = %v; want ErrCoolingDown", err)
+	}
+}

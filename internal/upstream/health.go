@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -169,13 +170,56 @@ type Attempt struct {
 // verdict; later retries of the same target are not counted again), and a
 // Target with Panic set is let through although its circuit is open. See
 // Upstream.AcquireModel for the errors.
+//
+// The panic rule is also applied at the moment of the attempt: when t is
+// refused for health, and no other target of the same plan could take an
+// attempt now and none cools down sooner than t, the attempt is let
+// through. So a request that retries the only target after it answered
+// 429 or 500 still reaches the upstream instead of getting a synthesized
+// refusal.
 func (t Target) Acquire(ctx context.Context, wait time.Duration) (*Attempt, error) {
-	return t.Upstream.acquire(ctx, t.Model, wait, t.Panic, t.once)
+	var once *atomic.Bool
+	if t.plan != nil {
+		once = &t.plan.once[t.idx]
+	}
+	a, err := t.Upstream.acquire(ctx, t.Model, wait, t.Panic, once)
+	if err != nil && errors.Is(err, ErrCircuitOpen) && t.plan != nil && t.plan.lastResort(t.idx) {
+		return t.Upstream.acquire(ctx, t.Model, wait, true, once)
+	}
+	return a, err
 }
 
-// Acquire reserves a slot for an attempt that names no model: only the
-// upstream's own breaker and max_parallel apply, and every attempt counts.
-// Prefer Target.Acquire.
+// planState is shared by the targets of one Plan call: one client request.
+type planState struct {
+	targets []Target
+	once    []atomic.Bool // per target: the request's verdict was counted
+}
+
+// lastResort reports whether target i, refused for health, is where the
+// request should go anyway: no other target can take an attempt now and
+// none cools down sooner.
+func (ps *planState) lastResort(i int) bool {
+	t := ps.targets[i]
+	now := t.Upstream.env.now()
+	mine := t.Upstream.snapshot(t.Model, now)
+	if mine.tier != 2 {
+		return false // refused for another reason meanwhile; let the caller retry
+	}
+	for j, o := range ps.targets {
+		if j == i || (o.Upstream == t.Upstream && o.Model == t.Model) {
+			continue
+		}
+		s := o.Upstream.snapshot(o.Model, now)
+		if s.tier < 2 || s.coolUntil.Before(mine.coolUntil) {
+			return false
+		}
+	}
+	return true
+}
+
+// Acquire reserves a slot for an attempt that names no model (the legacy
+// entry point): the pair "" stands for every model, every attempt counts,
+// and 429 cool-downs do not apply. Prefer Target.Acquire.
 func (u *Upstream) Acquire(ctx context.Context, wait time.Duration) (*Attempt, error) {
 	return u.acquire(ctx, "", wait, false, nil)
 }
@@ -251,7 +295,7 @@ func (u *Upstream) refusal(p *pair, model string, now time.Time, force bool) err
 		return fmt.Errorf("upstream %q: %w", u.name, ErrCircuitOpen)
 	case p.br.rejecting():
 		return fmt.Errorf("upstream %q model %q: %w", u.name, clip(model), ErrCircuitOpen)
-	case now.Before(p.coolUntil):
+	case model != "" && now.Before(p.coolUntil):
 		return fmt.Errorf("upstream %q model %q: %w for %v", u.name, clip(model), ErrCoolingDown,
 			p.coolUntil.Sub(now).Round(time.Millisecond))
 	}
@@ -412,7 +456,7 @@ func (u *Upstream) snapshot(model string, now time.Time) snapshot {
 		switch {
 		case p.br.rejecting():
 			s.tier, s.coolUntil = 2, laterOf(s.coolUntil, later(p.br.openUntil, now))
-		case now.Before(p.coolUntil):
+		case model != "" && now.Before(p.coolUntil):
 			s.tier, s.coolUntil = 2, laterOf(s.coolUntil, p.coolUntil)
 		}
 	}

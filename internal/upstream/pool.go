@@ -81,7 +81,8 @@ type Target struct {
 	// decides the circuit like a probe's.
 	Panic bool
 
-	once *atomic.Bool // shared by the request's attempts at this target
+	plan *planState // the request this target belongs to
+	idx  int        // in plan.targets
 }
 
 // NewPool validates opts and builds a Pool. Upstreams in prev with the same
@@ -234,9 +235,12 @@ func (p *Pool) Plan(model string) ([]Target, error) {
 		i += len(g.members)
 	}
 	sinkRejecting(out, cs)
-	markOnce(out)
 	if !p.fallback {
-		return out[:1:1], nil
+		out = out[:1:1]
+	}
+	ps := &planState{targets: out, once: make([]atomic.Bool, len(out))}
+	for i := range out {
+		out[i].plan, out[i].idx = ps, i
 	}
 	return out, nil
 }

@@ -1,9 +1,6 @@
 package upstream
 
-import (
-	"sync/atomic"
-	"time"
-)
+import "time"
 
 // explore is the share of lowest_latency plans that use a weighted random
 // order instead, so a slow upstream gets fresh samples and can win traffic
@@ -123,14 +120,5 @@ func sinkRejecting(out []Target, cs []cand) {
 	}
 	if n == len(out) {
 		out[0].Panic = true
-	}
-}
-
-// markOnce gives every target of a plan its own "counted" flag, so the
-// attempts of one request at one target count once toward health.
-func markOnce(out []Target) {
-	flags := make([]atomic.Bool, len(out))
-	for i := range out {
-		out[i].once = &flags[i]
 	}
 }
