@@ -193,6 +193,8 @@ func (t Target) Acquire(ctx context.Context, wait time.Duration) (*Attempt, erro
 type planState struct {
 	targets []Target
 	once    []atomic.Bool // per target: the request's verdict was counted
+	tbuf    [4]Target
+	obuf    [4]atomic.Bool
 }
 
 // lastResort reports whether target i, refused for health, is where the

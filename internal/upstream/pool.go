@@ -216,7 +216,15 @@ func (p *Pool) Plan(model string) ([]Target, error) {
 	if r.total == 0 {
 		return nil, fmt.Errorf("%w %q", ErrNoUpstream, clip(model))
 	}
-	out := make([]Target, r.total)
+	// One allocation per plan for the usual handful of targets: the
+	// request's state holds the returned slice and its flags inline.
+	ps := &planState{}
+	var out []Target
+	if r.total <= len(ps.tbuf) {
+		out, ps.once = ps.tbuf[:r.total], ps.obuf[:r.total]
+	} else {
+		out, ps.once = make([]Target, r.total), make([]atomic.Bool, r.total)
+	}
 	var stack [16]cand
 	cs := stack[:0]
 	if r.total > len(stack) {
@@ -238,7 +246,7 @@ func (p *Pool) Plan(model string) ([]Target, error) {
 	if !p.fallback {
 		out = out[:1:1]
 	}
-	ps := &planState{targets: out, once: make([]atomic.Bool, len(out))}
+	ps.targets = out
 	for i := range out {
 		out[i].plan, out[i].idx = ps, i
 	}

@@ -444,3 +444,25 @@ func BenchmarkPlan(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRequest is one request's health bookkeeping: Plan, Acquire of
+// the first target, Done.
+func BenchmarkRequest(b *testing.B) {
+	cfg := ups("a", "b", "c")
+	p, err := NewPool(Options{Upstreams: cfg}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		plan, err := p.Plan("gpt-4o")
+		if err != nil {
+			b.Fatal(err)
+		}
+		a, err := plan[0].Acquire(b.Context(), 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		a.Done(Result{Status: 200, TTFB: time.Millisecond})
+	}
+}
