@@ -27,6 +27,7 @@ import (
 	"github.com/tollgate/tollgate/internal/store"
 	"github.com/tollgate/tollgate/internal/store/storeopen"
 	"github.com/tollgate/tollgate/internal/telemetry"
+	"github.com/tollgate/tollgate/internal/telemetry/repeat"
 	"github.com/tollgate/tollgate/internal/upstream"
 )
 
@@ -122,7 +123,7 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 	if a.metrics != nil {
 		px.Observer = a.metrics
 	}
-	a.ready["store"] = st.Ping
+	a.ready["database"] = st.Ping
 	a.ready["upstreams"] = func(context.Context) error {
 		if !a.pool.Load().Ready() {
 			return errors.New("every upstream's circuit is open")
@@ -182,7 +183,17 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 		Chat:    chatSvc,
 		Metrics: a.metricsRoute(metricsHandler),
 		Wrap:    tracing.Middleware,
-		Ready:   a.ready,
+		Checks:  a.ready,
+		// Reported by /healthz?verbose; they never make the gateway unready.
+		Upstreams: func() []upstream.Status { return a.pool.Load().Status() },
+		LedgerQueue: func() (int, int) {
+			if a.writer == nil || cfg.DisableLedger {
+				return 0, 0
+			}
+			// The writer's defaults: QueueSize 10000 + MaxMemoryRows 100000;
+			// beyond that rows go to the spill file.
+			return a.writer.Stats().QueueDepth, 110_000
+		},
 	})
 	ok = true
 	return a, nil
@@ -237,11 +248,15 @@ func (a *app) newGate(ctx context.Context, cfg config.Config, st store.Store, st
 			return nil, fmt.Errorf("redis %s: %w", opts.Addr, err)
 		}
 		a.closers = append(a.closers, func(context.Context) error { return client.Close() })
+		// During an outage every request fails its Redis call: log once,
+		// then once per 10s with the count of repeats (the metric counts all).
+		redisErrLog := repeat.New(10*time.Second, nil)
 		onFail := func(err error) {
 			if a.metrics != nil {
 				a.metrics.RedisFailure()
 			}
-			a.logger.Error("limit backend (redis) failed", "error", err, "policy", cfg.Limits.FailPolicy)
+			redisErrLog.Log(context.Background(), a.logger, slog.LevelError, "redis", "limit backend (redis) failed",
+				slog.Any("error", err), slog.String("policy", cfg.Limits.FailPolicy))
 		}
 		mk := func(prefix string) *limit.Redis {
 			return limit.NewRedis(client, limit.RedisOptions{

@@ -5,7 +5,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -179,26 +178,11 @@ var ErrMissingAPIKey = errors.New("TAOTOKEN_API_KEY is not set: set it to your u
 // Validate checks the configuration. The first problem found is returned as
 // one line naming the setting.
 func (c *Config) Validate() error {
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fmt.Errorf("listen address %q: %w", c.Listen, err)
+	if err := c.validateRanges(); err != nil {
+		return err
 	}
 	if c.Env != "production" && c.Env != "development" {
 		return fmt.Errorf("TOLLGATE_ENV %q: want production or development", c.Env)
-	}
-	if c.MaxRetries < 0 || c.MaxRetries > 10 {
-		return fmt.Errorf("TOLLGATE_MAX_RETRIES %d: want 0..10", c.MaxRetries)
-	}
-	if c.Timeout <= 0 {
-		return fmt.Errorf("TOLLGATE_TIMEOUT %v: must be positive", c.Timeout)
-	}
-	if c.IdleTimeout <= 0 {
-		return fmt.Errorf("TOLLGATE_IDLE_TIMEOUT %v: must be positive", c.IdleTimeout)
-	}
-	if c.MaxBody <= 0 {
-		return fmt.Errorf("TOLLGATE_MAX_BODY %d: must be positive", c.MaxBody)
-	}
-	if c.DrainTimeout < 0 {
-		return fmt.Errorf("TOLLGATE_DRAIN_TIMEOUT %v: must not be negative", c.DrainTimeout)
 	}
 	if strings.TrimSpace(c.DefaultModel) == "" {
 		return errors.New("TOLLGATE_DEFAULT_MODEL is empty")
@@ -217,8 +201,8 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("TOLLGATE_LOG_LEVEL %q: want debug, info, warn or error", c.Log.Level)
 	}
-	if c.Chat.ContextMessages < 0 || c.Chat.KeepMessages < 0 {
-		return errors.New("chat.context_messages and chat.keep_messages must not be negative")
+	if err := c.validateUpstreams(); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	if c.Demo || len(c.Upstreams) > 0 {
 		return nil

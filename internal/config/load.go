@@ -1,13 +1,11 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
+	"math"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -78,7 +76,7 @@ func Load(src Sources) (Config, error) {
 		if err != nil {
 			return cfg, fmt.Errorf("config file: %w", err)
 		}
-		if err := decodeYAML(&cfg, expandEnv(b, env)); err != nil {
+		if err := decodeYAML(&cfg, b, env); err != nil {
 			return cfg, fmt.Errorf("config file %s: %w", file, err)
 		}
 	}
@@ -90,28 +88,6 @@ func Load(src Sources) (Config, error) {
 		return cfg, err
 	}
 	return cfg, nil
-}
-
-func decodeYAML(cfg *Config, b []byte) error {
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) { // io.EOF: empty file
-		// yaml errors are multi-line; fold them into one line.
-		msg := strings.Join(strings.Fields(err.Error()), " ")
-		msg = strings.TrimPrefix(strings.TrimPrefix(msg, "yaml: "), "unmarshal errors: ")
-		return errors.New(msg)
-	}
-	return nil
-}
-
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
-
-// expandEnv replaces ${NAME} in the YAML text, so secrets stay out of the file.
-func expandEnv(b []byte, env func(string) (string, bool)) []byte {
-	return envRef.ReplaceAllFunc(b, func(m []byte) []byte {
-		v, _ := env(string(m[2 : len(m)-1]))
-		return []byte(v)
-	})
 }
 
 // vars maps each environment variable to the field it sets. Flags use the same
@@ -246,6 +222,9 @@ func ParseByteSize(s string) (ByteSize, error) {
 	n, err := strconv.ParseInt(t, 10, 64)
 	if err != nil || n < 0 {
 		return 0, fmt.Errorf("%q is not a size (like 32MiB)", s)
+	}
+	if n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is too large", s)
 	}
 	return ByteSize(n * mult), nil
 }

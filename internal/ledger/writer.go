@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tollgate/tollgate/internal/telemetry/repeat"
 )
 
 // Sink receives batches of records; the store implements it. InsertRecords
@@ -106,6 +108,8 @@ type Writer struct {
 	// the loop), so the loop knows to replay.
 	spillHint atomic.Bool
 
+	sinkErrLog *repeat.Limiter
+
 	queued, written, spilled, replayed, lost, batches, failures atomic.Int64
 	lastBatch, pendingLen                                       atomic.Int64
 }
@@ -123,6 +127,8 @@ func NewWriter(sink Sink, opts WriterOptions) *Writer {
 		ch:       make(chan Record, opts.QueueSize),
 		closeReq: make(chan context.Context),
 		done:     make(chan struct{}),
+
+		sinkErrLog: repeat.New(10*time.Second, nil),
 	}
 	w.base, w.cancelBase = context.WithCancel(context.Background())
 	go w.loop()
@@ -287,8 +293,10 @@ func (w *Writer) insert(ctx context.Context, st *loopState, batch []Record) bool
 	w.failures.Add(1)
 	st.backoff = min(max(2*st.backoff, w.opts.RetryMin), w.opts.RetryMax)
 	st.retryAt = time.Now().Add(st.backoff)
-	w.log.Warn("ledger: sink failed, will retry", slog.Int("rows", len(batch)),
-		slog.Duration("backoff", st.backoff), slog.Any("err", err))
+	// A database outage fails every retry: log it once, then once per 10s
+	// with the count of repeats.
+	w.sinkErrLog.Log(ctx, w.log, slog.LevelWarn, "sink", "ledger: sink failed, will retry",
+		slog.Int("rows", len(batch)), slog.Duration("backoff", st.backoff), slog.Any("err", err))
 	return false
 }
 

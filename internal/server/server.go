@@ -11,13 +11,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/openai"
+	"github.com/tollgate/tollgate/internal/upstream"
 )
 
 // Options are the handlers and settings the server routes to. Nil handlers
@@ -37,8 +40,21 @@ type Options struct {
 	// Wrap, if set, wraps the routes inside the request-id and recover
 	// middleware (tracing uses it).
 	Wrap func(http.Handler) http.Handler
-	// Ready checks dependencies for /readyz: name → check. All must pass.
+	// Checks are dependency checks (name → check, e.g. "database",
+	// "redis"), run by /healthz?verbose and /readyz and reported there. They
+	// never make the gateway unready: with the database down rows wait in
+	// memory, with Redis down limits fail open, so the gateway still
+	// serves; a failing check only marks it degraded.
+	Checks map[string]func(context.Context) error
+	// Ready is the former name of Checks, merged into it (same meaning).
 	Ready map[string]func(context.Context) error
+	// Upstreams reports upstream health for /healthz?verbose; nil omits it.
+	Upstreams func() []upstream.Status
+	// LedgerQueue reports the usage writer's queue: rows waiting in memory
+	// and how many it holds before it must spill to disk. While it is full
+	// the gateway is unready (a replica that cannot keep up with its own
+	// ledger should get less traffic). Nil: no ledger check.
+	LedgerQueue func() (depth, capacity int)
 }
 
 // Server is tollgate's HTTP server.
@@ -47,18 +63,21 @@ type Server struct {
 	handler  http.Handler
 	inflight sync.WaitGroup
 	log      *slog.Logger
+	checks   map[string]func(context.Context) error
+	serving  atomic.Bool // set once Serve accepts connections
+	draining atomic.Bool // set when shutdown begins
 }
 
 // New builds the server and its routes.
 func New(opts Options) *Server {
-	s := &Server{opts: opts, log: opts.Logger}
+	s := &Server{opts: opts, log: opts.Logger, checks: map[string]func(context.Context) error{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	maps.Copy(s.checks, opts.Ready)
+	maps.Copy(s.checks, opts.Checks)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	if opts.Models != nil {
 		mux.Handle("GET /v1/models", opts.Models)
@@ -152,24 +171,137 @@ func newID() string {
 
 const hexDigits = "0123456789abcdef"
 
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-	defer cancel()
-	checks := map[string]string{}
-	ok := true
-	for name, check := range s.opts.Ready {
-		if err := check(ctx); err != nil {
-			checks[name] = err.Error()
-			ok = false
-		} else {
-			checks[name] = "ok"
+// SetServing marks the server as accepting traffic (true) or not. Serve
+// sets it; embedders that serve the Handler themselves call it.
+func (s *Server) SetServing(v bool) { s.serving.Store(v) }
+
+// readiness says whether to send this replica traffic: only starting,
+// draining and a full ledger queue make it unready.
+func (s *Server) readiness() (ready bool, reason string) {
+	switch {
+	case s.draining.Load():
+		return false, "draining: shutting down"
+	case !s.serving.Load():
+		return false, "starting"
+	}
+	if s.opts.LedgerQueue != nil {
+		if depth, capacity := s.opts.LedgerQueue(); capacity > 0 && depth >= capacity {
+			return false, fmt.Sprintf("ledger queue full (%d rows waiting)", depth)
 		}
 	}
+	return true, ""
+}
+
+// healthz is liveness: cheap and always 200 while the process serves
+// HTTP. With ?verbose (any value but false/0) it also reports every
+// dependency, which costs one check each.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	v, verbose := r.URL.Query()["verbose"]
+	if !verbose || (len(v) > 0 && (v[0] == "0" || v[0] == "false")) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		return
+	}
+	writeJSON(w, http.StatusOK, s.report(r.Context()))
+}
+
+// readyz answers 200 while the gateway should get traffic, else 503, with
+// the dependency report either way.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	rep := s.report(r.Context())
 	status := http.StatusOK
-	if !ok {
+	if !rep.Ready {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, map[string]any{"ready": ok, "checks": checks})
+	writeJSON(w, status, rep)
+}
+
+// Report is the body of /readyz and /healthz?verbose.
+type Report struct {
+	Status string `json:"status"` // ok, degraded or unready
+	Ready  bool   `json:"ready"`
+	// Reason says why the gateway is unready.
+	Reason string `json:"reason,omitempty"`
+	// Degraded: it serves, but a dependency is failing or a circuit is not
+	// closed.
+	Degraded bool `json:"degraded"`
+	// Checks maps each dependency to "ok" or its error.
+	Checks    map[string]string `json:"checks"`
+	Ledger    *LedgerReport     `json:"ledger,omitempty"`
+	Upstreams []UpstreamReport  `json:"upstreams,omitempty"`
+}
+
+// LedgerReport is the usage writer's queue.
+type LedgerReport struct {
+	QueueDepth    int `json:"queue_depth"`
+	QueueCapacity int `json:"queue_capacity"`
+}
+
+// UpstreamReport summarises one upstream's health; /admin/upstreams has
+// the details.
+type UpstreamReport struct {
+	Name  string         `json:"name"`
+	State upstream.State `json:"state"`
+	// Unhealthy lists the models that are open, half-open or cooling.
+	Unhealthy map[string]upstream.State `json:"unhealthy_models,omitempty"`
+}
+
+// checkTimeout bounds each dependency check.
+const checkTimeout = 2 * time.Second
+
+func (s *Server) report(ctx context.Context) Report {
+	rep := Report{Checks: make(map[string]string, len(s.checks))}
+	rep.Ready, rep.Reason = s.readiness()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for name, check := range s.checks {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+			defer cancel()
+			res := "ok"
+			if err := check(cctx); err != nil {
+				res = err.Error()
+			}
+			mu.Lock()
+			rep.Checks[name] = res
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for _, res := range rep.Checks {
+		if res != "ok" {
+			rep.Degraded = true
+		}
+	}
+	if s.opts.LedgerQueue != nil {
+		d, c := s.opts.LedgerQueue()
+		rep.Ledger = &LedgerReport{QueueDepth: d, QueueCapacity: c}
+	}
+	if s.opts.Upstreams != nil {
+		for _, st := range s.opts.Upstreams() {
+			ur := UpstreamReport{Name: st.Name, State: st.State}
+			for _, m := range st.ModelHealth {
+				if m.State != upstream.StateClosed {
+					if ur.Unhealthy == nil {
+						ur.Unhealthy = map[string]upstream.State{}
+					}
+					ur.Unhealthy[m.Model] = m.State
+				}
+			}
+			if st.State != upstream.StateClosed || len(ur.Unhealthy) > 0 {
+				rep.Degraded = true
+			}
+			rep.Upstreams = append(rep.Upstreams, ur)
+		}
+	}
+	switch {
+	case !rep.Ready:
+		rep.Status = "unready"
+	case rep.Degraded:
+		rep.Status = "degraded"
+	default:
+		rep.Status = "ok"
+	}
+	return rep
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -201,11 +333,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 	hs.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	s.serving.Store(true)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	s.draining.Store(true)
 	s.log.Info("shutting down: draining in-flight requests", "drain_timeout", drain.String())
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()

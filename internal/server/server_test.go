@@ -39,7 +39,7 @@ func TestRoutesAndMiddleware(t *testing.T) {
 		{"insane id replaced", "GET", "/healthz", "bad id <script>", 200, "ok", ""},
 		{"unknown path", "GET", "/nope", "", 404, `"code":"unknown_url"`, ""},
 		{"panic", "GET", "/v1/panic", "", 500, `"code":"internal_error"`, ""},
-		{"not ready", "GET", "/readyz", "", 503, `"upstreams":"every upstream's circuit is open"`, ""},
+		{"starting", "GET", "/readyz", "", 503, `"reason":"starting"`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -21,7 +23,9 @@ func TestResultFailed(t *testing.T) {
 		{Result{Status: 400}, false},
 		{Result{Status: 401}, false},
 		{Result{Status: 404}, false},
-		{Result{Status: 429}, true},
+		{Result{Status: 429}, false}, // cools down instead
+		{Result{Status: 408}, true},
+		{Result{Status: 501}, false},
 		{Result{Status: 500}, true},
 		{Result{Status: 503}, true},
 		{Result{Err: errors.New("connection reset")}, true},
@@ -54,53 +58,59 @@ func TestBreakerConsecutiveFailures(t *testing.T) {
 	for range 4 {
 		run(t, a, failResult)
 	}
-	if got := a.State(); got != StateClosed {
+	run(t, a, Result{Status: 429, RetryAfter: time.Nanosecond}) // neither failure nor success
+	clk.Advance(time.Millisecond)
+	if got := pairState(p, "a", "m"); got != StateClosed {
 		t.Fatalf("after 4 consecutive failures State = %s; want closed", got)
 	}
-	run(t, a, Result{Status: 429})
-	if got := a.State(); got != StateOpen {
+	run(t, a, Result{Status: 502})
+	if got := pairState(p, "a", "m"); got != StateOpen {
 		t.Fatalf("after 5 consecutive failures State = %s; want open", got)
 	}
-	if _, err := a.Acquire(t.Context(), time.Second); !errors.Is(err, ErrCircuitOpen) {
+	// Only the pair is open: the upstream and its other models are fine.
+	if got := a.State(); got != StateClosed {
+		t.Errorf("upstream State = %s; want closed (one model failing)", got)
+	}
+	runModel(t, a, "other", okResult) // would be refused if the upstream were open
+	if _, err := a.AcquireModel(t.Context(), "m", time.Second); !errors.Is(err, ErrCircuitOpen) {
 		t.Fatalf("Acquire on open circuit = %v; want ErrCircuitOpen", err)
 	}
 	if got := names(mustPlan(t, p, "m")); !cmp.Equal(got, []string{"b:m", "a:m"}) {
-		t.Errorf("Plan with a open = %v; want a last", got)
+		t.Errorf("Plan with (a,m) open = %v; want a last", got)
 	}
-	if !p.Ready() {
-		t.Errorf("Ready() = false with b closed")
+	if got := names(mustPlan(t, p, "other")); !cmp.Equal(got, []string{"a:other", "b:other"}) {
+		t.Errorf("Plan for another model = %v; want a first (priority)", got)
 	}
 
 	clk.Advance(29 * time.Second)
-	if _, err := a.Acquire(t.Context(), 0); !errors.Is(err, ErrCircuitOpen) {
+	if _, err := a.AcquireModel(t.Context(), "m", 0); !errors.Is(err, ErrCircuitOpen) {
 		t.Fatalf("Acquire during cool-down = %v; want ErrCircuitOpen", err)
 	}
 	clk.Advance(time.Second)
-	if got := a.State(); got != StateHalfOpen {
+	if got := pairState(p, "a", "m"); got != StateHalfOpen {
 		t.Fatalf("after cool-down State = %s; want half_open", got)
 	}
 	if got := names(mustPlan(t, p, "m")); !cmp.Equal(got, []string{"a:m", "b:m"}) {
 		t.Errorf("Plan with a half-open = %v; want a back in priority place for its probe", got)
 	}
-	probe, err := a.Acquire(t.Context(), 0)
+	probe, err := a.AcquireModel(t.Context(), "m", 0)
 	if err != nil {
 		t.Fatalf("probe Acquire = %v", err)
 	}
-	if _, err := a.Acquire(t.Context(), 0); !errors.Is(err, ErrCircuitOpen) {
+	if _, err := a.AcquireModel(t.Context(), "m", 0); !errors.Is(err, ErrCircuitOpen) {
 		t.Fatalf("second Acquire while probing = %v; want ErrCircuitOpen", err)
 	}
 	probe.Done(failResult)
-	if got := a.State(); got != StateOpen {
+	if got := pairState(p, "a", "m"); got != StateOpen {
 		t.Fatalf("after failed probe State = %s; want open", got)
 	}
 	clk.Advance(30 * time.Second)
 	run(t, a, okResult) // the probe succeeds
-	if got := a.State(); got != StateClosed {
+	if got := pairState(p, "a", "m"); got != StateClosed {
 		t.Fatalf("after successful probe State = %s; want closed", got)
 	}
-	want := []string{"a:closed->open", "a:open->half_open", "a:half_open->open", "a:open->half_open", "a:half_open->closed"}
-	if diff := cmp.Diff(want, changes); diff != "" {
-		t.Errorf("state changes mismatch (-want +got):\n%s", diff)
+	if len(changes) != 0 {
+		t.Errorf("upstream-level state changes %v; want none (only the pair changed)", changes)
 	}
 }
 
@@ -142,7 +152,7 @@ func TestBreakerErrorRatio(t *testing.T) {
 				run(t, a, failResult)
 				clk.Advance(tt.gap)
 			}
-			if got := a.State() == StateOpen; got != tt.wantOpen {
+			if got := pairState(p, "a", "m") == StateOpen; got != tt.wantOpen {
 				t.Errorf("open = %v; want %v (status %+v)", got, tt.wantOpen, p.Status()[0])
 			}
 		})
@@ -164,17 +174,20 @@ func TestCancelledResultsDoNotCount(t *testing.T) {
 	if st.State != StateClosed || st.Requests != 0 || st.Failures != 0 || st.InFlight != 0 || st.LastError != "" {
 		t.Errorf("after cancelled attempts Status = %+v; want untouched and closed", st)
 	}
+	if ps := pairStatus(p, "a", "m"); ps.State != StateClosed || ps.Requests != 0 {
+		t.Errorf("after cancelled attempts pair = %+v; want untouched", ps)
+	}
 	// A cancelled probe frees the probe slot without deciding anything.
 	for range 5 {
 		run(t, a, failResult)
 	}
 	clk.Advance(time.Minute)
 	run(t, a, Result{Cancelled: true})
-	if got := a.State(); got != StateHalfOpen {
+	if got := pairState(p, "a", "m"); got != StateHalfOpen {
 		t.Fatalf("after cancelled probe State = %s; want half_open", got)
 	}
 	run(t, a, okResult)
-	if got := a.State(); got != StateClosed {
+	if got := pairState(p, "a", "m"); got != StateClosed {
 		t.Errorf("after successful probe State = %s; want closed", got)
 	}
 }
@@ -183,7 +196,7 @@ func TestStaleResultsIgnoredByBreaker(t *testing.T) {
 	clk := newFakeClock()
 	p := mustPool(t, Options{Upstreams: ups("a"), Now: clk.Now})
 	a := p.Upstream("a")
-	long, err := a.Acquire(t.Context(), 0) // e.g. a stream started while healthy
+	long, err := a.AcquireModel(t.Context(), "m", 0) // e.g. a stream started while healthy
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +205,7 @@ func TestStaleResultsIgnoredByBreaker(t *testing.T) {
 	}
 	long.Done(okResult) // must not close the circuit it predates
 	long.Done(okResult) // second Done is a no-op
-	st := p.Status()[0]
+	st := pairStatus(p, "a", "m")
 	if st.State != StateOpen || st.InFlight != 0 || st.Requests != 6 {
 		t.Errorf("Status = %+v; want open, 0 in flight, 6 requests", st)
 	}
@@ -285,7 +298,7 @@ func TestReloadCarriesState(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := p2.Status()
-	if st[0].State != StateOpen || st[0].Failures != 5 {
+	if ps := pairStatus(p2, "a", "m"); ps.State != StateOpen || st[0].Failures != 5 {
 		t.Errorf("reloaded a = %+v; want open with 5 failures", st[0])
 	}
 	if st[1].InFlight != 1 || st[1].LatencyMS != 40 || st[1].Weight != 5 {
@@ -306,7 +319,7 @@ func TestReloadCarriesState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := p3.Status()[0]; got.State != StateClosed || got.Failures != 0 {
+	if got := p3.Status()[0]; got.State != StateClosed || got.Failures != 0 || len(got.ModelHealth) != 0 {
 		t.Errorf("a with new base_url = %+v; want fresh", got)
 	}
 }
@@ -314,13 +327,14 @@ func TestReloadCarriesState(t *testing.T) {
 func TestReady(t *testing.T) {
 	clk := newFakeClock()
 	p := mustPool(t, Options{Upstreams: ups("a", "b"), Now: clk.Now})
+	refused := Result{Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}
 	for _, name := range []string{"a", "b"} {
 		for range 5 {
-			run(t, p.Upstream(name), failResult)
+			run(t, p.Upstream(name), refused)
 		}
 	}
 	if p.Ready() {
-		t.Errorf("Ready() = true with every circuit open")
+		t.Errorf("Ready() = true with every upstream's circuit open")
 	}
 	clk.Advance(30 * time.Second)
 	if !p.Ready() {
@@ -345,7 +359,7 @@ func TestConcurrentUse(t *testing.T) {
 					return
 				}
 				for _, tg := range plan {
-					a, err := tg.Upstream.Acquire(t.Context(), time.Millisecond)
+					a, err := tg.Acquire(t.Context(), time.Millisecond)
 					if err != nil {
 						continue
 					}

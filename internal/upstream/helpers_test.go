@@ -88,12 +88,35 @@ var (
 	okResult   = Result{Status: 200, TTFB: 10 * time.Millisecond}
 )
 
-// run acquires a slot on u and completes it with r.
+// run acquires a slot for model "m" on u and completes it with r: one
+// attempt of its own request.
 func run(t *testing.T, u *Upstream, r Result) {
 	t.Helper()
-	a, err := u.Acquire(t.Context(), 0)
+	runModel(t, u, "m", r)
+}
+
+func runModel(t *testing.T, u *Upstream, model string, r Result) {
+	t.Helper()
+	a, err := u.AcquireModel(t.Context(), model, 0)
 	if err != nil {
-		t.Fatalf("Acquire(%s): %v", u.Name(), err)
+		t.Fatalf("AcquireModel(%s, %s): %v", u.Name(), model, err)
 	}
 	a.Done(r)
 }
+
+// pairStatus returns the health of model on upstream name (zero if untracked).
+func pairStatus(p *Pool, name, model string) ModelStatus {
+	for _, s := range p.Status() {
+		if s.Name != name {
+			continue
+		}
+		for _, m := range s.ModelHealth {
+			if m.Model == model {
+				return m
+			}
+		}
+	}
+	return ModelStatus{State: StateClosed}
+}
+
+func pairState(p *Pool, name, model string) State { return pairStatus(p, name, model).State }

@@ -62,7 +62,21 @@ type Config struct {
 	// lowest_cost, e.g. 0.8 for a 20% discount or 1.05 for a 5% fee. 0 or
 	// unset means 1; negative is an error.
 	PriceFactor float64 `yaml:"price_factor"`
+	// API is the wire format the upstream speaks: "openai" (default; chat
+	// completions and the rest of /v1) or "anthropic" (the Messages API).
+	API string `yaml:"api"`
+	// Responses is "native" when the upstream serves the OpenAI Responses
+	// API (/v1/responses) itself, so requests to it are passed through;
+	// empty means the gateway bridges Responses requests to chat
+	// completions.
+	Responses string `yaml:"responses"`
 }
+
+// Upstream wire formats accepted in Config.API.
+const (
+	APIOpenAI    = "openai"
+	APIAnthropic = "anthropic"
+)
 
 // String describes c without its API key or header values, so that printing
 // a Config by accident leaks no secret.
@@ -107,11 +121,17 @@ type Routing struct {
 	Fallback *bool `yaml:"fallback"`
 }
 
-// BreakerOptions tunes the per-upstream circuit breaker. An upstream that
-// keeps failing is skipped for CoolDown; then single probe requests are let
-// through one at a time until one succeeds (closing the circuit) or fails
-// (opening it for another CoolDown). A failure is a transport error, a
-// timeout, HTTP 429 or HTTP 5xx; other 4xx are the client's fault.
+// BreakerOptions tunes the circuit breakers. Each (upstream, model) pair
+// has one: a model that keeps failing on an upstream is skipped there for
+// CoolDown (while a healthy alternative exists); then single probe requests
+// are let through one at a time until one succeeds (closing the circuit) or
+// fails (opening it for another CoolDown). A failure is a timeout or reset
+// before the response headers, another transport error, or HTTP 500, 502,
+// 503, 504 or 408; other 4xx are the client's fault, and a 429 cools the
+// pair down for its Retry-After instead. Each client request counts once
+// per pair, however often it is retried. The upstream as a whole has a
+// breaker too, opened by ConsecutiveFailures connect or TLS errors (or
+// resets before headers across several models) and closed by any answer.
 type BreakerOptions struct {
 	// ConsecutiveFailures opens the circuit after this many failures in a
 	// row. Default 5; negative disables this trigger.
@@ -255,6 +275,14 @@ func validateConfig(i int, c *Config) error {
 	if c.Timeout < 0 {
 		return fmt.Errorf("%s: timeout %v must not be negative", where, c.Timeout)
 	}
+	switch c.API {
+	case "", APIOpenAI, APIAnthropic:
+	default:
+		return fmt.Errorf("%s: api %q: want openai or anthropic", where, c.API)
+	}
+	if c.Responses != "" && c.Responses != "native" {
+		return fmt.Errorf("%s: responses %q: want native or empty", where, c.Responses)
+	}
 	if c.PriceFactor < 0 || math.IsNaN(c.PriceFactor) {
 		return fmt.Errorf("%s: price_factor %v must not be negative", where, c.PriceFactor)
 	}
@@ -309,6 +337,13 @@ var (
 	// it is cooling down, or its single half-open probe is already running.
 	// Move on to the next candidate.
 	ErrCircuitOpen = errors.New("circuit open")
+	// ErrCoolingDown means a (upstream, model) pair answered 429 and its
+	// Retry-After has not passed. It matches ErrCircuitOpen with errors.Is.
+	ErrCoolingDown = fmt.Errorf("%w: cooling down after 429", ErrCircuitOpen)
+	// ErrTimeout marks an attempt that got no response headers within its
+	// timeout. Pass an error wrapping it in Result.Err so the attempt
+	// counts as a timeout, not as the client going away.
+	ErrTimeout = errors.New("upstream did not answer within its timeout")
 	// ErrSaturated means the upstream had no free slot (max_parallel) within
 	// the wait given to Acquire. Move on to the next candidate.
 	ErrSaturated = errors.New("upstream saturated")

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -67,6 +68,21 @@ type Target struct {
 	Model string
 	// Alias is the alias the client asked for, or "" for a plain model.
 	Alias string
+	// Open reports that the upstream's circuit or this (upstream, model)
+	// pair's refused attempts when Plan ran: open, half-open with its probe
+	// running, or cooling down after a 429. Plan puts such targets last.
+	Open bool
+	// CoolUntil is when an Open target takes attempts again (zero if not
+	// Open).
+	CoolUntil time.Time
+	// Panic is set by Plan on the first target when every target was Open:
+	// nowhere healthy is left, so Target.Acquire lets this attempt through
+	// anyway and the client gets the upstream's real answer. Its result
+	// decides the circuit like a probe's.
+	Panic bool
+
+	plan *planState // the request this target belongs to
+	idx  int        // in plan.targets
 }
 
 // NewPool validates opts and builds a Pool. Upstreams in prev with the same
@@ -85,7 +101,9 @@ func NewPool(opts Options, prev *Pool) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream: routing: %w", err)
 	}
-	e := &env{now: opts.Now, rand: opts.Rand, price: opts.Price, breaker: br, log: opts.Logger, onChange: opts.OnStateChange}
+	up := br
+	up.FailureRatio = -1 // the upstream as a whole opens on consecutive sick signs only
+	e := &env{now: opts.Now, rand: opts.Rand, price: opts.Price, breaker: br, upBreak: up, log: opts.Logger, onChange: opts.OnStateChange}
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -182,18 +200,31 @@ func (p *Pool) modelList() []string {
 // in turn (its upstreams ordered by the alias's strategy), otherwise the
 // upstreams serving model ordered by the routing strategy. Within a target,
 // upstreams that can take an attempt now come first, full ones
-// (max_parallel) next. Upstreams whose circuit rejects attempts (open and
-// cooling down, or half-open with the probe running) go to the very end:
-// Acquire will refuse them, but keeping them lets the caller report why and
-// use one whose cool-down has just ended. With fallback disabled Plan
-// returns only the first candidate. It returns an error wrapping
-// ErrNoUpstream when nothing serves model.
+// (max_parallel) next. Targets whose upstream or (upstream, model) circuit
+// refuses attempts (open, half-open with the probe running, or cooling down
+// after a 429) go to the very end, soonest cool-down first, marked Open:
+// Target.Acquire refuses them while a healthy alternative exists. When
+// every target is Open, the first is marked Panic and Target.Acquire lets it
+// through. With fallback disabled Plan returns only the first candidate. It
+// returns an error wrapping ErrNoUpstream when nothing serves model.
+//
+// Each call returns fresh targets that carry the request's identity: use
+// one plan per client request and Target.Acquire for its attempts, so a
+// request counts once toward each pair's health however often it retries.
 func (p *Pool) Plan(model string) ([]Target, error) {
 	r := p.route(model)
 	if r.total == 0 {
 		return nil, fmt.Errorf("%w %q", ErrNoUpstream, clip(model))
 	}
-	out := make([]Target, r.total)
+	// One allocation per plan for the usual handful of targets: the
+	// request's state holds the returned slice and its flags inline.
+	ps := &planState{}
+	var out []Target
+	if r.total <= len(ps.tbuf) {
+		out, ps.once = ps.tbuf[:r.total], ps.obuf[:r.total]
+	} else {
+		out, ps.once = make([]Target, r.total), make([]atomic.Bool, r.total)
+	}
 	var stack [16]cand
 	cs := stack[:0]
 	if r.total > len(stack) {
@@ -213,7 +244,11 @@ func (p *Pool) Plan(model string) ([]Target, error) {
 	}
 	sinkRejecting(out, cs)
 	if !p.fallback {
-		return out[:1:1], nil
+		out = out[:1:1]
+	}
+	ps.targets = out
+	for i := range out {
+		out[i].plan, out[i].idx = ps, i
 	}
 	return out, nil
 }
@@ -285,7 +320,10 @@ func (p *Pool) Upstreams() []*Upstream { return slices.Clone(p.ups) }
 // Upstream returns the upstream with the given name, or nil.
 func (p *Pool) Upstream(name string) *Upstream { return p.byName[name] }
 
-// Ready reports whether at least one upstream's circuit is not open.
+// Ready reports whether at least one upstream's own circuit is not open.
+// It is informational (shown by /healthz?verbose): readiness does not
+// depend on it, because Plan still lets a request through when every
+// circuit is open.
 func (p *Pool) Ready() bool {
 	for _, u := range p.ups {
 		if u.State() != StateOpen {
@@ -295,26 +333,31 @@ func (p *Pool) Ready() bool {
 	return false
 }
 
-// Status is one upstream's health, for GET /admin/upstreams and metrics. It
-// never contains the API key or header values.
+// Status is one upstream's health, for GET /admin/upstreams, metrics and
+// /healthz?verbose. It never contains the API key or header values.
 type Status struct {
 	Name    string   `json:"name"`
 	BaseURL string   `json:"base_url"`
+	API     string   `json:"api"`
 	Models  []string `json:"models"`
 	Weight  int      `json:"weight"`
-	// State is closed, open or half_open.
+	// State is the upstream's own circuit: closed, open or half_open. It
+	// opens only on signs that the upstream as a whole is sick (connect and
+	// TLS errors, resets across several models); a failing model opens its
+	// pair's circuit instead (ModelHealth).
 	State State `json:"state"`
 	// OpenUntil is when an open circuit starts probing; zero otherwise.
 	OpenUntil   time.Time `json:"open_until,omitzero"`
 	InFlight    int       `json:"in_flight"`
 	MaxParallel int       `json:"max_parallel"`
 	// LatencyMS is the moving average of time to first byte of successful
-	// attempts; 0 before the first sample.
+	// attempts, all models together; 0 before the first sample.
 	LatencyMS float64 `json:"latency_ms"`
-	// ErrorRatio is failures / attempts over the breaker window while the
-	// circuit is closed.
+	// ErrorRatio is the failed share of the counted verdicts (one per
+	// request and pair) of all models over the breaker window.
 	ErrorRatio float64 `json:"error_ratio"`
-	// ConsecutiveFailures counts failures in a row while closed.
+	// ConsecutiveFailures counts upstream-level failures in a row while
+	// the upstream's circuit is closed.
 	ConsecutiveFailures int `json:"consecutive_failures"`
 	// Requests and Failures count attempts since start (cancelled ones
 	// excluded), carried over reloads.
@@ -323,6 +366,28 @@ type Status struct {
 	// LastError describes the last failure, with secrets removed.
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// Unhealthy counts the models in ModelHealth that are not closed.
+	Unhealthy int `json:"unhealthy_models"`
+	// ModelHealth is each tracked (upstream, model) pair, by model as
+	// sent upstream, sorted by model.
+	ModelHealth []ModelStatus `json:"model_health"`
+}
+
+// ModelStatus is the health of one model on one upstream.
+type ModelStatus struct {
+	Model string `json:"model"`
+	// State is closed, open, half_open or cooling (after a 429).
+	State State `json:"state"`
+	// CoolUntil is when an open or cooling pair takes attempts again.
+	CoolUntil           time.Time `json:"cool_until,omitzero"`
+	ConsecutiveFailures int       `json:"consecutive_failures"`
+	ErrorRatio          float64   `json:"error_ratio"`
+	LatencyMS           float64   `json:"latency_ms"`
+	InFlight            int       `json:"in_flight"`
+	Requests            int64     `json:"requests"`
+	Failures            int64     `json:"failures"`
+	LastError           string    `json:"last_error,omitempty"`
+	LastErrorAt         time.Time `json:"last_error_at,omitzero"`
 }
 
 // Status returns every upstream's health in config order.
@@ -339,26 +404,50 @@ func (u *Upstream) status(now time.Time) Status {
 	s := Status{
 		Name:        u.name,
 		BaseURL:     u.baseURL,
+		API:         u.api,
 		Models:      slices.Clone(u.models),
 		Weight:      int(u.weight),
 		MaxParallel: u.maxParallel,
+		ModelHealth: []ModelStatus{},
 	}
 	h := u.h
+	w := u.env.breaker.Window
 	h.mu.Lock()
-	tr := h.advanceLocked(now)
-	s.State = h.state
-	if h.state == StateOpen {
-		s.OpenUntil = h.openUntil
+	trs := []transition{h.up.advance(now)}
+	s.State = h.up.state
+	if h.up.state == StateOpen {
+		s.OpenUntil = h.up.openUntil
 	}
-	s.InFlight = h.inFlight
-	s.LatencyMS = h.latencyMS
-	if req, fail := h.win.sum(now, u.env.breaker.Window); req > 0 {
+	s.InFlight = h.st.inFlight
+	s.LatencyMS = h.st.latencyMS
+	if req, fail := h.all.sum(now, w); req > 0 {
 		s.ErrorRatio = float64(fail) / float64(req)
 	}
-	s.ConsecutiveFailures = h.consecutive
-	s.Requests, s.Failures = h.requests, h.failures
-	s.LastError, s.LastErrorAt = h.lastErr, h.lastErrAt
+	s.ConsecutiveFailures = h.up.consecutive
+	s.Requests, s.Failures = h.st.requests, h.st.failures
+	s.LastError, s.LastErrorAt = h.st.lastErr, h.st.lastErrAt
+	for m, pr := range h.pairs {
+		tr := pr.br.advance(now)
+		tr.model = m
+		trs = append(trs, tr)
+		ms := ModelStatus{
+			Model: m, State: pr.state(now), ConsecutiveFailures: pr.br.consecutive,
+			ErrorRatio: pr.br.errorRatio(now, w), LatencyMS: pr.st.latencyMS, InFlight: pr.st.inFlight,
+			Requests: pr.st.requests, Failures: pr.st.failures, LastError: pr.st.lastErr, LastErrorAt: pr.st.lastErrAt,
+		}
+		switch ms.State {
+		case StateOpen:
+			ms.CoolUntil = pr.br.openUntil
+		case StateCooling:
+			ms.CoolUntil = pr.coolUntil
+		}
+		if ms.State != StateClosed {
+			s.Unhealthy++
+		}
+		s.ModelHealth = append(s.ModelHealth, ms)
+	}
 	h.mu.Unlock()
-	u.emit(tr)
+	u.emit(trs...)
+	slices.SortFunc(s.ModelHealth, func(a, b ModelStatus) int { return strings.Compare(a.Model, b.Model) })
 	return s
 }

@@ -296,9 +296,9 @@ func TestPlanAliasSkipsOpenUpstreams(t *testing.T) {
 	p := mustPool(t, Options{Upstreams: cfg, Now: clk.Now, Routing: Routing{Fallback: boolp(false)},
 		Aliases: map[string]Alias{"auto": {Targets: []string{"big", "small"}}}})
 	for range 5 {
-		run(t, p.Upstream("a"), failResult)
+		runModel(t, p.Upstream("a"), "big", failResult)
 	}
-	// a is open: the plan starts with the next target, and with fallback
+	// (a, big) is open: the plan starts with the next target, and with fallback
 	// off that single candidate is the usable one.
 	plan, _ := p.Plan("auto")
 	if diff := cmp.Diff([]string{"b:small"}, names(plan)); diff != "" {
@@ -385,9 +385,13 @@ func TestStatusHasNoSecrets(t *testing.T) {
 	}
 	got := p.Status()[0]
 	want := Status{
-		Name: "a", BaseURL: "https://x/api", Models: []string{"*"}, Weight: 2, State: StateClosed,
-		MaxParallel: 4, ErrorRatio: 1, ConsecutiveFailures: 1, Requests: 1, Failures: 1,
-		LastError: "dial tcp: auth [redacted] / [redacted] refused", LastErrorAt: clk.Now(),
+		Name: "a", BaseURL: "https://x/api", API: "openai", Models: []string{"*"}, Weight: 2, State: StateClosed,
+		MaxParallel: 4, ErrorRatio: 1, Requests: 1, Failures: 1,
+		LastError: "transport: dial tcp: auth [redacted] / [redacted] refused", LastErrorAt: clk.Now(),
+		ModelHealth: []ModelStatus{{
+			Model: "m", State: StateClosed, ConsecutiveFailures: 1, ErrorRatio: 1, Requests: 1, Failures: 1,
+			LastError: "transport: dial tcp: auth [redacted] / [redacted] refused", LastErrorAt: clk.Now(),
+		}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Status mismatch (-want +got):\n%s", diff)
@@ -438,5 +442,27 @@ func BenchmarkPlan(b *testing.B) {
 		if err != nil || len(plan) != 3 {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkRequest is one request's health bookkeeping: Plan, Acquire of
+// the first target, Done.
+func BenchmarkRequest(b *testing.B) {
+	cfg := ups("a", "b", "c")
+	p, err := NewPool(Options{Upstreams: cfg}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		plan, err := p.Plan("gpt-4o")
+		if err != nil {
+			b.Fatal(err)
+		}
+		a, err := plan[0].Acquire(b.Context(), 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		a.Done(Result{Status: 200, TTFB: time.Millisecond})
 	}
 }

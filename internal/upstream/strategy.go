@@ -12,6 +12,7 @@ type cand struct {
 	tier   uint8   // see snapshot.tier
 	key    float64 // strategy key, lower first
 	weight float64
+	cool   time.Time // see snapshot.coolUntil
 }
 
 // order sorts seg in place by strategy s. cs is scratch space of the same
@@ -20,8 +21,8 @@ type cand struct {
 func (p *Pool) order(s strategy, seg []Target, cs []cand, now time.Time) {
 	for i := range seg {
 		u := seg[i].Upstream
-		snap := u.snapshot(now)
-		cs[i] = cand{tier: snap.tier, weight: u.weight}
+		snap := u.snapshot(seg[i].Model, now)
+		cs[i] = cand{tier: snap.tier, weight: u.weight, cool: snap.coolUntil}
 		switch s {
 		case stratLowestLatency:
 			cs[i].key = snap.latency // -1 (no samples) sorts first: try it
@@ -84,10 +85,13 @@ func less(a, b *cand) bool {
 	return a.key < b.key
 }
 
-// sinkRejecting moves candidates whose circuit rejects attempts (tier 2) to
+// sinkRejecting moves candidates whose circuit refuses attempts (tier 2) to
 // the end of the whole plan, keeping the relative order of the rest, so an
 // alias falls back to its next target's healthy upstreams before coming
-// back to a cooling-down one.
+// back to a cooling-down one. The refusing ones are ordered by when their
+// cool-down ends, soonest first. When every candidate refuses, the first
+// is marked Panic: the request goes there anyway (Envoy's panic threshold),
+// so the client gets the upstream's real answer, not a synthesized one.
 func sinkRejecting(out []Target, cs []cand) {
 	n := 0
 	for i := range out {
@@ -95,7 +99,7 @@ func sinkRejecting(out []Target, cs []cand) {
 			n++
 		}
 	}
-	if n == 0 || n == len(out) {
+	if n == 0 {
 		return
 	}
 	for i := 1; i < len(out); i++ {
@@ -103,5 +107,18 @@ func sinkRejecting(out []Target, cs []cand) {
 			out[j], out[j-1] = out[j-1], out[j]
 			cs[j], cs[j-1] = cs[j-1], cs[j]
 		}
+	}
+	tail, tailC := out[len(out)-n:], cs[len(out)-n:]
+	for i := 1; i < len(tail); i++ {
+		for j := i; j > 0 && tailC[j].cool.Before(tailC[j-1].cool); j-- {
+			tail[j], tail[j-1] = tail[j-1], tail[j]
+			tailC[j], tailC[j-1] = tailC[j-1], tailC[j]
+		}
+	}
+	for i := range tail {
+		tail[i].Open, tail[i].CoolUntil = true, tailC[i].cool
+	}
+	if n == len(out) {
+		out[0].Panic = true
 	}
 }

@@ -2,16 +2,20 @@
 // OpenAI-compatible upstreams, expands model aliases, orders the candidate
 // upstreams for a model by a routing strategy (priority, weighted,
 // lowest_latency, lowest_cost, least_busy), and tracks each upstream's health
-// with a circuit breaker, a max_parallel limit and a latency average.
+// and each (upstream, model) pair's health with circuit breakers, 429
+// cool-downs, a max_parallel limit and latency averages.
 //
 // The proxy's attempt loop uses it like this:
 //
-//	plan, err := pool.Plan(model) // ordered candidates, or ErrNoUpstream
+//	plan, err := pool.Plan(model) // ordered candidates, or ErrNoUpstream; one plan per request
 //	for _, t := range plan {
-//		att, err := t.Upstream.Acquire(ctx, wait) // ErrCircuitOpen, ErrSaturated: next candidate
+//		att, err := t.Acquire(ctx, wait) // ErrCircuitOpen, ErrCoolingDown, ErrSaturated: next candidate
 //		... send t.Model to t.Upstream.URL(path) with t.Upstream.SetHeaders ...
-//		att.Done(upstream.Result{Status: code, Err: err, TTFB: ttfb})
+//		att.Done(upstream.Result{Status: code, Err: err, TTFB: ttfb, RetryAfter: ra})
 //	}
+//
+// Health is kept per (upstream, model) pair: one failing model never takes
+// the others down. See Classify for what counts, and docs/health.md.
 //
 // The package does no I/O of its own and starts no goroutines.
 package upstream
@@ -40,6 +44,8 @@ type Upstream struct {
 	weight      float64
 	maxParallel int
 	timeout     time.Duration
+	api         string // APIOpenAI or APIAnthropic
+	native      bool   // serves /v1/responses itself
 
 	env *env
 	h   *health
@@ -57,11 +63,16 @@ func newUpstream(c Config, e *env, h *health) *Upstream {
 		weight:      float64(c.Weight),
 		maxParallel: c.MaxParallel,
 		timeout:     c.Timeout,
+		api:         c.API,
+		native:      c.Responses == "native",
 		env:         e,
 		h:           h,
 	}
 	if len(u.models) == 0 {
 		u.models = []string{"*"}
+	}
+	if u.api == "" {
+		u.api = APIOpenAI
 	}
 	if u.weight == 0 {
 		u.weight = 1
@@ -126,6 +137,14 @@ func (u *Upstream) SetHeaders(h http.Header) {
 		h[kv.key] = []string{kv.value}
 	}
 }
+
+// API returns the wire format the upstream speaks: APIOpenAI or
+// APIAnthropic.
+func (u *Upstream) API() string { return u.api }
+
+// NativeResponses reports whether the upstream serves the OpenAI Responses
+// API itself (responses: native), so /v1/responses is passed through.
+func (u *Upstream) NativeResponses() bool { return u.native }
 
 // Timeout returns the per-attempt time-to-first-byte limit; 0 means none
 // beyond the request's own deadline.
