@@ -22,6 +22,7 @@ type Head struct {
 	User         string
 	HasMessages  bool  // "messages" is a non-empty array
 	MaxTokens    int64 // max_completion_tokens or max_tokens, 0 when absent
+	N            int64 // "n", the number of choices; 0 when absent (one)
 }
 
 // ParseHead reads the request head from a JSON body with a partial parser:
@@ -52,6 +53,8 @@ func ParseHead(body []byte) (h Head, ok bool) {
 			if h.MaxTokens == 0 {
 				h.MaxTokens = v.Int()
 			}
+		case "n":
+			h.N = v.Int()
 		}
 		return true
 	})
