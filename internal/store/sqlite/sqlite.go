@@ -169,7 +169,7 @@ func (s *Store) Close() error {
 
 const recordCols = `id, time_us, key_id, key_name, end_user, endpoint, model, model_used, upstream, stream,
 	outcome, status, attempts, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,
-	total_tokens, estimated, cost_nano, priced, duration_ns, ttfb_ns, client_ip, error, request_body, response_body`
+	total_tokens, estimated, cost_nano, priced, duration_ns, ttfb_ns, client_ip, error, request_body, response_body, cache_write_tokens`
 
 // aggKey identifies one usage_hourly or usage_daily row.
 type aggKey struct {
@@ -185,7 +185,7 @@ type aggVal struct {
 // chunkRows is the most rows of one statement.
 const chunkRows = 64
 
-const recordNCols = 27
+const recordNCols = 28
 
 func insertReqSQL(rows int) string {
 	return `INSERT INTO requests (` + recordCols + `) VALUES ` + placeholders(rows, recordNCols) +
@@ -234,7 +234,8 @@ func (s *Store) InsertRecords(ctx context.Context, recs []ledger.Record) (err er
 			args = append(args, r.ID, r.Time.UnixMicro(), r.KeyID, r.KeyName, r.User, r.Endpoint, r.Model, r.ModelUsed,
 				r.Upstream, r.Stream, string(r.Outcome), r.Status, r.Attempts, r.PromptTokens, r.CompletionTokens,
 				r.CachedTokens, r.ReasoningTokens, r.TotalTokens, r.Estimated, r.CostNanoUSD, r.Priced,
-				int64(r.Duration), int64(r.TTFB), r.ClientIP, r.Error, nullBytes(r.RequestBody), nullBytes(r.ResponseBody))
+				int64(r.Duration), int64(r.TTFB), r.ClientIP, r.Error, nullBytes(r.RequestBody), nullBytes(r.ResponseBody),
+				r.CacheWriteTokens)
 		}
 		rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 		if err != nil {
@@ -316,16 +317,19 @@ func addRecord(m map[aggKey]*aggVal, k aggKey, r *ledger.Record) {
 	a.t.CachedTokens += r.CachedTokens
 	a.t.ReasoningTokens += r.ReasoningTokens
 	a.t.CostNanoUSD += r.CostNanoUSD
-	if !r.Priced {
+	a.t.CacheWriteTokens += r.CacheWriteTokens
+	if store.Unpriced(r) {
 		a.t.Unpriced++
+	}
+	if store.Refused(r) {
+		a.t.Refused++
 	}
 	a.hist[store.HistBucket(r.Duration)]++
 }
 
 // aggCols are the summed columns of usage_hourly.
 func aggCols() []string {
-	cols := []string{"requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens",
-		"reasoning_tokens", "cost_nano", "unpriced"}
+	cols := slices.Clone(store.AggSumColumns)
 	for i := range store.HistBuckets {
 		cols = append(cols, fmt.Sprintf("h%02d", i))
 	}
@@ -359,7 +363,7 @@ func (s *Store) upsertAggs(ctx context.Context, tx *sql.Tx, aggs map[aggKey]*agg
 			a := aggs[k]
 			args = append(args, k.t, k.keyID, k.model, k.upstream, k.endUser,
 				a.t.Requests, a.t.Errors, a.t.PromptTokens, a.t.CompletionTokens, a.t.CachedTokens,
-				a.t.ReasoningTokens, a.t.CostNanoUSD, a.t.Unpriced)
+				a.t.ReasoningTokens, a.t.CostNanoUSD, a.t.Unpriced, a.t.CacheWriteTokens, a.t.Refused)
 			for _, c := range a.hist {
 				args = append(args, c)
 			}
@@ -388,7 +392,7 @@ func scanRecord(sc scanner) (ledger.Record, error) {
 	err := sc.Scan(&r.ID, &us, &r.KeyID, &r.KeyName, &r.User, &r.Endpoint, &r.Model, &r.ModelUsed, &r.Upstream,
 		&r.Stream, &outcome, &r.Status, &r.Attempts, &r.PromptTokens, &r.CompletionTokens, &r.CachedTokens,
 		&r.ReasoningTokens, &r.TotalTokens, &r.Estimated, &r.CostNanoUSD, &r.Priced, &dur, &ttfb, &r.ClientIP,
-		&r.Error, &r.RequestBody, &r.ResponseBody)
+		&r.Error, &r.RequestBody, &r.ResponseBody, &r.CacheWriteTokens)
 	r.Time = time.UnixMicro(us).UTC()
 	r.Outcome = ledger.Outcome(outcome)
 	r.Duration, r.TTFB = time.Duration(dur), time.Duration(ttfb)
