@@ -198,11 +198,11 @@ func SplitRange(since, until time.Time) []Span {
 	return out
 }
 
-// UsageSpans is SplitRange for q, except that GroupBy "hour" needs hourly
-// rows throughout.
+// UsageSpans is SplitRange for q, except that GroupBy "hour" (and "day" in
+// a zone other than UTC) needs hourly rows throughout.
 func UsageSpans(q UsageQuery) []Span {
 	spans := SplitRange(q.Since, q.Until)
-	if q.GroupBy != "hour" || len(spans) == 0 {
+	if SQLGroupBy(q) != "hour" || len(spans) == 0 {
 		return spans
 	}
 	return []Span{{"usage_hourly", "hour", spans[0].From, spans[len(spans)-1].To}}

@@ -496,12 +496,14 @@ func (s *Store) DeleteLogsBefore(ctx context.Context, t time.Time, limit int) (i
 // usage_hourly (see store.SplitRange). The resolution is one hour; a partly
 // covered hour counts whole. The spans are summed in parallel on separate
 // reader connections.
-func (s *Store) Usage(ctx context.Context, q store.UsageQuery) (store.UsageReport, error) {
+func (s *Store) Usage(ctx context.Context, uq store.UsageQuery) (store.UsageReport, error) {
+	q := uq
+	q.GroupBy = store.SQLGroupBy(uq)
 	col, err := store.UsageGroupColumn(q.GroupBy)
 	if err != nil {
 		return store.UsageReport{}, err
 	}
-	spans := store.UsageSpans(q)
+	spans := store.UsageSpans(uq)
 	results := make([][]store.UsageRow, len(spans))
 	errs := make([]error, len(spans))
 	var wg sync.WaitGroup
@@ -512,7 +514,52 @@ func (s *Store) Usage(ctx context.Context, q store.UsageQuery) (store.UsageRepor
 	if err := errors.Join(errs...); err != nil {
 		return store.UsageReport{}, fmt.Errorf("sqlite: usage: %w", err)
 	}
-	return store.BuildReport(q.GroupBy, store.MergeRows(slices.Concat(results...))), nil
+	rep := store.BuildReportFor(uq, store.MergeRows(slices.Concat(results...)))
+	if rep.Total.Requests > 0 && rep.Total.Requests <= store.MaxExactRows {
+		raws, err := s.rawRows(ctx, uq)
+		if err != nil {
+			return store.UsageReport{}, fmt.Errorf("sqlite: usage: %w", err)
+		}
+		store.ApplyExactPercentiles(&rep, uq, raws)
+	}
+	return rep, nil
+}
+
+// rawRows reads the group value, time and duration of the raw rows q's
+// aggregates cover, at most store.MaxExactRows+1 of them.
+func (s *Store) rawRows(ctx context.Context, q store.UsageQuery) ([]store.RawRow, error) {
+	from, to, ok := store.RawRange(q)
+	if !ok {
+		return nil, nil
+	}
+	grp := "''"
+	if col, _ := store.UsageGroupColumn(q.GroupBy); col != "" && col != "hour" {
+		grp = col
+	}
+	sqlq := `SELECT ` + grp + `, time_us, duration_ns FROM requests WHERE time_us >= ? AND time_us < ?`
+	args := []any{from * 1e6, to * 1e6}
+	if q.KeyID != "" {
+		sqlq += " AND key_id = ?"
+		args = append(args, q.KeyID)
+	}
+	sqlq += " LIMIT ?"
+	args = append(args, store.MaxExactRows+1)
+	rows, err := s.r.QueryContext(ctx, sqlq, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.RawRow
+	for rows.Next() {
+		var r store.RawRow
+		var us, dur int64
+		if err := rows.Scan(&r.Group, &us, &dur); err != nil {
+			return nil, err
+		}
+		r.Unix, r.Duration = us/1e6, time.Duration(dur)
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 func (s *Store) usageSpan(ctx context.Context, q store.UsageQuery, col string, sp store.Span) ([]store.UsageRow, error) {
