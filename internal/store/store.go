@@ -96,6 +96,9 @@ type UsageReport struct {
 	Groups []UsageTotals `json:"groups"`
 	// Timezone names the zone of day and hour group labels.
 	Timezone string `json:"timezone"`
+	// Currency is the deployment currency of the amounts; the store does
+	// not know it, callers set it (config currency).
+	Currency string `json:"currency,omitempty"`
 }
 
 // Key is a gateway key as stored: never the key itself, only its SHA-256 hash
