@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net/http"
-	"slices"
 	"time"
+	_ "time/tzdata" // TOLLGATE_TIMEZONE must work on hosts and images without a zoneinfo database
 
 	"github.com/redis/go-redis/v9"
 
@@ -50,11 +49,16 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 	a.store = st
 	a.closers = append(a.closers, func(context.Context) error { return st.Close() })
 
-	prices, err := ledger.NewPrices(priceOverrides(cfg.Prices))
+	prices, priceLoader, err := newPricer(ctx, cfg, logger)
 	if err != nil {
-		return nil, usageErr("config: prices: %v", err)
+		return nil, err
 	}
 	a.prices = prices
+	if priceLoader != nil && cfg.PricesRefresh > 0 {
+		refresh, stopRefresh := context.WithCancel(context.Background())
+		go priceLoader.Run(refresh, cfg.PricesRefresh)
+		a.closers = append(a.closers, func(context.Context) error { stopRefresh(); return nil })
+	}
 
 	tracing, err := telemetry.SetupTracing(ctx, e.lookup, version)
 	if err != nil {
@@ -216,8 +220,8 @@ func (a *app) newPool(cfg config.Config, prev *upstream.Pool) (*upstream.Pool, e
 		Logger:        a.logger,
 		OnStateChange: a.onStateChange,
 		Price: func(model string) (int64, bool) {
-			p, ok := a.prices.Lookup(model)
-			return (p.InputNano + p.OutputNano) * 1_000_000 / 2, ok
+			p, ok := a.prices.Lookup("", model)
+			return (p.Input + p.Output) / 2, ok
 		},
 	}, prev)
 }
@@ -230,9 +234,19 @@ func (a *app) newGate(ctx context.Context, cfg config.Config, st store.Store, st
 			RPM: cfg.Limits.RPM, TPM: cfg.Limits.TPM, MaxParallel: cfg.Limits.MaxParallel,
 			IPRPM: cfg.Limits.IPRPM, MaxTokens: int64(cfg.Limits.DefaultMaxTokens),
 		},
-		Price: func(model string, prompt, completion int64) (int64, bool) {
-			return a.prices.Cost(model, ledger.Tokens{Prompt: prompt, Completion: completion})
-		},
+		Prices:        a.prices,
+		Targets:       a.priceTargets,
+		AllowUnpriced: cfg.Limits.Unpriced == "allow",
+		BudgetWarn:    cfg.Limits.BudgetWarn,
+		Currency:      cfg.Currency,
+		Logger:        a.logger,
+	}
+	if a.metrics != nil {
+		g.OnUnpriced, g.OnBudgetWarn = a.metrics.Unpriced, a.metrics.BudgetWarning
+	}
+	loc, err := cfg.Location()
+	if err != nil {
+		return nil, usageErr("config: %v", err)
 	}
 	if cfg.RedisURL != "" {
 		opts, err := redis.ParseURL(cfg.RedisURL)
@@ -260,7 +274,7 @@ func (a *app) newGate(ctx context.Context, cfg config.Config, st store.Store, st
 		}
 		mk := func(prefix string) *limit.Redis {
 			return limit.NewRedis(client, limit.RedisOptions{
-				Prefix: "tollgate:" + prefix + ":", Spend: st, FailClosed: cfg.Limits.FailPolicy == "fail_closed", OnFailure: onFail,
+				Prefix: "tollgate:" + prefix + ":", Spend: st, Location: loc, FailClosed: cfg.Limits.FailPolicy == "fail_closed", OnFailure: onFail,
 			})
 		}
 		g.RPM, g.TPM, g.IP = mk("rpm"), mk("tpm"), mk("ip")
@@ -268,7 +282,7 @@ func (a *app) newGate(ctx context.Context, cfg config.Config, st store.Store, st
 		g.Parallel, g.Budget = b, b
 		a.ready["redis"] = func(ctx context.Context) error { return client.Ping(ctx).Err() }
 	} else {
-		b := limit.NewMemory(limit.MemoryOptions{Spend: st})
+		b := limit.NewMemory(limit.MemoryOptions{Spend: st, Location: loc})
 		g.RPM, g.TPM, g.IP = limit.NewMemory(limit.MemoryOptions{}), limit.NewMemory(limit.MemoryOptions{}), limit.NewMemory(limit.MemoryOptions{})
 		g.Parallel, g.Budget = b, b
 	}
@@ -303,6 +317,20 @@ func (a *app) newGate(ctx context.Context, cfg config.Config, st store.Store, st
 	return g, nil
 }
 
+// priceTargets lists where model may be served, for budget reservations:
+// every (upstream, model sent) pair the pool would try.
+func (a *app) priceTargets(model string) []access.Target {
+	plan, err := a.pool.Load().Plan(model)
+	if err != nil {
+		return nil
+	}
+	out := make([]access.Target, len(plan))
+	for i, t := range plan {
+		out[i] = access.Target{Upstream: t.Upstream.Name(), Model: t.Model}
+	}
+	return out
+}
+
 func (a *app) onStateChange(name string, from, to upstream.State) {
 	if a.metrics != nil {
 		a.metrics.OnStateChange(name, from, to)
@@ -319,17 +347,17 @@ func (a *app) metricsRoute(h http.Handler) http.Handler {
 	return h
 }
 
-// cost prices a request's usage.
-func (a *app) cost(_, model string, u proxy.Usage) (int64, bool) {
-	return a.prices.Cost(model, ledger.Tokens{
-		Prompt: u.Prompt, Completion: u.Completion, Cached: u.Cached, Reasoning: u.Reasoning,
+// cost prices a request's usage at the upstream that served it.
+func (a *app) cost(upstreamName, model string, u proxy.Usage) (int64, bool) {
+	return a.prices.Cost(upstreamName, model, ledger.Tokens{
+		Prompt: u.Prompt, Completion: u.Completion, Cached: u.Cached, CacheWrite: u.CacheWrite, Reasoning: u.Reasoning,
 	})
 }
 
 // knownModel bounds the metrics' model label: models upstreams or aliases
 // name, or that have a price.
 func (a *app) knownModel(model string) bool {
-	if _, ok := a.prices.Lookup(model); ok {
+	if a.prices.HasAnywhere(model) {
 		return true
 	}
 	known := a.known.Load()
@@ -345,13 +373,4 @@ func (a *app) ledgerStats() metrics.LedgerStats {
 		QueueDepth: int64(s.QueueDepth), Written: uint64(s.Written), Spilled: uint64(s.Spilled),
 		Lost: uint64(s.Lost), Batches: uint64(s.Batches), LastBatchSeconds: s.LastBatchDuration.Seconds(),
 	}
-}
-
-func priceOverrides(in map[string]config.Price) map[string]ledger.PriceUSD {
-	out := make(map[string]ledger.PriceUSD, len(in))
-	for _, k := range slices.Sorted(maps.Keys(in)) {
-		p := in[k]
-		out[k] = ledger.PriceUSD{Input: p.Input, CachedInput: p.CachedInput, Output: p.Output}
-	}
-	return out
 }

@@ -5,6 +5,7 @@ package main
 // server uses, so their answers match the admin API's.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -318,9 +319,18 @@ func usageCmd(ctx context.Context, args []string, e env, stdout, stderr io.Write
 	if err != nil {
 		return usageErr("usage: --%v", err)
 	}
+	cfg, err := f.moneyConfig(e)
+	if err != nil {
+		return err
+	}
+	loc, _ := cfg.Location() // checked by moneyConfig
 	return withStore(ctx, f, e, stderr, true, func(st store.Store) error {
-		rep, err := st.Usage(ctx, store.UsageQuery{Since: from, Until: to, GroupBy: groupBy, KeyID: *keyID})
+		rep, err := st.Usage(ctx, store.UsageQuery{Since: from, Until: to, GroupBy: groupBy, KeyID: *keyID, Location: loc})
 		if err != nil {
+			return err
+		}
+		rep.Currency = cfg.Currency
+		if err := store.NameKeys(ctx, st, groupBy, &rep); err != nil {
 			return err
 		}
 		switch *format {
@@ -338,6 +348,18 @@ func usageCmd(ctx context.Context, args []string, e env, stdout, stderr io.Write
 	})
 }
 
+// fmtMs shows a duration in milliseconds with the precision it deserves:
+// a gateway answering in 1.4 ms must not read as "1" or "0".
+func fmtMs(ms float64) string {
+	switch {
+	case ms < 10:
+		return strconv.FormatFloat(ms, 'f', 2, 64)
+	case ms < 100:
+		return strconv.FormatFloat(ms, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(ms, 'f', 0, 64)
+}
+
 func writeUsageTable(w io.Writer, groupBy string, rep store.UsageReport) error {
 	label := strings.ToUpper(groupBy)
 	if label == "" {
@@ -346,20 +368,28 @@ func writeUsageTable(w io.Writer, groupBy string, rep store.UsageReport) error {
 	// Numbers align right; the first column is padded by hand so that the
 	// group names still read left-aligned.
 	width := len(admin.TotalLabel)
-	for _, g := range rep.Groups {
-		width = max(width, len([]rune(g.Group)), len("(none)"))
+	for i, g := range rep.Groups {
+		if g.KeyName != "" {
+			rep.Groups[i].Group = g.KeyName + " (" + g.Group + ")"
+		}
+		width = max(width, len([]rune(rep.Groups[i].Group)), len("(none)"))
 	}
 	width = max(width, len(label))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%-*s\tREQUESTS\tERRORS\tPROMPT\tCOMPLETION\tCOST USD\tP50 MS\tP95 MS\t\n", width, label)
+	currency := cmp.Or(rep.Currency, "USD")
+	fmt.Fprintf(tw, "%-*s\tREQUESTS\tERRORS\tREFUSED\tPROMPT\tCACHE READ\tCACHE WRITE\tCOMPLETION\tCOST %s\tP50 MS\tP95 MS\t\n", width, label, currency)
 	row := func(name string, t store.UsageTotals) {
 		name += strings.Repeat(" ", width-len([]rune(name)))
-		cost := auth.FormatUSD(t.CostNanoUSD)
+		cost := ledger.FormatAmount(t.CostNanoUSD)
 		if t.Unpriced > 0 {
 			cost += "+" // some requests had no price: the sum is a lower bound
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%.0f\t%.0f\t\n", name, t.Requests, t.Errors, t.PromptTokens,
-			t.CompletionTokens, cost, t.P50Ms, t.P95Ms)
+		p50, p95 := fmtMs(t.P50Ms), fmtMs(t.P95Ms)
+		if !t.ExactPercentiles && t.Requests > 0 {
+			p50, p95 = "~"+p50, "~"+p95 // estimated from the histogram
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", name, t.Requests, t.Errors, t.Refused,
+			t.PromptTokens, t.CachedTokens, t.CacheWriteTokens, t.CompletionTokens, cost, p50, p95)
 	}
 	for _, g := range rep.Groups {
 		name := g.Group
@@ -373,7 +403,16 @@ func writeUsageTable(w io.Writer, groupBy string, rep store.UsageReport) error {
 		return err
 	}
 	if rep.Total.Unpriced > 0 {
-		fmt.Fprintf(w, "+ %d requests used models without a price; their cost is not included.\n", rep.Total.Unpriced)
+		fmt.Fprintf(w, "+ %d requests used models without a price; their cost is not included (see tollgate prices).\n", rep.Total.Unpriced)
+	}
+	if rep.Total.Refused > 0 {
+		fmt.Fprintf(w, "%d requests were refused by the gateway (key, model, rate limit or budget) and used no tokens.\n", rep.Total.Refused)
+	}
+	if groupBy == "day" || groupBy == "hour" {
+		fmt.Fprintf(w, "Times are in %s.\n", cmp.Or(rep.Timezone, "UTC"))
+	}
+	if rep.Total.Requests > 0 && !rep.Total.ExactPercentiles {
+		fmt.Fprintln(w, "~ percentiles estimated from hourly histograms (too many rows, or raw rows past retention).")
 	}
 	return nil
 }

@@ -210,15 +210,22 @@ func TestUsageCmd(t *testing.T) {
 		total string // the TOTAL row's fields before the percentiles
 		rows  int    // lines: header + groups + TOTAL
 	}{
-		{[]string{"--by", "model"}, "TOTAL 3 1 300 150 0.007", 4},
-		{[]string{"--since", "24h", "--by", "none"}, "TOTAL 3 1 300 150 0.007", 2},
-		{[]string{"--since", "30d", "--by", "day"}, "TOTAL 4 1 400 200 1.007", -1},
-		{[]string{"--by", "key", "--key", "key_b"}, "TOTAL 0 0 0 0 0", 2},
+		// requests, errors, refused, prompt, cache read, cache write, completion, cost
+		{[]string{"--by", "model"}, "TOTAL 3 1 0 300 0 0 150 0.007", 4},
+		{[]string{"--since", "24h", "--by", "none"}, "TOTAL 3 1 0 300 0 0 150 0.007", 2},
+		{[]string{"--since", "30d", "--by", "day"}, "TOTAL 4 1 0 400 0 0 200 1.007", -1},
+		{[]string{"--by", "key", "--key", "key_b"}, "TOTAL 0 0 0 0 0 0 0 0", 2},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			out := mustRun(t, usageCmd, e, append(tt.args, "--db", db)...)
-			lines := strings.Split(strings.TrimSpace(out), "\n")
+			var lines []string // the table: notes after it are not rows
+			for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+				lines = append(lines, l)
+				if strings.HasPrefix(strings.TrimSpace(l), "TOTAL") {
+					break
+				}
+			}
 			last := strings.Join(strings.Fields(lines[len(lines)-1]), " ")
 			if !strings.HasPrefix(last, tt.total+" ") {
 				t.Fatalf("TOTAL row = %q, want prefix %q\n%s", last, tt.total, out)

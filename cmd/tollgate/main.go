@@ -75,6 +75,8 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) er
 		return usageCmd(ctx, args, e, stdout, stderr)
 	case "logs":
 		return logsCmd(ctx, args, e, stdout, stderr)
+	case "prices":
+		return pricesCmd(ctx, args, e, stdout, stderr)
 	case "migrate":
 		return migrateCmd(ctx, args, e, stdout, stderr)
 	case "version":
@@ -96,6 +98,7 @@ Usage:
   tollgate keys create|list|revoke|rotate                      manage gateway keys
   tollgate usage --since 24h --by model                        usage table
   tollgate logs [--tail] [--limit N]                           recent requests
+  tollgate prices [--model TEXT]                               prices and their sources
   tollgate migrate                                             apply migrations
   tollgate version
 

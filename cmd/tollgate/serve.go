@@ -180,7 +180,7 @@ type app struct {
 	known   atomic.Pointer[map[string]bool] // models named by upstreams and aliases
 	srv     *server.Server
 	store   store.Store
-	prices  *ledger.Prices
+	prices  *ledger.Pricer
 	metrics *metrics.Metrics
 	writer  *ledger.Writer
 	ring    *ledger.Ring
@@ -214,6 +214,9 @@ func (a *app) reload(e env) error {
 		return fmt.Errorf("upstreams: %w", err)
 	}
 	a.setPool(p)
+	if err := applyPriceOverrides(a.prices, cfg); err != nil {
+		a.logger.Warn("prices in the reloaded configuration ignored", "error", err)
+	}
 	a.logger.Info("configuration reloaded", "upstreams", len(cfg.UpstreamConfigs()))
 	return nil
 }

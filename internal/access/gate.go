@@ -7,8 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/auth"
@@ -39,9 +42,37 @@ type Gate struct {
 	Parallel     limit.Concurrency
 	Budget       limit.Budget
 	Defaults     Defaults
-	// Price estimates the cost of prompt+completion tokens of a model, in
-	// nano-USD, for budget reservations. ok=false: the model has no price.
-	Price func(model string, prompt, completion int64) (nano int64, ok bool)
+	// Prices prices budget reservations and tells which models have a
+	// price; nil reserves nothing up front and treats every model as priced.
+	Prices *ledger.Pricer
+	// Targets lists where a model may be served (alias expansion, model
+	// maps); nil or empty: the model itself at its dearest price anywhere.
+	Targets func(model string) []Target
+	// AllowUnpriced serves a key with a budget a model without a price
+	// (limits.unpriced: allow); by default it is refused with 403, since
+	// the budget could not count it.
+	AllowUnpriced bool
+	// BudgetWarn is the fraction of a budget whose settled spend is logged
+	// and counted (OnBudgetWarn) once per key and period; 0 turns it off.
+	BudgetWarn float64
+	// Currency names the deployment currency in messages and headers
+	// (default USD).
+	Currency string
+	// Now is the clock for "resets in" texts; nil means time.Now.
+	Now func() time.Time
+	// Logger receives budget warnings and the first unpriced call of each
+	// model; nil logs nothing.
+	Logger *slog.Logger
+	// OnUnpriced is called for every call of a model without a price by a
+	// key with a budget (refused or not), for a metric.
+	OnUnpriced func(refused bool)
+	// OnBudgetWarn is called when a key's spend reaches BudgetWarn, once
+	// per key and period, for a metric.
+	OnBudgetWarn func()
+
+	warned         sync.Map // key id → period start (time.Time) last warned about
+	loggedUnpriced sync.Map // model → struct{}: first unpriced call logged
+	loggedCount    atomic.Int64
 }
 
 var _ proxy.Gate = (*Gate)(nil)
@@ -114,18 +145,12 @@ func (g *Gate) admitKey(ctx context.Context, c *proxy.Call, key *store.Key, t *p
 	}
 	var res limit.Reservation
 	if key.BudgetNano > 0 && g.Budget != nil {
-		amount := g.worstCase(c)
-		r, err := g.Budget.Reserve(ctx, key.ID, key.BudgetPeriod, key.BudgetNano, amount)
+		r, err := g.reserveBudget(ctx, c, key, t)
 		if err != nil {
 			if release != nil {
 				release()
 			}
-			e := openai.NewError(http.StatusTooManyRequests, openai.TypeInsufficient, "insufficient_quota",
-				limit.ErrBudgetExceeded.Error())
-			if !errors.Is(err, limit.ErrBudgetExceeded) {
-				e.Message = "the budget could not be checked; try again shortly"
-			}
-			return t, e
+			return t, err
 		}
 		res = r
 	}
@@ -143,23 +168,6 @@ func (g *Gate) admitKey(ctx context.Context, c *proxy.Call, key *store.Key, t *p
 		}
 	}
 	return t, nil
-}
-
-// worstCase is the cost reserved before the call: the prompt estimate plus
-// max_tokens (or the default) at the model's price.
-func (g *Gate) worstCase(c *proxy.Call) int64 {
-	if g.Price == nil {
-		return 0
-	}
-	completion := c.Head.MaxTokens
-	if completion <= 0 {
-		completion = g.Defaults.MaxTokens
-	}
-	nano, ok := g.Price(c.Head.Model, c.PromptTokens(), completion)
-	if !ok {
-		return 0
-	}
-	return nano
 }
 
 func orDefault(v, d int) int {

@@ -35,9 +35,8 @@ func newGate(t *testing.T, keys ...store.Key) *Gate {
 		Keys: cache, RPM: limit.NewMemory(limit.MemoryOptions{}), TPM: limit.NewMemory(limit.MemoryOptions{}),
 		IP: limit.NewMemory(limit.MemoryOptions{}), Parallel: b, Budget: b,
 		Defaults: Defaults{MaxTokens: 100},
-		Price: func(model string, p, c int64) (int64, bool) {
-			return p*1000 + c*1000, model != "free-unknown"
-		},
+		// 1000 nano-units per token in and out.
+		Prices: ledger.NewPricer([]ledger.Entry{{Model: "m", Rate: ledger.Rate{Input: 1e9, Output: 1e9, CacheRead: 1e9, CacheWrite: 1e9}}}),
 	}
 }
 

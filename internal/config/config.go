@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/ledger"
 	"github.com/tollgate/tollgate/internal/upstream"
 )
 
@@ -78,8 +79,27 @@ type Config struct {
 	// removed unless LogContent). Env TOLLGATE_LOG_BODIES, TOLLGATE_LOG_CONTENT.
 	LogBodies  bool `yaml:"log_bodies"`
 	LogContent bool `yaml:"log_content"`
-	// Prices override or extend the built-in price table (USD per 1M tokens).
+	// Currency is the one billing currency of the deployment (ISO code):
+	// prices, budgets and reports are in it. Env TOLLGATE_CURRENCY, default
+	// USD. The built-in prices, LiteLLM files and upstream model lists are
+	// in USD and are used only when it is USD.
+	Currency string `yaml:"currency"`
+	// Timezone (IANA name) of budget periods, daily groups and report
+	// times. Env TOLLGATE_TIMEZONE, default UTC.
+	Timezone string `yaml:"timezone"`
+	// PricesFrom loads prices from a file path or http(s) URL: LiteLLM's
+	// model_prices_and_context_window.json or a tollgate price YAML
+	// (detected by content). Env TOLLGATE_PRICES.
+	PricesFrom string `yaml:"prices_from"`
+	// PricesRefresh is how often PricesFrom is reloaded (0: never). Env
+	// TOLLGATE_PRICES_REFRESH, default 1h.
+	PricesRefresh time.Duration `yaml:"prices_refresh"`
+	// Prices override or extend every other price source, per 1M tokens in
+	// Currency: {model: {input, output, cache_read, cache_write}}.
 	Prices map[string]Price `yaml:"prices"`
+	// UpstreamPrices are prices at one upstream, winning there over Prices:
+	// {upstream name: {model: price}}.
+	UpstreamPrices map[string]map[string]Price `yaml:"upstream_prices"`
 
 	// AdminToken enables the admin API (Bearer token). Env TOLLGATE_ADMIN_TOKEN.
 	AdminToken string `yaml:"admin_token"`
@@ -104,12 +124,9 @@ type Config struct {
 	DisableLedger bool `yaml:"disable_ledger"`
 }
 
-// Price is a YAML price entry in USD per 1M tokens.
-type Price struct {
-	Input       float64 `yaml:"input"`
-	CachedInput float64 `yaml:"cached_input"`
-	Output      float64 `yaml:"output"`
-}
+// Price is a price entry per 1M tokens in the deployment currency; amounts
+// are read as exact decimals (cached_input is the older name of cache_read).
+type Price = ledger.PriceSpec
 
 // Limits are global defaults; a key's own values override them. 0 = unlimited.
 type Limits struct {
@@ -122,6 +139,14 @@ type Limits struct {
 	// DefaultMaxTokens is the completion size assumed for budget reservations
 	// when a request sets no max_tokens (default 1024).
 	DefaultMaxTokens int `yaml:"default_max_tokens"`
+	// Unpriced decides what a key with a budget may do with a model that has
+	// no price: "deny" (default: refused with 403, since its spend could not
+	// be counted) or "allow" (served, recorded at no cost). Env TOLLGATE_UNPRICED.
+	Unpriced string `yaml:"unpriced"`
+	// BudgetWarn is the fraction of a budget at which a key's spend is
+	// logged and counted as a warning, once per key and period (default
+	// 0.8; 0 turns it off). Env TOLLGATE_BUDGET_WARN.
+	BudgetWarn float64 `yaml:"budget_warn"`
 }
 
 // Log configures logging.
@@ -162,6 +187,11 @@ func Default() Config {
 	c.Auth = "enabled"
 	c.Limits.FailPolicy = "fail_open"
 	c.Limits.DefaultMaxTokens = 1024
+	c.Limits.Unpriced = "deny"
+	c.Limits.BudgetWarn = 0.8
+	c.Currency = "USD"
+	c.Timezone = "UTC"
+	c.PricesRefresh = time.Hour
 	c.Log.Format = "json"
 	c.Log.Level = "info"
 	c.Log.MaxSizeMB = 100
@@ -193,6 +223,22 @@ func (c *Config) Validate() error {
 	if p := c.Limits.FailPolicy; p != "fail_open" && p != "fail_closed" {
 		return fmt.Errorf("limits.fail_policy %q: want fail_open or fail_closed", p)
 	}
+	if p := c.Limits.Unpriced; p != "deny" && p != "allow" {
+		return fmt.Errorf("limits.unpriced (TOLLGATE_UNPRICED) %q: want deny or allow", p)
+	}
+	if w := c.Limits.BudgetWarn; w < 0 || w >= 1 {
+		return fmt.Errorf("limits.budget_warn (TOLLGATE_BUDGET_WARN) %v: want a fraction from 0 (off) to below 1, e.g. 0.8", w)
+	}
+	c.Currency = strings.ToUpper(c.Currency)
+	if !validCurrency(c.Currency) {
+		return fmt.Errorf("TOLLGATE_CURRENCY %q: want a three-letter currency code such as USD or CNY", c.Currency)
+	}
+	if _, err := c.Location(); err != nil {
+		return err
+	}
+	if c.PricesRefresh < 0 {
+		return fmt.Errorf("TOLLGATE_PRICES_REFRESH %v: must not be negative", c.PricesRefresh)
+	}
 	if c.Log.Format != "json" && c.Log.Format != "text" {
 		return fmt.Errorf("TOLLGATE_LOG_FORMAT %q: want json or text", c.Log.Format)
 	}
@@ -214,6 +260,31 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("TAOTOKEN_BASE_URL %q: want an absolute http(s) URL", c.Upstream.BaseURL)
 	}
 	return nil
+}
+
+// validCurrency accepts an ISO 4217-shaped code: three ASCII letters.
+func validCurrency(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for _, c := range s {
+		if (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+// Location loads Timezone (empty means UTC).
+func (c *Config) Location() (*time.Location, error) {
+	if c.Timezone == "" || c.Timezone == "UTC" {
+		return time.UTC, nil
+	}
+	loc, err := time.LoadLocation(c.Timezone)
+	if err != nil {
+		return nil, fmt.Errorf("TOLLGATE_TIMEZONE %q: want an IANA time zone such as Asia/Shanghai: %w", c.Timezone, err)
+	}
+	return loc, nil
 }
 
 // UpstreamConfigs returns the configured upstreams, or the single default one.

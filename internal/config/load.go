@@ -131,6 +131,19 @@ var vars = []struct {
 	{"TOLLGATE_MAX_PARALLEL", intVar(func(c *Config) *int { return &c.Limits.MaxParallel })},
 	{"TOLLGATE_IP_RPM", intVar(func(c *Config) *int { return &c.Limits.IPRPM })},
 	{"TOLLGATE_LIMIT_FAIL_POLICY", func(c *Config, v string) error { c.Limits.FailPolicy = v; return nil }},
+	{"TOLLGATE_UNPRICED", func(c *Config, v string) error { c.Limits.Unpriced = strings.ToLower(v); return nil }},
+	{"TOLLGATE_BUDGET_WARN", func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number (e.g. 0.8)", v)
+		}
+		c.Limits.BudgetWarn = f
+		return nil
+	}},
+	{"TOLLGATE_CURRENCY", func(c *Config, v string) error { c.Currency = strings.ToUpper(strings.TrimSpace(v)); return nil }},
+	{"TOLLGATE_TIMEZONE", func(c *Config, v string) error { c.Timezone = strings.TrimSpace(v); return nil }},
+	{"TOLLGATE_PRICES", func(c *Config, v string) error { c.PricesFrom = strings.TrimSpace(v); return nil }},
+	{"TOLLGATE_PRICES_REFRESH", durVar(func(c *Config) *time.Duration { return &c.PricesRefresh })},
 	{"TOLLGATE_LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = v; return nil }},
 	{"TOLLGATE_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = strings.ToLower(v); return nil }},
 	{"TOLLGATE_LOG_FLUSH", durVar(func(c *Config) *time.Duration { return &c.Log.FlushInterval })},

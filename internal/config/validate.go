@@ -100,10 +100,8 @@ func (c *Config) validateRanges() error {
 		return fmt.Errorf("%s %d: want 1..%d bytes (e.g. 32MiB)", setting("max_body", "TOLLGATE_MAX_BODY"), c.MaxBody, maxBodyLimit)
 	}
 	for name, p := range c.Prices {
-		for _, v := range []float64{p.Input, p.CachedInput, p.Output} {
-			if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) || v > 1e6 {
-				return fmt.Errorf("prices[%q]: prices must be numbers from 0 to 1000000 (USD per 1M tokens)", name)
-			}
+		if _, err := p.Rate(); err != nil {
+			return fmt.Errorf("prices[%q]: %w (amounts per 1M tokens, from 0)", name, err)
 		}
 	}
 	return nil

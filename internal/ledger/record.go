@@ -43,6 +43,9 @@ type Record struct {
 	Status    int // HTTP status sent to the client (499 when the client went away)
 	Attempts  int // upstream attempts made, 0 when none was made
 
+	// PromptTokens are ALL input tokens, cache reads and cache writes
+	// included (the OpenAI convention; dialects whose upstream reports them
+	// apart, like Anthropic's input_tokens, add them in).
 	PromptTokens     int64
 	CompletionTokens int64
 	CachedTokens     int64 // part of PromptTokens read from the upstream's prompt cache
@@ -51,8 +54,11 @@ type Record struct {
 	TotalTokens      int64
 	Estimated        bool // tokens were estimated because the upstream reported none
 
-	CostNanoUSD int64 // exact cost in 1e-9 USD; 0 when unpriced
-	Priced      bool  // false when the model has no price (unknown cost, not free)
+	// CostNanoUSD is the exact cost in nano-units (1e-9) of the deployment's
+	// currency (USD unless configured otherwise; the name predates that);
+	// 0 when unpriced.
+	CostNanoUSD int64
+	Priced      bool // false when the model has no price (unknown cost, not free)
 
 	Duration time.Duration // arrival to last byte
 	TTFB     time.Duration // arrival to first byte written to the client; 0 if none

@@ -101,10 +101,16 @@ type backend struct {
 // set, the Redis backend, each with its own fake clock starting at start.
 func backends(t *testing.T, start time.Time, spend map[string]int64) []backend {
 	t.Helper()
+	return backendsIn(t, start, spend, nil)
+}
+
+// backendsIn is backends with budget periods in loc.
+func backendsIn(t *testing.T, start time.Time, spend map[string]int64, loc *time.Location) []backend {
+	t.Helper()
 	var out []backend
 	{
 		clock, src := newFakeClock(start), &fakeSpend{spent: spend}
-		m := NewMemory(MemoryOptions{Now: clock.Now, Spend: src})
+		m := NewMemory(MemoryOptions{Now: clock.Now, Spend: src, Location: loc})
 		out = append(out, backend{"memory", clock, src, m, m, m})
 	}
 	if os.Getenv("TOLLGATE_TEST_REDIS_URL") == "" {
@@ -113,7 +119,7 @@ func backends(t *testing.T, start time.Time, spend map[string]int64) []backend {
 	}
 	client, prefix := testRedis(t)
 	clock, src := newFakeClock(start), &fakeSpend{spent: spend}
-	r := NewRedis(client, RedisOptions{Prefix: prefix, Now: clock.Now, Spend: src})
+	r := NewRedis(client, RedisOptions{Prefix: prefix, Now: clock.Now, Spend: src, Location: loc})
 	r.rateNow = clock.Now
 	out = append(out, backend{"redis", clock, src, r, r, r})
 	return out

@@ -20,9 +20,12 @@ import (
 	"time"
 )
 
-// ErrBudgetExceeded is returned by Budget.Reserve when the key has spent its
-// budget for the current period. Its message is suitable for API clients.
-var ErrBudgetExceeded = errors.New("this API key has used up its budget for the current period")
+// ErrBudgetExceeded is returned by Budget.Reserve when spent + reserved +
+// the amount asked for would pass the key's budget for the current period.
+// The Reservation returned with it carries the state (Limit, Spent,
+// Reserved) to explain which: the budget is used up, or this request's
+// reservation does not fit in what remains.
+var ErrBudgetExceeded = errors.New("the budget of this API key for the current period does not cover this request")
 
 // Decision is the answer of a rate limiter.
 type Decision struct {
@@ -89,10 +92,20 @@ type Reservation struct {
 	KeyID  string
 	Period string    // "day", "month" or "total"
 	Start  time.Time // start of the period the reservation counts against
-	Amount int64     // nano-USD reserved
+	End    time.Time // when the period ends; zero for "total"
+	Amount int64     // nano-units reserved
+
+	// The budget's state when Reserve ran, before this reservation: its
+	// limit, the settled spend of the period and what requests in flight
+	// hold. Zero when the backend could not tell (it failed open).
+	Limit, Spent, Reserved int64
 
 	held bool // false when nothing was reserved (no budget, or failed open)
 }
+
+// Remaining is what the budget had left for new reservations when Reserve
+// ran (never negative).
+func (r Reservation) Remaining() int64 { return max(r.Limit-r.Spent-r.Reserved, 0) }
 
 // Held reports whether the reservation holds budget that Settle will adjust.
 func (r Reservation) Held() bool { return r.held }
@@ -104,25 +117,38 @@ const (
 	PeriodTotal = "total"
 )
 
-// PeriodStart returns the start of the budget period containing now: UTC
-// midnight for "day", the first of the UTC month for "month", and the zero
-// time for "total".
+// PeriodStart returns the start of the budget period containing now in UTC:
+// midnight for "day", the first of the month for "month", and the zero time
+// for "total". PeriodStartIn does the same in a time zone.
 func PeriodStart(period string, now time.Time) (time.Time, error) {
-	now = now.UTC()
+	return PeriodStartIn(period, now, time.UTC)
+}
+
+// PeriodStartIn returns the start of the budget period containing now in
+// loc (nil means UTC): local midnight for "day" (Asia/Shanghai's day starts
+// at 16:00 UTC), the first of the local month for "month", the zero time
+// for "total". On a day that starts in a DST gap, time.Date moves midnight
+// forward, which is still the first instant of that local day.
+func PeriodStartIn(period string, now time.Time, loc *time.Location) (time.Time, error) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	now = now.In(loc)
 	switch period {
 	case PeriodDay:
-		return time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC), nil
+		return time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, loc), nil
 	case PeriodMonth:
-		return time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC), nil
+		return time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, loc), nil
 	case PeriodTotal:
 		return time.Time{}, nil
 	}
 	return time.Time{}, fmt.Errorf("limit: unknown budget period %q (want day, month or total)", period)
 }
 
-// periodEnd returns when the period starting at start ends, or the zero time
-// for "total".
-func periodEnd(period string, start time.Time) time.Time {
+// PeriodEnd returns when the period starting at start ends (in start's
+// location, so a local day is a calendar day even across DST), or the zero
+// time for "total".
+func PeriodEnd(period string, start time.Time) time.Time {
 	switch period {
 	case PeriodDay:
 		return start.AddDate(0, 0, 1)

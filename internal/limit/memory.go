@@ -25,6 +25,8 @@ type MemoryOptions struct {
 	// Spend seeds each key's budget from the ledger once per period; nil
 	// starts every period at zero spend.
 	Spend SpendSource
+	// Location is the time zone of budget periods (nil: UTC).
+	Location *time.Location
 }
 
 // Memory is the single-replica backend: it implements Limiter, Concurrency
@@ -33,6 +35,7 @@ type MemoryOptions struct {
 type Memory struct {
 	now    func() time.Time
 	spend  SpendSource
+	loc    *time.Location
 	seed   maphash.Seed
 	shards [memShards]memShard
 
@@ -63,6 +66,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 	m := &Memory{
 		now:     opts.Now,
 		spend:   opts.Spend,
+		loc:     opts.Location,
 		seed:    maphash.MakeSeed(),
 		conc:    make(map[string]int),
 		budgets: make(map[string]*budgetState),
@@ -177,11 +181,11 @@ func (m *Memory) Reserve(ctx context.Context, keyID, period string, limitNano, a
 	if limitNano <= 0 || period == "" {
 		return r, nil
 	}
-	start, err := PeriodStart(period, m.now())
+	start, err := PeriodStartIn(period, m.now(), m.loc)
 	if err != nil {
 		return r, err
 	}
-	r.Start = start
+	r.Start, r.End, r.Limit = start, PeriodEnd(period, start), limitNano
 	m.budgetMu.Lock()
 	st := m.budgets[keyID]
 	if st == nil {
@@ -204,6 +208,7 @@ func (m *Memory) Reserve(ctx context.Context, keyID, period string, limitNano, a
 		// carries the old start and is ignored.
 		st.loaded, st.start, st.spent, st.reserved = true, start, spent, 0
 	}
+	r.Spent, r.Reserved = st.spent, st.reserved
 	if !admits(st.spent, st.reserved, limitNano, r.Amount) {
 		return r, ErrBudgetExceeded
 	}

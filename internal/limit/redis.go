@@ -23,6 +23,8 @@ type RedisOptions struct {
 	// first replica to reserve in a period reads it; the others reuse it).
 	// Nil starts every period at zero spend.
 	Spend SpendSource
+	// Location is the time zone of budget periods (nil: UTC).
+	Location *time.Location
 	// Now is the clock used to find the current budget period; nil means
 	// time.Now. Rate limits use the Redis server's clock so that replicas
 	// agree.
@@ -195,26 +197,26 @@ func (r *Redis) Reserve(ctx context.Context, keyID, period string, limitNano, am
 	if limitNano <= 0 || period == "" {
 		return res, nil
 	}
-	start, err := PeriodStart(period, r.opts.Now())
+	start, err := PeriodStartIn(period, r.opts.Now(), r.opts.Location)
 	if err != nil {
 		return res, err
 	}
-	res.Start = start
+	res.Start, res.End, res.Limit = start, PeriodEnd(period, start), limitNano
 	key := r.budgetKey(keyID, period, start)
 	var expireAt int64 // ms; a little after the period ends, so late Settles still land
-	if end := periodEnd(period, start); !end.IsZero() {
+	if end := res.End; !end.IsZero() {
 		expireAt = end.Add(time.Hour).UnixMilli()
 	}
 	ttl := int64(r.opts.TotalBudgetTTL / time.Second)
 
-	status, err := r.reserve(ctx, key, limitNano, res.Amount, "", expireAt, ttl)
-	if err == nil && status == -1 {
+	vals, err := r.reserve(ctx, key, limitNano, res.Amount, "", expireAt, ttl)
+	if err == nil && vals[0] == -1 {
 		// First reservation of the period anywhere: seed it from the ledger.
 		spent, err := r.seedSpend(ctx, key, keyID, start)
 		if err != nil {
 			return res, fmt.Errorf("limit: reading spend of key %s: %w", keyID, err)
 		}
-		status, err = r.reserve(ctx, key, limitNano, res.Amount, strconv.FormatInt(spent, 10), expireAt, ttl)
+		vals, err = r.reserve(ctx, key, limitNano, res.Amount, strconv.FormatInt(spent, 10), expireAt, ttl)
 	}
 	if err != nil {
 		open, err := r.fail(ctx, err)
@@ -223,9 +225,11 @@ func (r *Redis) Reserve(ctx context.Context, keyID, period string, limitNano, am
 		}
 		return res, err
 	}
-	if status != 1 {
+	res.Spent, res.Reserved = vals[1], vals[2]
+	if vals[0] != 1 {
 		return res, ErrBudgetExceeded
 	}
+	res.Reserved -= res.Amount // the script reports it after this reservation
 	res.held = true
 	return res, nil
 }
@@ -280,15 +284,16 @@ func (r *Redis) seedSpend(ctx context.Context, key, keyID string, start time.Tim
 	}
 }
 
-func (r *Redis) reserve(ctx context.Context, key string, limit, amount int64, init string, expireAt, ttl int64) (int64, error) {
+// reserve runs the script and returns {status, spent, reserved}.
+func (r *Redis) reserve(ctx context.Context, key string, limit, amount int64, init string, expireAt, ttl int64) ([3]int64, error) {
 	vals, err := reserveScript.Run(ctx, r.client, []string{key}, limit, amount, init, expireAt, ttl).Int64Slice()
 	if err != nil {
-		return 0, err
+		return [3]int64{}, err
 	}
-	if len(vals) == 0 {
-		return 0, errors.New("reserve script returned nothing")
+	if len(vals) != 3 {
+		return [3]int64{}, errors.New("reserve script returned a wrong answer")
 	}
-	return vals[0], nil
+	return [3]int64(vals), nil
 }
 
 // Settle implements Budget.

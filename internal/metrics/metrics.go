@@ -84,6 +84,8 @@ type Metrics struct {
 	attemptTime  *prometheus.HistogramVec
 	transitions  *prometheus.CounterVec
 	backendErrs  prometheus.Counter
+	unpriced     [3]prometheus.Counter // refused, allowed (by the gate), recorded (in the ledger)
+	budgetWarns  prometheus.Counter
 	inFlight     prometheus.Gauge
 	streams      prometheus.Gauge
 	rejectByKind [4]prometheus.Counter
@@ -179,6 +181,10 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 			Name: "tollgate_limit_backend_errors_total",
 			Help: "Failed calls to the shared limit backend (Redis).",
 		}),
+		budgetWarns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_budget_warnings_total",
+			Help: "Keys whose spend reached limits.budget_warn of their budget (once per key and period).",
+		}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tollgate_requests_in_flight",
 			Help: "Proxied requests being served now.",
@@ -203,6 +209,14 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 	for i, reason := range rejectReasons {
 		m.rejectByKind[i] = m.rejections.WithLabelValues(reason)
 	}
+	unpriced := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_unpriced_requests_total",
+		Help: "Calls of models without a price: refused or allowed for keys with a budget (limits.unpriced), and recorded with tokens but no cost.",
+	}, []string{"action"})
+	for i, a := range []string{"refused", "allowed", "recorded"} {
+		m.unpriced[i] = unpriced.WithLabelValues(a)
+	}
+	reg.MustRegister(unpriced, m.budgetWarns)
 	m.endRequest = m.inFlight.Dec
 	m.endStream = func() { m.streams.Dec(); m.inFlight.Dec() }
 	reg.MustRegister(m.requests, m.duration, m.ttft, m.tokens, m.cost, m.retries,
@@ -268,6 +282,9 @@ func (m *Metrics) Request(rec *ledger.Record) {
 	if rec.CostNanoUSD > 0 {
 		s.cost.Add(float64(rec.CostNanoUSD) / 1e9)
 	}
+	if !rec.Priced && rec.TotalTokens > 0 {
+		m.unpriced[2].Inc()
+	}
 }
 
 func addTokens(c prometheus.Counter, n int64) {
@@ -292,6 +309,18 @@ func (m *Metrics) OnStateChange(upstreamName string, from, to upstream.State) {
 
 // RedisFailure counts one failed call to the shared limit backend.
 func (m *Metrics) RedisFailure() { m.backendErrs.Inc() }
+
+// Unpriced counts a call of a model without a price by a key with a budget.
+func (m *Metrics) Unpriced(refused bool) {
+	if refused {
+		m.unpriced[0].Inc()
+		return
+	}
+	m.unpriced[1].Inc()
+}
+
+// BudgetWarning counts a key reaching its budget warning threshold.
+func (m *Metrics) BudgetWarning() { m.budgetWarns.Inc() }
 
 // rejectReasons are the outcomes counted as limit rejections, in rejectByKind order.
 var rejectReasons = [4]string{

@@ -64,14 +64,14 @@ func (ex *exchange) attempt(t upstream.Target, att *upstream.Attempt, last, next
 	}
 	if err != nil {
 		cancelled := ex.ctx.Err() != nil
+		if !cancelled && errors.Is(context.Cause(actx), errAttemptTimeout) {
+			err = fmt.Errorf("%w: %w", upstream.ErrTimeout, errAttemptTimeout) // counts against the pair
+		}
 		att.Done(upstream.Result{Err: err, Cancelled: cancelled})
 		endSpan(0, err)
 		p.observeAttempt(u.Name(), 0, err, headersIn)
 		if cancelled {
 			return 0, true, ex.ctxErr()
-		}
-		if errors.Is(context.Cause(actx), errAttemptTimeout) {
-			err = errAttemptTimeout
 		}
 		return 0, false, fmt.Errorf("%s: %w", u.Name(), err)
 	}
@@ -86,7 +86,7 @@ func (ex *exchange) attempt(t upstream.Target, att *upstream.Attempt, last, next
 			drain := time.AfterFunc(time.Second, func() { acancel(errAttemptTimeout) })
 			discard(resp.Body)
 			drain.Stop()
-			att.Done(upstream.Result{Status: resp.StatusCode, TTFB: headersIn})
+			att.Done(upstream.Result{Status: resp.StatusCode, TTFB: headersIn, RetryAfter: ra})
 			endSpan(resp.StatusCode, nil)
 			return ra, false, fmt.Errorf("%s answered %d", u.Name(), resp.StatusCode)
 		}

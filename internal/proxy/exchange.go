@@ -161,6 +161,7 @@ func (ex *exchange) forward() error {
 		return &apierr.Error{Status: http.StatusServiceUnavailable, Type: apierr.Upstream, Code: "no_upstream",
 			Message: "no upstream is configured"}
 	}
+	plan = healthyFirst(plan)
 	attempts := max(1+p.MaxRetries, len(plan))
 	var (
 		lastErr    error
@@ -179,7 +180,7 @@ func (ex *exchange) forward() error {
 		if i >= len(plan)-1 { // every candidate was tried once: wait for a slot
 			wait = p.saturationWait()
 		}
-		att, err := t.Upstream.Acquire(ex.ctx, wait)
+		att, err := t.Acquire(ex.ctx, wait)
 		if err != nil {
 			if ex.ctx.Err() != nil {
 				return ex.ctxErr()
@@ -199,6 +200,30 @@ func (ex *exchange) forward() error {
 		lastErr = err
 	}
 	return ex.exhausted(lastErr)
+}
+
+// healthyFirst keeps only the targets that were not open when planned, if
+// any is: open candidates are skipped while a healthy alternative exists, so
+// retries go to the healthy ones and the last answer a client gets is a real
+// one. With none healthy the whole plan stays, and the upstream package lets
+// the candidate whose cool-down ends first through (a panic threshold).
+func healthyFirst(plan []upstream.Target) []upstream.Target {
+	n := 0
+	for _, t := range plan {
+		if !t.Open {
+			n++
+		}
+	}
+	if n == 0 || n == len(plan) {
+		return plan
+	}
+	out := make([]upstream.Target, 0, n)
+	for _, t := range plan {
+		if !t.Open {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // exhausted turns the last failure into the client's error.

@@ -29,6 +29,9 @@ func (ex *exchange) respond(resp *http.Response, att *upstream.Attempt, out *Out
 	rec.Status = resp.StatusCode
 	rec.Outcome = outcomeOfStatus(resp.StatusCode)
 	res := upstream.Result{Status: resp.StatusCode, TTFB: headersIn}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		res.RetryAfter = retryAfterOf(resp.Header, time.Now())
+	}
 	defer func() { att.Done(res) }()
 	defer resp.Body.Close()
 

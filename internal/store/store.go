@@ -54,28 +54,51 @@ type UsageQuery struct {
 	Since, Until time.Time
 	GroupBy      string // "", "model", "key", "user", "upstream", "day", "hour"
 	KeyID        string // optional filter
+	// Location is the time zone of "day" groups and labels (nil: UTC).
+	// Aggregates are hourly, so days are exact in zones whose offset is a
+	// whole number of hours (Asia/Shanghai, Europe/Berlin, ...); in others
+	// (Asia/Kolkata) a day group is off by the odd minutes.
+	Location *time.Location
 }
 
 // UsageTotals are the sums for one group (or the whole range).
 type UsageTotals struct {
-	Group            string  `json:"group,omitempty"`
-	Requests         int64   `json:"requests"`
-	Errors           int64   `json:"errors"`
-	PromptTokens     int64   `json:"prompt_tokens"`
-	CompletionTokens int64   `json:"completion_tokens"`
-	CachedTokens     int64   `json:"cached_tokens"`
-	ReasoningTokens  int64   `json:"reasoning_tokens"`
-	CostNanoUSD      int64   `json:"cost_nano_usd"`
-	CostUSD          float64 `json:"cost_usd"` // derived from CostNanoUSD for display
-	Unpriced         int64   `json:"unpriced_requests"`
-	P50Ms            float64 `json:"p50_ms"`
-	P95Ms            float64 `json:"p95_ms"`
+	Group            string `json:"group,omitempty"`
+	Requests         int64  `json:"requests"`
+	Errors           int64  `json:"errors"`
+	PromptTokens     int64  `json:"prompt_tokens"`
+	CompletionTokens int64  `json:"completion_tokens"`
+	CachedTokens     int64  `json:"cached_tokens"`
+	CacheWriteTokens int64  `json:"cache_write_tokens"`
+	ReasoningTokens  int64  `json:"reasoning_tokens"`
+	// CostNanoUSD is in nano-units of the deployment currency (the JSON
+	// name predates the currency setting and is kept for compatibility).
+	CostNanoUSD int64   `json:"cost_nano_usd"`
+	CostUSD     float64 `json:"cost_usd"` // CostNanoUSD / 1e9, for display; in the deployment currency
+	// Unpriced counts requests that used tokens on a model without a price:
+	// their cost is unknown, so the cost is a lower bound.
+	Unpriced int64 `json:"unpriced_requests"`
+	// Refused counts requests the gateway itself refused (bad or missing
+	// key, model not allowed or not priced, rate limit, budget).
+	Refused int64   `json:"refused_requests"`
+	P50Ms   float64 `json:"p50_ms"`
+	P95Ms   float64 `json:"p95_ms"`
+	// ExactPercentiles is true when P50Ms and P95Ms were computed from the
+	// raw rows, false when estimated from the aggregates' histogram.
+	ExactPercentiles bool `json:"exact_percentiles"`
+	// KeyName is the key's name, for GroupBy "key" (see NameKeys).
+	KeyName string `json:"key_name,omitempty"`
 }
 
 // UsageReport is the answer to a UsageQuery.
 type UsageReport struct {
 	Total  UsageTotals   `json:"total"`
 	Groups []UsageTotals `json:"groups"`
+	// Timezone names the zone of day and hour group labels.
+	Timezone string `json:"timezone"`
+	// Currency is the deployment currency of the amounts; the store does
+	// not know it, callers set it (config currency).
+	Currency string `json:"currency,omitempty"`
 }
 
 // Key is a gateway key as stored: never the key itself, only its SHA-256 hash

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/tollgate/tollgate/internal/ledger"
 )
 
 // UsageRow is one group as summed by a backend from usage_hourly, before the
@@ -97,14 +99,40 @@ func addTotals(dst *UsageTotals, s UsageTotals) {
 	dst.ReasoningTokens += s.ReasoningTokens
 	dst.CostNanoUSD += s.CostNanoUSD
 	dst.Unpriced += s.Unpriced
+	dst.CacheWriteTokens += s.CacheWriteTokens
+	dst.Refused += s.Refused
 }
+
+// Unpriced reports whether r counts as unpriced in the aggregates: it used
+// tokens, but its model had no price. A request refused before reaching a
+// model used none and is not unpriced.
+func Unpriced(r *ledger.Record) bool {
+	return !r.Priced && (r.PromptTokens > 0 || r.CompletionTokens > 0 || r.TotalTokens > 0)
+}
+
+// RefusedOutcomes are the outcomes of requests the gateway refused itself.
+var RefusedOutcomes = []ledger.Outcome{ledger.OutcomeUnauthorized, ledger.OutcomeForbidden,
+	ledger.OutcomeRateLimited, ledger.OutcomeQuota}
+
+// Refused reports whether the gateway itself refused r.
+func Refused(r *ledger.Record) bool {
+	switch r.Outcome {
+	case ledger.OutcomeUnauthorized, ledger.OutcomeForbidden, ledger.OutcomeRateLimited, ledger.OutcomeQuota:
+		return true
+	}
+	return false
+}
+
+// AggSumColumns are the summed columns of usage_hourly and usage_daily
+// before the histogram, in the order of UsageTotals' ScanDest.
+var AggSumColumns = []string{"requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens",
+	"reasoning_tokens", "cost_nano", "unpriced", "cache_write_tokens", "refused"}
 
 // UsageSumColumns is the SELECT list (after the group column) both backends
 // use over usage_hourly; ScanDest matches it. cast is appended to every sum
 // (PostgreSQL needs "::bigint" because SUM(bigint) is numeric).
 func UsageSumColumns(cast string) string {
-	cols := []string{"requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens",
-		"reasoning_tokens", "cost_nano", "unpriced"}
+	cols := slices.Clone(AggSumColumns)
 	for i := range HistBuckets {
 		cols = append(cols, fmt.Sprintf("h%02d", i))
 	}
@@ -122,7 +150,7 @@ func UsageSumColumns(cast string) string {
 func (r *UsageRow) ScanDest() []any {
 	t := &r.Totals
 	d := []any{&r.Group, &t.Requests, &t.Errors, &t.PromptTokens, &t.CompletionTokens,
-		&t.CachedTokens, &t.ReasoningTokens, &t.CostNanoUSD, &t.Unpriced}
+		&t.CachedTokens, &t.ReasoningTokens, &t.CostNanoUSD, &t.Unpriced, &t.CacheWriteTokens, &t.Refused}
 	for i := range r.Hist {
 		d = append(d, &r.Hist[i])
 	}
@@ -170,11 +198,11 @@ func SplitRange(since, until time.Time) []Span {
 	return out
 }
 
-// UsageSpans is SplitRange for q, except that GroupBy "hour" needs hourly
-// rows throughout.
+// UsageSpans is SplitRange for q, except that GroupBy "hour" (and "day" in
+// a zone other than UTC) needs hourly rows throughout.
 func UsageSpans(q UsageQuery) []Span {
 	spans := SplitRange(q.Since, q.Until)
-	if q.GroupBy != "hour" || len(spans) == 0 {
+	if SQLGroupBy(q) != "hour" || len(spans) == 0 {
 		return spans
 	}
 	return []Span{{"usage_hourly", "hour", spans[0].From, spans[len(spans)-1].To}}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"time"
 
@@ -97,7 +98,7 @@ func (s *Store) Close() error {
 // selectCols are the requests columns in ledger.Record order.
 const selectCols = `id, time, key_id, key_name, end_user, endpoint, model, model_used, upstream, stream,
 	outcome, status, attempts, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, total_tokens,
-	estimated, cost_nano, priced, duration_ns, ttfb_ns, client_ip, error, request_body, response_body`
+	estimated, cost_nano, priced, duration_ns, ttfb_ns, client_ip, error, request_body, response_body, cache_write_tokens`
 
 // stageCols are the columns copied into requests_stage.
 func stageCols() []string {
@@ -118,14 +119,13 @@ func insertSQL() string {
 		hs = append(hs, fmt.Sprintf("count(*) FILTER (WHERE dur_bucket = %d)", i))
 		hsCols = append(hsCols, fmt.Sprintf("h%02d", i))
 	}
-	sumCols := append([]string{"requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens",
-		"reasoning_tokens", "cost_nano", "unpriced"}, hsCols...)
+	sumCols := append(slices.Clone(store.AggSumColumns), hsCols...)
 	return `WITH ins AS (
 	INSERT INTO requests (` + selectCols + `, dur_bucket)
 	SELECT ` + selectCols + `, dur_bucket FROM requests_stage
 	ON CONFLICT (id, time) DO NOTHING
 	RETURNING time, key_id, model, upstream, end_user, outcome, prompt_tokens, completion_tokens,
-		cached_tokens, reasoning_tokens, cost_nano, priced, dur_bucket
+		cached_tokens, reasoning_tokens, cost_nano, priced, dur_bucket, total_tokens, cache_write_tokens
 ), agg AS (
 	` + upsertAgg("usage_hourly", "hour", 3600, sumCols, hs) + `
 ), daily AS (
@@ -134,6 +134,15 @@ func insertSQL() string {
 INSERT INTO key_last_used (key_id, time)
 SELECT key_id, max(time) FROM ins WHERE key_id <> '' GROUP BY key_id ORDER BY key_id
 ON CONFLICT (key_id) DO UPDATE SET time = GREATEST(key_last_used.time, excluded.time)`
+}
+
+// refusedList is store.RefusedOutcomes as an SQL list of literals.
+func refusedList() string {
+	q := make([]string, len(store.RefusedOutcomes))
+	for i, o := range store.RefusedOutcomes {
+		q[i] = "'" + string(o) + "'"
+	}
+	return strings.Join(q, ", ")
 }
 
 // upsertAgg folds the rows of ins into table, bucketed by period seconds.
@@ -145,7 +154,9 @@ func upsertAgg(table, col string, period int, sumCols, hs []string) string {
 	return fmt.Sprintf(`INSERT INTO %[1]s (%[2]s, key_id, model, upstream, end_user, %[3]s)
 	SELECT (floor(extract(epoch FROM time) / %[4]d) * %[4]d)::bigint AS t, key_id, model, upstream, end_user,
 		count(*), count(*) FILTER (WHERE outcome <> 'ok'), sum(prompt_tokens), sum(completion_tokens),
-		sum(cached_tokens), sum(reasoning_tokens), sum(cost_nano), count(*) FILTER (WHERE NOT priced),
+		sum(cached_tokens), sum(reasoning_tokens), sum(cost_nano),
+		count(*) FILTER (WHERE NOT priced AND (prompt_tokens > 0 OR completion_tokens > 0 OR total_tokens > 0)),
+		sum(cache_write_tokens), count(*) FILTER (WHERE outcome IN (`+refusedList()+`)),
 		%[5]s
 	FROM ins GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
 	ON CONFLICT (%[2]s, key_id, model, upstream, end_user) DO UPDATE SET %[6]s`,
@@ -171,7 +182,7 @@ func (s *Store) InsertRecords(ctx context.Context, recs []ledger.Record) error {
 			return []any{r.ID, r.Time.UTC(), r.KeyID, r.KeyName, r.User, r.Endpoint, r.Model, r.ModelUsed, r.Upstream,
 				r.Stream, string(r.Outcome), r.Status, r.Attempts, r.PromptTokens, r.CompletionTokens, r.CachedTokens,
 				r.ReasoningTokens, r.TotalTokens, r.Estimated, r.CostNanoUSD, r.Priced, int64(r.Duration), int64(r.TTFB),
-				r.ClientIP, r.Error, r.RequestBody, r.ResponseBody, int16(store.HistBucket(r.Duration))}, nil
+				r.ClientIP, r.Error, r.RequestBody, r.ResponseBody, r.CacheWriteTokens, int16(store.HistBucket(r.Duration))}, nil
 		}))
 		if err != nil {
 			return fmt.Errorf("copy: %w", err)
@@ -194,7 +205,7 @@ func scanRecord(row pgx.Row) (ledger.Record, error) {
 	err := row.Scan(&r.ID, &r.Time, &r.KeyID, &r.KeyName, &r.User, &r.Endpoint, &r.Model, &r.ModelUsed, &r.Upstream,
 		&r.Stream, &outcome, &r.Status, &r.Attempts, &r.PromptTokens, &r.CompletionTokens, &r.CachedTokens,
 		&r.ReasoningTokens, &r.TotalTokens, &r.Estimated, &r.CostNanoUSD, &r.Priced, &dur, &ttfb, &r.ClientIP,
-		&r.Error, &r.RequestBody, &r.ResponseBody)
+		&r.Error, &r.RequestBody, &r.ResponseBody, &r.CacheWriteTokens)
 	r.Time = r.Time.UTC()
 	r.Outcome = ledger.Outcome(outcome)
 	r.Duration, r.TTFB = time.Duration(dur), time.Duration(ttfb)
@@ -295,13 +306,15 @@ func (s *Store) DeleteLogsBefore(ctx context.Context, t time.Time, limit int) (i
 // whole days from usage_daily, the partial days at the ends from
 // usage_hourly (see store.SplitRange). The resolution is one hour; a partly
 // covered hour counts whole.
-func (s *Store) Usage(ctx context.Context, q store.UsageQuery) (store.UsageReport, error) {
+func (s *Store) Usage(ctx context.Context, uq store.UsageQuery) (store.UsageReport, error) {
+	q := uq
+	q.GroupBy = store.SQLGroupBy(uq)
 	col, err := store.UsageGroupColumn(q.GroupBy)
 	if err != nil {
 		return store.UsageReport{}, err
 	}
 	var out []store.UsageRow
-	for _, sp := range store.UsageSpans(q) {
+	for _, sp := range store.UsageSpans(uq) {
 		grp := "''::text"
 		switch {
 		case q.GroupBy == "day":
@@ -333,5 +346,46 @@ func (s *Store) Usage(ctx context.Context, q store.UsageQuery) (store.UsageRepor
 			return store.UsageReport{}, fmt.Errorf("postgres: usage: %w", err)
 		}
 	}
-	return store.BuildReport(q.GroupBy, store.MergeRows(out)), nil
+	rep := store.BuildReportFor(uq, store.MergeRows(out))
+	if rep.Total.Requests > 0 && rep.Total.Requests <= store.MaxExactRows {
+		raws, err := s.rawRows(ctx, uq)
+		if err != nil {
+			return store.UsageReport{}, fmt.Errorf("postgres: usage: %w", err)
+		}
+		store.ApplyExactPercentiles(&rep, uq, raws)
+	}
+	return rep, nil
+}
+
+// rawRows reads the group value, time and duration of the raw rows q's
+// aggregates cover, at most store.MaxExactRows+1 of them.
+func (s *Store) rawRows(ctx context.Context, q store.UsageQuery) ([]store.RawRow, error) {
+	from, to, ok := store.RawRange(q)
+	if !ok {
+		return nil, nil
+	}
+	grp := "''::text"
+	if col, _ := store.UsageGroupColumn(q.GroupBy); col != "" && col != "hour" {
+		grp = col
+	}
+	sqlq := `SELECT ` + grp + `, time, duration_ns FROM requests WHERE time >= $1 AND time < $2`
+	args := []any{time.Unix(from, 0).UTC(), time.Unix(to, 0).UTC()}
+	if q.KeyID != "" {
+		sqlq += " AND key_id = $3"
+		args = append(args, q.KeyID)
+	}
+	sqlq += fmt.Sprintf(" LIMIT %d", store.MaxExactRows+1)
+	var out []store.RawRow
+	err := s.pool.query(ctx, sqlq, args, func(rows pgx.Rows) error {
+		var r store.RawRow
+		var t time.Time
+		var dur int64
+		if err := rows.Scan(&r.Group, &t, &dur); err != nil {
+			return err
+		}
+		r.Unix, r.Duration = t.Unix(), time.Duration(dur)
+		out = append(out, r)
+		return nil
+	})
+	return out, err
 }

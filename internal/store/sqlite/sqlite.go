@@ -169,7 +169,7 @@ func (s *Store) Close() error {
 
 const recordCols = `id, time_us, key_id, key_name, end_user, endpoint, model, model_used, upstream, stream,
 	outcome, status, attempts, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,
-	total_tokens, estimated, cost_nano, priced, duration_ns, ttfb_ns, client_ip, error, request_body, response_body`
+	total_tokens, estimated, cost_nano, priced, duration_ns, ttfb_ns, client_ip, error, request_body, response_body, cache_write_tokens`
 
 // aggKey identifies one usage_hourly or usage_daily row.
 type aggKey struct {
@@ -185,7 +185,7 @@ type aggVal struct {
 // chunkRows is the most rows of one statement.
 const chunkRows = 64
 
-const recordNCols = 27
+const recordNCols = 28
 
 func insertReqSQL(rows int) string {
 	return `INSERT INTO requests (` + recordCols + `) VALUES ` + placeholders(rows, recordNCols) +
@@ -234,7 +234,8 @@ func (s *Store) InsertRecords(ctx context.Context, recs []ledger.Record) (err er
 			args = append(args, r.ID, r.Time.UnixMicro(), r.KeyID, r.KeyName, r.User, r.Endpoint, r.Model, r.ModelUsed,
 				r.Upstream, r.Stream, string(r.Outcome), r.Status, r.Attempts, r.PromptTokens, r.CompletionTokens,
 				r.CachedTokens, r.ReasoningTokens, r.TotalTokens, r.Estimated, r.CostNanoUSD, r.Priced,
-				int64(r.Duration), int64(r.TTFB), r.ClientIP, r.Error, nullBytes(r.RequestBody), nullBytes(r.ResponseBody))
+				int64(r.Duration), int64(r.TTFB), r.ClientIP, r.Error, nullBytes(r.RequestBody), nullBytes(r.ResponseBody),
+				r.CacheWriteTokens)
 		}
 		rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 		if err != nil {
@@ -316,16 +317,19 @@ func addRecord(m map[aggKey]*aggVal, k aggKey, r *ledger.Record) {
 	a.t.CachedTokens += r.CachedTokens
 	a.t.ReasoningTokens += r.ReasoningTokens
 	a.t.CostNanoUSD += r.CostNanoUSD
-	if !r.Priced {
+	a.t.CacheWriteTokens += r.CacheWriteTokens
+	if store.Unpriced(r) {
 		a.t.Unpriced++
+	}
+	if store.Refused(r) {
+		a.t.Refused++
 	}
 	a.hist[store.HistBucket(r.Duration)]++
 }
 
 // aggCols are the summed columns of usage_hourly.
 func aggCols() []string {
-	cols := []string{"requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens",
-		"reasoning_tokens", "cost_nano", "unpriced"}
+	cols := slices.Clone(store.AggSumColumns)
 	for i := range store.HistBuckets {
 		cols = append(cols, fmt.Sprintf("h%02d", i))
 	}
@@ -359,7 +363,7 @@ func (s *Store) upsertAggs(ctx context.Context, tx *sql.Tx, aggs map[aggKey]*agg
 			a := aggs[k]
 			args = append(args, k.t, k.keyID, k.model, k.upstream, k.endUser,
 				a.t.Requests, a.t.Errors, a.t.PromptTokens, a.t.CompletionTokens, a.t.CachedTokens,
-				a.t.ReasoningTokens, a.t.CostNanoUSD, a.t.Unpriced)
+				a.t.ReasoningTokens, a.t.CostNanoUSD, a.t.Unpriced, a.t.CacheWriteTokens, a.t.Refused)
 			for _, c := range a.hist {
 				args = append(args, c)
 			}
@@ -388,7 +392,7 @@ func scanRecord(sc scanner) (ledger.Record, error) {
 	err := sc.Scan(&r.ID, &us, &r.KeyID, &r.KeyName, &r.User, &r.Endpoint, &r.Model, &r.ModelUsed, &r.Upstream,
 		&r.Stream, &outcome, &r.Status, &r.Attempts, &r.PromptTokens, &r.CompletionTokens, &r.CachedTokens,
 		&r.ReasoningTokens, &r.TotalTokens, &r.Estimated, &r.CostNanoUSD, &r.Priced, &dur, &ttfb, &r.ClientIP,
-		&r.Error, &r.RequestBody, &r.ResponseBody)
+		&r.Error, &r.RequestBody, &r.ResponseBody, &r.CacheWriteTokens)
 	r.Time = time.UnixMicro(us).UTC()
 	r.Outcome = ledger.Outcome(outcome)
 	r.Duration, r.TTFB = time.Duration(dur), time.Duration(ttfb)
@@ -492,12 +496,14 @@ func (s *Store) DeleteLogsBefore(ctx context.Context, t time.Time, limit int) (i
 // usage_hourly (see store.SplitRange). The resolution is one hour; a partly
 // covered hour counts whole. The spans are summed in parallel on separate
 // reader connections.
-func (s *Store) Usage(ctx context.Context, q store.UsageQuery) (store.UsageReport, error) {
+func (s *Store) Usage(ctx context.Context, uq store.UsageQuery) (store.UsageReport, error) {
+	q := uq
+	q.GroupBy = store.SQLGroupBy(uq)
 	col, err := store.UsageGroupColumn(q.GroupBy)
 	if err != nil {
 		return store.UsageReport{}, err
 	}
-	spans := store.UsageSpans(q)
+	spans := store.UsageSpans(uq)
 	results := make([][]store.UsageRow, len(spans))
 	errs := make([]error, len(spans))
 	var wg sync.WaitGroup
@@ -508,7 +514,52 @@ func (s *Store) Usage(ctx context.Context, q store.UsageQuery) (store.UsageRepor
 	if err := errors.Join(errs...); err != nil {
 		return store.UsageReport{}, fmt.Errorf("sqlite: usage: %w", err)
 	}
-	return store.BuildReport(q.GroupBy, store.MergeRows(slices.Concat(results...))), nil
+	rep := store.BuildReportFor(uq, store.MergeRows(slices.Concat(results...)))
+	if rep.Total.Requests > 0 && rep.Total.Requests <= store.MaxExactRows {
+		raws, err := s.rawRows(ctx, uq)
+		if err != nil {
+			return store.UsageReport{}, fmt.Errorf("sqlite: usage: %w", err)
+		}
+		store.ApplyExactPercentiles(&rep, uq, raws)
+	}
+	return rep, nil
+}
+
+// rawRows reads the group value, time and duration of the raw rows q's
+// aggregates cover, at most store.MaxExactRows+1 of them.
+func (s *Store) rawRows(ctx context.Context, q store.UsageQuery) ([]store.RawRow, error) {
+	from, to, ok := store.RawRange(q)
+	if !ok {
+		return nil, nil
+	}
+	grp := "''"
+	if col, _ := store.UsageGroupColumn(q.GroupBy); col != "" && col != "hour" {
+		grp = col
+	}
+	sqlq := `SELECT ` + grp + `, time_us, duration_ns FROM requests WHERE time_us >= ? AND time_us < ?`
+	args := []any{from * 1e6, to * 1e6}
+	if q.KeyID != "" {
+		sqlq += " AND key_id = ?"
+		args = append(args, q.KeyID)
+	}
+	sqlq += " LIMIT ?"
+	args = append(args, store.MaxExactRows+1)
+	rows, err := s.r.QueryContext(ctx, sqlq, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.RawRow
+	for rows.Next() {
+		var r store.RawRow
+		var us, dur int64
+		if err := rows.Scan(&r.Group, &us, &dur); err != nil {
+			return nil, err
+		}
+		r.Unix, r.Duration = us/1e6, time.Duration(dur)
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 func (s *Store) usageSpan(ctx context.Context, q store.UsageQuery, col string, sp store.Span) ([]store.UsageRow, error) {

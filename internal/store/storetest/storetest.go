@@ -33,6 +33,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"InsertIdempotent", testInsertIdempotent},
 		{"UsageMath", testUsageMath},
+		{"UsageEqualsRows", testUsageEqualsRows},
+		{"UsageTimezone", testUsageTimezone},
+		{"Percentiles", testPercentiles},
 		{"ListLogsPaging", testListLogsPaging},
 		{"ListLogsConcurrentInserts", testListLogsConcurrent},
 		{"GetLogNotFound", testGetLogNotFound},
@@ -63,7 +66,7 @@ func Rec(id string, at time.Time) ledger.Record {
 		ID: id, Time: at.UTC().Truncate(time.Microsecond), KeyID: "k1", KeyName: "key one", User: "alice",
 		Endpoint: "/v1/chat/completions", Model: "gpt-4o", ModelUsed: "openai/gpt-4o", Upstream: "main",
 		Outcome: ledger.OutcomeOK, Status: 200, Attempts: 1,
-		PromptTokens: 100, CompletionTokens: 50, CachedTokens: 10, ReasoningTokens: 5, TotalTokens: 150,
+		PromptTokens: 100, CompletionTokens: 50, CachedTokens: 10, CacheWriteTokens: 20, ReasoningTokens: 5, TotalTokens: 150,
 		CostNanoUSD: 1_000_000, Priced: true, Duration: 800 * time.Millisecond, TTFB: 120 * time.Millisecond,
 		ClientIP: "127.0.0.1",
 	}
