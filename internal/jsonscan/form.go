@@ -9,6 +9,7 @@ import (
 	"mime/multipart"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 )
 
 // Form bodies (audio transcriptions, image edits) carry the same routing
@@ -70,7 +71,7 @@ func (l FormLimits) fieldSize() int {
 func ScanForm(body []byte, contentType string, names []string, lim FormLimits) (map[string]string, error) {
 	mt, params, err := mime.ParseMediaType(contentType)
 	if err != nil {
-		return nil, fmt.Errorf("%w: Content-Type: %v", ErrForm, err)
+		return nil, fmt.Errorf("%w: Content-Type: %s", ErrForm, short(err.Error()))
 	}
 	switch mt {
 	case "multipart/form-data":
@@ -78,7 +79,7 @@ func ScanForm(body []byte, contentType string, names []string, lim FormLimits) (
 	case "application/x-www-form-urlencoded":
 		return ScanURLEncoded(body, names, lim)
 	}
-	return nil, fmt.Errorf("%w: Content-Type %q is not a form", ErrForm, mt)
+	return nil, fmt.Errorf("%w: Content-Type %s is not a form", ErrForm, quoteKey([]byte(mt)))
 }
 
 // ScanMultipart is ScanForm for a multipart/form-data body with the given
@@ -100,7 +101,7 @@ func ScanMultipart(body []byte, boundary string, names []string, lim FormLimits)
 			return out, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrForm, err)
+			return nil, fmt.Errorf("%w: %s", ErrForm, short(err.Error()))
 		}
 		if n >= lim.parts() {
 			return nil, fmt.Errorf("%w: more than %d parts", ErrFormLimit, lim.parts())
@@ -115,11 +116,11 @@ func ScanMultipart(body []byte, boundary string, names []string, lim FormLimits)
 		switch cte := strings.ToLower(p.Header.Get("Content-Transfer-Encoding")); cte {
 		case "", "7bit", "8bit", "binary":
 		default:
-			return nil, fmt.Errorf("%w: field %q has Content-Transfer-Encoding %q", ErrForm, name, cte)
+			return nil, fmt.Errorf("%w: field %q has Content-Transfer-Encoding %s", ErrForm, name, quoteKey([]byte(cte)))
 		}
 		v, err := io.ReadAll(io.LimitReader(p, int64(lim.fieldSize())+1))
 		if err != nil {
-			return nil, fmt.Errorf("%w: field %q: %v", ErrForm, name, err)
+			return nil, fmt.Errorf("%w: field %q: %s", ErrForm, name, short(err.Error()))
 		}
 		if err := set(out, name, string(v), lim); err != nil {
 			return nil, err
@@ -147,7 +148,7 @@ func ScanURLEncoded(body []byte, names []string, lim FormLimits) (map[string]str
 		if strings.ContainsAny(key, "%+") {
 			k, err := url.QueryUnescape(key)
 			if err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrForm, err)
+				return nil, fmt.Errorf("%w: %s", ErrForm, short(err.Error()))
 			}
 			key = k
 		}
@@ -157,7 +158,7 @@ func ScanURLEncoded(body []byte, names []string, lim FormLimits) (map[string]str
 		}
 		v, err := url.QueryUnescape(val)
 		if err != nil {
-			return nil, fmt.Errorf("%w: field %q: %v", ErrForm, name, err)
+			return nil, fmt.Errorf("%w: field %q: %s", ErrForm, name, short(err.Error()))
 		}
 		if err := set(out, name, v, lim); err != nil {
 			return nil, err
@@ -185,4 +186,18 @@ func set(out map[string]string, name, v string, lim FormLimits) error {
 	}
 	out[name] = v
 	return nil
+}
+
+// short bounds an error text that may quote client bytes (textproto quotes a
+// malformed header line whole), so a hostile body cannot make a long error.
+func short(s string) string {
+	const max = 120
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }

@@ -134,7 +134,7 @@ func TestSanitizeCut(t *testing.T) {
 	}
 }
 
-var addrPattern = regexp.MustCompile(`\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}:\d|\]:\d|->`)
+var addrPattern = regexp.MustCompile(`\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}:\d|\]:\d|:\d+->`)
 
 // checkSafe asserts the properties every message must have.
 func checkSafe(t *testing.T, s string, max int) {
