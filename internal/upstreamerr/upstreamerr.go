@@ -129,7 +129,7 @@ var (
 	// Go's net.OpError text: "read tcp 127.0.0.1:54786->10.1.2.3:443".
 	sockPair = regexp.MustCompile(`\b(read|write|dial|listen|accept|close) (tcp|udp|ip|unix)[46]?\s+\S*[^\s:]`)
 	// IPv4 with optional port, bracketed IPv6 with optional port.
-	ipv4 = regexp.MustCompile(`\b(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?\b`)
+	ipv4 = regexp.MustCompile(`(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?`)
 	ipv6 = regexp.MustCompile(`\[[0-9A-Fa-f:.]+(?:%[\w.\-]+)?\](?::\d{1,5})?`)
 	// Candidates for bare IPv6 addresses, confirmed with net.ParseIP.
 	ipv6Bare = regexp.MustCompile(`[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}`)
