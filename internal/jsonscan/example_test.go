@@ -23,7 +23,7 @@ func parseHead(body []byte) (head, error) {
 	var h head
 	obj, err := jsonscan.Scan(body, jsonscan.Options{MaxDepth: 128})
 	if err != nil {
-		return h, err // errors.Is: ErrSyntax, ErrTooDeep, ErrNotObject
+		return h, err // errors.Is: ErrSyntax, ErrTooDeep, ErrNotObject, ErrTooManyMembers
 	}
 	raw, ok, err := obj.Field("model")
 	if err != nil {

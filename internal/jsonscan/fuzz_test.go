@@ -28,8 +28,8 @@ func FuzzScan(f *testing.F) {
 		if err != nil && (!errors.As(err, &e) || e.Offset < 0 || e.Offset > len(in)) {
 			t.Fatalf("Scan(%q) error %v: want *Error with offset in [0,%d]", in, err, len(in))
 		}
-		if errors.Is(err, ErrTooDeep) {
-			return // encoding/json allows 10000 levels; nothing to compare
+		if errors.Is(err, ErrTooDeep) || errors.Is(err, ErrTooManyMembers) {
+			return // limits encoding/json does not have; nothing to compare
 		}
 		valid := json.Valid(in)
 		if got := err == nil || errors.Is(err, ErrNotObject); got != valid {
@@ -45,11 +45,12 @@ func FuzzScan(f *testing.F) {
 			t.Fatalf("json.Unmarshal(%q) into a map: %v", in, err)
 		}
 		got := make(map[string]json.RawMessage, obj.Len())
-		for _, m := range obj.Members() {
-			if !bytes.Contains(in, m.Value) {
-				t.Fatalf("member value %q is not part of the input", m.Value)
+		for i := range obj.Len() {
+			k, v := obj.Member(i)
+			if !bytes.Contains(in, v) {
+				t.Fatalf("member value %q is not part of the input", v)
 			}
-			got[string(m.Key)] = json.RawMessage(m.Value)
+			got[string(k)] = json.RawMessage(v)
 		}
 		if diff := cmp.Diff(ref, got); diff != "" {
 			t.Fatalf("Scan(%q) members differ from encoding/json (-want +got):\n%s", in, diff)

@@ -6,29 +6,64 @@ import (
 	"unicode/utf8"
 )
 
-// Member is one top-level member of a scanned object.
-type Member struct {
-	// Key is the member name, unescaped as encoding/json does ("mod\u0065l"
-	// is "model"; invalid UTF-8 becomes U+FFFD). It aliases the scanned
-	// body when the name needed no unescaping.
-	Key []byte
-	// Value is the raw JSON value: a sub-slice of the scanned body, without
-	// surrounding whitespace.
-	Value []byte
+// inlineMembers is how many members an Object holds without allocating:
+// more than a chat request's usual top-level fields.
+const inlineMembers = 16
+
+// span locates one member in the body: the value at body[vs:ve], the key at
+// body[ks:ke], or at keys[ks:ke] when it needed unescaping. Spans hold no
+// pointers, which makes the overflow slice cheap for the allocator.
+type span struct {
+	ks, ke, vs, ve int32
+	esc            bool
 }
 
 // Object is the list of top-level members of a scanned JSON object, in body
-// order, duplicates included. The zero Object has no members.
+// order, duplicates included. The zero Object has no members. Its methods
+// take a pointer because an Object holds its first members inline.
 type Object struct {
-	members []Member
+	body   []byte
+	keys   []byte // unescaped keys
+	n      int
+	inline [inlineMembers]span
+	more   []span
+}
+
+func (o *Object) add(sp span) {
+	if o.n < inlineMembers {
+		o.inline[o.n] = sp
+	} else {
+		o.more = append(o.more, sp)
+	}
+	o.n++
+}
+
+func (o *Object) span(i int) *span {
+	if i < inlineMembers {
+		return &o.inline[i]
+	}
+	return &o.more[i-inlineMembers]
 }
 
 // Len returns the number of top-level members, duplicates included.
-func (o Object) Len() int { return len(o.members) }
+func (o *Object) Len() int { return o.n }
 
-// Members returns the members in body order. The slice is shared: do not
-// modify it.
-func (o Object) Members() []Member { return o.members }
+// Member returns member i (0 <= i < Len) in body order. key is the member
+// name, unescaped as encoding/json does ("mod\u0065l" is "model"; invalid
+// UTF-8 and lone surrogates become U+FFFD). value is the raw JSON value,
+// without surrounding whitespace. Both alias the scanned body or the Object:
+// do not modify them.
+func (o *Object) Member(i int) (key, value []byte) {
+	sp := o.span(i)
+	return o.key(sp), o.body[sp.vs:sp.ve:sp.ve]
+}
+
+func (o *Object) key(sp *span) []byte {
+	if sp.esc {
+		return o.keys[sp.ks:sp.ke:sp.ke]
+	}
+	return o.body[sp.ks:sp.ke:sp.ke]
+}
 
 // Field returns the raw value of the member named name, matching names the
 // way encoding/json matches struct fields: case-insensitively under Unicode
@@ -40,31 +75,32 @@ func (o Object) Members() []Member { return o.members }
 // when more than one member matches, exact duplicates included.
 //
 // found is false (with a nil error) when no member matches.
-func (o Object) Field(name string) (raw []byte, found bool, err error) {
+func (o *Object) Field(name string) (raw []byte, found bool, err error) {
 	first := -1
-	for i := range o.members {
-		if !foldEqual(o.members[i].Key, name) {
+	for i := range o.n {
+		if !foldEqual(o.key(o.span(i)), name) {
 			continue
 		}
 		if first >= 0 {
 			return nil, false, fmt.Errorf("%w: %s and %s both name %q",
-				ErrDuplicate, quoteKey(o.members[first].Key), quoteKey(o.members[i].Key), name)
+				ErrDuplicate, quoteKey(o.key(o.span(first))), quoteKey(o.key(o.span(i))), name)
 		}
 		first = i
 	}
 	if first < 0 {
 		return nil, false, nil
 	}
-	return o.members[first].Value, true, nil
+	_, v := o.Member(first)
+	return v, true, nil
 }
 
 // Exact returns the raw value of the first member whose key equals name byte
 // for byte, ignoring case variants and duplicates. It is for fields that do
 // not decide routing, permissions or metering.
-func (o Object) Exact(name string) (raw []byte, found bool) {
-	for i := range o.members {
-		if string(o.members[i].Key) == name {
-			return o.members[i].Value, true
+func (o *Object) Exact(name string) (raw []byte, found bool) {
+	for i := range o.n {
+		if k, v := o.Member(i); string(k) == name {
+			return v, true
 		}
 	}
 	return nil, false

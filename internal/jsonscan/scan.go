@@ -21,6 +21,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"math/bits"
 )
 
 // DefaultMaxDepth is the nesting limit Scan applies when Options.MaxDepth is
@@ -28,12 +30,28 @@ import (
 // content array, part, image_url); tool JSON schemas rarely pass 20.
 const DefaultMaxDepth = 128
 
+// DefaultMaxMembers is the member limit Scan applies when Options.MaxMembers
+// is zero. The OpenAI chat API has about 35 top-level parameters; everything
+// open-ended (messages, tools, metadata) nests below them.
+const DefaultMaxMembers = 1000
+
 // Options bound what Scan accepts.
 type Options struct {
 	// MaxDepth is the deepest nesting of objects and arrays accepted; the
 	// top-level object counts as 1, so {"a":[{}]} has depth 3. Zero means
 	// DefaultMaxDepth; a negative value is treated as 1.
 	MaxDepth int
+	// MaxMembers is the most top-level members accepted. Each costs 48
+	// bytes in the Object, so without a bound a 20 MB body of "a":1 pairs
+	// would cost 160 MB. Zero or negative means DefaultMaxMembers.
+	MaxMembers int
+}
+
+func (o Options) maxMembers() int {
+	if o.MaxMembers <= 0 {
+		return DefaultMaxMembers
+	}
+	return o.MaxMembers
 }
 
 func (o Options) maxDepth() int {
@@ -47,7 +65,7 @@ func (o Options) maxDepth() int {
 }
 
 // Sentinel errors, matched with errors.Is. Every error Scan returns is an
-// *Error wrapping one of the first three.
+// *Error wrapping one of the first four.
 var (
 	// ErrSyntax means the body is not valid JSON (RFC 8259).
 	ErrSyntax = errors.New("invalid JSON")
@@ -55,6 +73,9 @@ var (
 	ErrTooDeep = errors.New("JSON nesting too deep")
 	// ErrNotObject means the body is valid JSON but not an object.
 	ErrNotObject = errors.New("JSON body is not an object")
+	// ErrTooManyMembers means the object has more top-level members than
+	// Options.MaxMembers.
+	ErrTooManyMembers = errors.New("too many JSON members")
 	// ErrDuplicate means a member name appears more than once, counting
 	// case variants (see Object.Field).
 	ErrDuplicate = errors.New("duplicate JSON member")
@@ -67,7 +88,7 @@ var (
 // scanned body of the byte that broke the rule (len(body) when it ended
 // too early).
 type Error struct {
-	Err    error // ErrSyntax, ErrTooDeep or ErrNotObject
+	Err    error // ErrSyntax, ErrTooDeep, ErrNotObject or ErrTooManyMembers
 	Offset int
 	Detail string // e.g. "invalid character 'x' after object key"
 }
@@ -84,13 +105,18 @@ func (e *Error) Unwrap() error { return e.Err }
 // Scan validates that body is exactly one JSON object (optionally surrounded
 // by JSON whitespace) and returns its top-level members. It uses a loop and a
 // bit stack, never recursion, so its stack use is constant and its heap use is
-// one members slice (plus a buffer when a key needs unescaping), whatever the
-// nesting. Strings are checked for escapes and control characters but, like
+// nothing for up to 16 members (more grow a slice of 20-byte spans, and
+// a key that needs unescaping is copied), whatever the nesting. Strings are checked for escapes and control characters but, like
 // encoding/json.Valid, not for UTF-8 validity.
 //
 // The returned Object aliases body: do not modify body while using it.
 func Scan(body []byte, opts Options) (Object, error) {
-	s := scanner{b: body, max: opts.maxDepth()}
+	if len(body) > math.MaxInt32 {
+		// Members record offsets as int32; no request body is this large.
+		return Object{}, &Error{Err: ErrSyntax, Detail: "body larger than 2 GiB"}
+	}
+	s := scanner{b: body, max: opts.maxDepth(), maxMembers: opts.maxMembers()}
+	s.obj.body = body
 	if s.max > len(s.inline)*64 {
 		s.deep = make([]uint64, (s.max+63)/64)
 	}
@@ -98,19 +124,19 @@ func Scan(body []byte, opts Options) (Object, error) {
 	if err != nil {
 		return Object{}, err
 	}
-	return Object{members: s.members}, nil
+	return s.obj, nil
 }
 
 // scanner is the state of one Scan. Its stack holds one bit per open
 // container: 1 for an object, 0 for an array.
 type scanner struct {
-	b       []byte
-	max     int
-	depth   int
-	inline  [4]uint64 // the stack up to 256 levels, without allocating
-	deep    []uint64  // the stack when MaxDepth is larger
-	members []Member
-	keybuf  []byte // unescaped top-level keys
+	b          []byte
+	max        int
+	depth      int
+	inline     [4]uint64 // the stack up to 256 levels, without allocating
+	deep       []uint64  // the stack when MaxDepth is larger
+	obj        Object    // the members found so far
+	maxMembers int
 
 	// The top-level member being read, when the body is an object.
 	record           bool // the top-level value is an object
@@ -254,7 +280,9 @@ func (s *scanner) step(i int) (next int, opened bool, err error) {
 func (s *scanner) after(i int) (int, error) {
 	for {
 		if s.depth == 1 && s.record {
-			s.addMember(i)
+			if err := s.addMember(i); err != nil {
+				return 0, err
+			}
 		}
 		if s.depth == 0 {
 			if j := s.ws(i); j < len(s.b) {
@@ -318,17 +346,19 @@ func (s *scanner) member(i int) (int, error) {
 }
 
 // addMember records the top-level member whose value ends at end.
-func (s *scanner) addMember(end int) {
-	if s.members == nil {
-		s.members = make([]Member, 0, 16)
+func (s *scanner) addMember(end int) error {
+	if s.obj.n >= s.maxMembers {
+		return s.fail(ErrTooManyMembers, s.keyStart-1, "more than %d", s.maxMembers)
 	}
-	k := s.b[s.keyStart:s.keyEnd:s.keyEnd]
+	sp := span{ks: int32(s.keyStart), ke: int32(s.keyEnd), vs: int32(s.valStart), ve: int32(end)}
 	if s.keyEsc {
-		start := len(s.keybuf)
-		s.keybuf = unquote(s.keybuf, k)
-		k = s.keybuf[start:len(s.keybuf):len(s.keybuf)]
+		sp.esc = true
+		sp.ks = int32(len(s.obj.keys))
+		s.obj.keys = unquote(s.obj.keys, s.b[s.keyStart:s.keyEnd])
+		sp.ke = int32(len(s.obj.keys))
 	}
-	s.members = append(s.members, Member{Key: k, Value: s.b[s.valStart:end:end]})
+	s.obj.add(sp)
+	return nil
 }
 
 // key scans a top-level key like str, and also reports whether it holds an
@@ -357,14 +387,16 @@ const (
 	msb = 0x8080808080808080
 )
 
-// special reports whether any byte of the 8 little-endian bytes in v is '"',
-// '\\' or a control character (< 0x20): the bytes that end a fast string run.
-// Each term is the exact "has a zero byte" / "has a byte < n" test from Bit
-// Twiddling Hacks; ORing them keeps it exact for "any".
-func special(v uint64) bool {
+// special returns a mask with the high bit set in each of the 8
+// little-endian bytes of v that is '"', '\\' or a control character (< 0x20):
+// the bytes that end a fast string run. The terms are the "has a zero byte"
+// and "has a byte < n" tests from Bit Twiddling Hacks; a borrow can also flag
+// a byte above a true hit, never below one, so the lowest flagged byte is
+// exact.
+func special(v uint64) uint64 {
 	q := v ^ (lsb * '"')
 	bs := v ^ (lsb * '\\')
-	return ((q-lsb)&^q|(bs-lsb)&^bs|(v-lsb*0x20)&^v)&msb != 0
+	return ((q-lsb)&^q | (bs-lsb)&^bs | (v-lsb*0x20)&^v) & msb
 }
 
 // str scans a string body starting after its opening quote and returns the
@@ -372,12 +404,19 @@ func special(v uint64) bool {
 func (s *scanner) str(i int) (int, error) {
 	b := s.b
 	for {
-		for i+8 <= len(b) && !special(binary.LittleEndian.Uint64(b[i:])) {
+		for {
+			if i+8 > len(b) {
+				// The tail: byte by byte.
+				for i < len(b) && b[i] != '"' && b[i] != '\\' && b[i] >= 0x20 {
+					i++
+				}
+				break
+			}
+			if m := special(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
 			i += 8
-		}
-		// The byte that stopped the 8-byte loop (or the end) is at most 7 bytes on.
-		for i < len(b) && b[i] != '"' && b[i] != '\\' && b[i] >= 0x20 {
-			i++
 		}
 		if i >= len(b) {
 			return 0, s.unexpected(i, "in string literal")
