@@ -7,7 +7,9 @@
 // recursive validator overflows the goroutine stack on deep nesting) or make
 // the gateway and the upstream disagree on what a field says (case variants
 // and duplicates of "model"). Scan is the validator; Object.Field is the
-// conflict-aware lookup; String, Bool and Int64 read raw values.
+// conflict-aware lookup; String, Bool and Int64 read raw values; ScanForm
+// reads the same fields, with the same conflict rules, from multipart and
+// urlencoded form bodies.
 //
 // Typical use:
 //

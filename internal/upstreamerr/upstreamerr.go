@@ -60,7 +60,7 @@ func Inspect(status int, contentType string, body []byte) Verdict {
 	if isJSON {
 		var msg string
 		var openaiShape bool
-		msg, openaiShape = jsonMessage(obj)
+		msg, openaiShape = jsonMessage(&obj)
 		v.Detail = Sanitize([]byte(msg), MaxMessage)
 		v.PassThrough = openaiShape && jsonType(contentType) && !sensitive(body)
 	} else {
@@ -96,7 +96,7 @@ func jsonType(ct string) bool {
 // shapes upstreams use: OpenAI's {"error":{"message":..}} (openai is true
 // then), {"error":"..."}, {"message":"..."}, {"detail":"..."} (FastAPI,
 // vLLM) and {"error_description":"..."} (OAuth).
-func jsonMessage(obj jsonscan.Object) (msg string, openai bool) {
+func jsonMessage(obj *jsonscan.Object) (msg string, openai bool) {
 	if raw, ok, err := obj.Field("error"); ok && err == nil {
 		if inner, err := jsonscan.Scan(raw, jsonscan.Options{MaxDepth: 31}); err == nil {
 			if m, ok, err := inner.Field("message"); ok && err == nil {
