@@ -84,7 +84,9 @@ func ScanForm(body []byte, contentType string, names []string, lim FormLimits) (
 
 // ScanMultipart is ScanForm for a multipart/form-data body with the given
 // boundary. File parts are skipped unread unless their name is requested,
-// which is ErrForm: a file is not a model name. A requested field with a
+// which is ErrForm: a file is not a model name. Every part must carry a
+// Content-Disposition with a plain name parameter (RFC 7578 section 4.2),
+// else ErrForm. A requested field with a
 // Content-Transfer-Encoding (Go decodes quoted-printable, most servers do
 // not) is ErrForm too, so both sides read the same bytes.
 func ScanMultipart(body []byte, boundary string, names []string, lim FormLimits) (map[string]string, error) {
@@ -106,11 +108,15 @@ func ScanMultipart(body []byte, boundary string, names []string, lim FormLimits)
 		if n >= lim.parts() {
 			return nil, fmt.Errorf("%w: more than %d parts", ErrFormLimit, lim.parts())
 		}
-		name := matchName(p.FormName(), names)
+		field, isFile, err := partName(p.Header.Get("Content-Disposition"))
+		if err != nil {
+			return nil, fmt.Errorf("%w: part %d: %v", ErrForm, n+1, err)
+		}
+		name := matchName(field, names)
 		if name == "" {
 			continue // the next NextRawPart reads past this one
 		}
-		if p.FileName() != "" {
+		if isFile {
 			return nil, fmt.Errorf("%w: field %q is a file", ErrForm, name)
 		}
 		switch cte := strings.ToLower(p.Header.Get("Content-Transfer-Encoding")); cte {
@@ -165,6 +171,29 @@ func ScanURLEncoded(body []byte, names []string, lim FormLimits) (map[string]str
 		}
 	}
 	return out, nil
+}
+
+// partName reads a part's field name from its Content-Disposition header,
+// stricter than Part.FormName so no parser can see a different name: the
+// header must parse (no duplicate parameters), must name the field, and must
+// not also carry an RFC 2231 "name*" (which Go decodes and others ignore).
+// The disposition type is not checked (FormName ignores parts that are not
+// "form-data"; other parsers do not). isFile is true when a filename
+// parameter is present at all, even empty, as most servers then see a file.
+func partName(disposition string) (name string, isFile bool, err error) {
+	if strings.Contains(strings.ToLower(disposition), "name*") {
+		return "", false, errors.New("RFC 2231 encoded parameter in Content-Disposition")
+	}
+	_, params, err := mime.ParseMediaType(disposition)
+	if err != nil {
+		return "", false, fmt.Errorf("Content-Disposition: %s", short(err.Error()))
+	}
+	name, ok := params["name"]
+	if !ok {
+		return "", false, errors.New("Content-Disposition without a name")
+	}
+	_, isFile = params["filename"]
+	return name, isFile, nil
 }
 
 // matchName returns the requested name key matches under case folding, or "".

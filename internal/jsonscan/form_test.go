@@ -79,6 +79,8 @@ func TestScanMultipart(t *testing.T) {
 		{"field too large", []part{{name: "model", value: strings.Repeat("m", 11)}}, FormLimits{MaxFieldSize: 10}, nil, ErrFormLimit},
 		{"field at the limit", []part{{name: "model", value: strings.Repeat("m", 10)}}, FormLimits{MaxFieldSize: 10},
 			map[string]string{"model": strings.Repeat("m", 10)}, nil},
+		{"attachment disposition still names the field", []part{{name: "x", value: "m", header: map[string]string{
+			"Content-Disposition": `attachment; name="model"`}}}, FormLimits{}, map[string]string{"model": "m"}, nil},
 		{"large file is not a field", []part{{name: "file", file: "a", value: audio}, {name: "model", value: "m"}},
 			FormLimits{MaxFieldSize: 10}, map[string]string{"model": "m"}, nil},
 	}
@@ -109,6 +111,22 @@ func TestScanFormMalformed(t *testing.T) {
 		{"wrong boundary", "multipart/form-data; boundary=nope", good},
 		{"truncated", ct, good[:len(good)-10]},
 		{"garbage", ct, []byte("\x00\x01--XyZ-boundary\r\nxx")},
+	}
+	raw := func(disposition string) []byte {
+		return []byte("--B\r\n" + disposition + "\r\n\r\nm\r\n--B--\r\n")
+	}
+	for _, r := range []struct{ name, disp string }{
+		{"no disposition", "Content-Type: text/plain"},
+		{"no name", "Content-Disposition: form-data"},
+		{"duplicate name", `Content-Disposition: form-data; name="user"; name="model"`},
+		{"rfc 2231 name", `Content-Disposition: form-data; name="user"; name*=UTF-8''model`},
+		{"model as empty filename", `Content-Disposition: form-data; name="model"; filename=""`},
+		{"attachment model as file", `Content-Disposition: attachment; name="model"; filename="x"`},
+	} {
+		tests = append(tests, struct {
+			name, ct string
+			body     []byte
+		}{r.name, "multipart/form-data; boundary=B", raw(r.disp)})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
