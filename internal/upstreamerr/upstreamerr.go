@@ -139,14 +139,14 @@ var (
 )
 
 // Sanitize turns upstream-supplied bytes into one line of plain text of at
-// most max bytes (cut at a UTF-8 rune boundary): HTML reduced to its title or
+// most limit bytes (cut at a UTF-8 rune boundary): HTML reduced to its title or
 // its text, whitespace and control characters collapsed to single spaces,
 // invalid UTF-8 replaced, URLs stripped of credentials, query and fragment,
 // socket addresses replaced by "[address]", and things that look like keys
-// or tokens replaced by "[redacted]". max <= 0 means MaxMessage.
-func Sanitize(b []byte, max int) string {
-	if max <= 0 {
-		max = MaxMessage
+// or tokens replaced by "[redacted]". limit <= 0 means MaxMessage.
+func Sanitize(b []byte, limit int) string {
+	if limit <= 0 {
+		limit = MaxMessage
 	}
 	if len(b) > maxInput {
 		b = b[:maxInput]
@@ -157,7 +157,7 @@ func Sanitize(b []byte, max int) string {
 	}
 	s = collapse(s)
 	s = redact(s)
-	return cut(s, max)
+	return cut(s, limit)
 }
 
 // sensitive reports whether an upstream body would lose something to
@@ -253,14 +253,14 @@ func isIPv6(m string) bool {
 	return ip != nil && strings.Contains(m, ":")
 }
 
-// cut returns s cut to at most max bytes at a rune boundary, marking the
+// cut returns s cut to at most limit bytes at a rune boundary, marking the
 // cut with "…".
-func cut(s string, max int) string {
-	if len(s) <= max {
+func cut(s string, limit int) string {
+	if len(s) <= limit {
 		return s
 	}
 	const ell = "…"
-	n := max - len(ell)
+	n := limit - len(ell)
 	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
