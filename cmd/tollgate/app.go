@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 	_ "time/tzdata" // TOLLGATE_TIMEZONE must work on hosts and images without a zoneinfo database
 
@@ -135,6 +136,14 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 		return nil
 	}
 	models := &openai.Models{Pool: a.pool.Load, Transport: transport, Logger: logger}
+	if strings.EqualFold(cfg.Currency, "USD") || cfg.Currency == "" {
+		// OpenRouter-style lists carry USD prices per token.
+		models.OnList = func(name string, body []byte) {
+			if entries, err := ledger.PricesFromModelList(name, body); err == nil && len(entries) > 0 {
+				a.prices.SetUpstreamList(name, entries)
+			}
+		}
+	}
 	if a.keys != nil {
 		models.Allowed = func(r *http.Request) (func(string) bool, *openai.Error) {
 			k, err := a.keys.Lookup(auth.KeyFromRequest(r))

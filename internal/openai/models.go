@@ -30,6 +30,9 @@ type Models struct {
 	// AnthropicList, when set, renders the ids in Anthropic's list shape
 	// for requests that carry anthropic-version (Claude Code, Anthropic SDKs).
 	AnthropicList func(ids []string) []byte
+	// OnList, when set, is given each upstream's raw model list as fetched
+	// (for prices an upstream publishes with its models).
+	OnList func(upstreamName string, body []byte)
 
 	mu      sync.Mutex
 	fetched time.Time
@@ -169,11 +172,18 @@ func (m *Models) fetchOne(ctx context.Context, u *upstream.Upstream) ([]ModelEnt
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%s answered %d", u.Name(), resp.StatusCode)
 	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s: read models: %w", u.Name(), err)
+	}
 	var body struct {
 		Data []ModelEntry `json:"data"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&body); err != nil {
+	if err := json.Unmarshal(raw, &body); err != nil {
 		return nil, fmt.Errorf("%s: decode models: %w", u.Name(), err)
+	}
+	if m.OnList != nil {
+		m.OnList(u.Name(), raw)
 	}
 	return body.Data, nil
 }
