@@ -56,7 +56,7 @@ type head struct {
 	HasMax      bool
 	User        string // metadata.user_id
 	HasMessages bool   // "messages" is present
-	Messages    int    // how many entries "messages" has
+	Messages    int    // -1: not an array, 0: empty, 1: at least one entry
 }
 
 // parseHead reads the request head in one pass over the top-level members.
@@ -90,7 +90,9 @@ func parseHead(body []byte) (h head, ok bool) {
 			h.Messages = -1 // not an array
 			if v.IsArray() {
 				h.Messages = 0
-				v.ForEach(func(_, _ gjson.Result) bool { h.Messages++; return true })
+				if inner := strings.TrimSpace(v.Raw[1:]); inner != "" && inner[0] != ']' {
+					h.Messages = 1 // at least one; the count itself is not needed
+				}
 			}
 		}
 		return true

@@ -269,3 +269,5 @@ func wellFormed(out []byte, complete bool) error {
 	}
 	return nil
 }
+
+func jsonValid(b []byte) bool { return json.Valid(b) }

@@ -94,7 +94,11 @@ func (tr *translator) chat(body []byte, model string, stream bool) ([]byte, erro
 	})
 	out = append(out, `,"messages":[`...)
 	n := 0
-	if system.Exists() {
+	if system.Type == gjson.String {
+		if system.Str != "" {
+			out = appendRawMessage(out, &n, "system", system)
+		}
+	} else if system.Exists() {
 		if text := joinText(system, "system", tr); text != "" {
 			out = appendMessage(out, &n, "system", text)
 		}
@@ -134,6 +138,20 @@ func appendMessage(out []byte, n *int, role, text string) []byte {
 	return append(appendString(out, text), '}')
 }
 
+// appendRawMessage is appendMessage for a JSON string value, copied as is
+// (the body was validated, so it needs no re-escaping).
+func appendRawMessage(out []byte, n *int, role string, v gjson.Result) []byte {
+	if *n > 0 {
+		out = append(out, ',')
+	}
+	*n++
+	out = append(out, `{"role":"`...)
+	out = append(out, role...)
+	out = append(out, `","content":`...)
+	out = append(out, v.Raw...)
+	return append(out, '}')
+}
+
 // joinText returns the text of a string or of an array of text blocks,
 // blocks joined by a blank line; other blocks are dropped.
 func joinText(v gjson.Result, where string, tr *translator) string {
@@ -161,6 +179,9 @@ func (tr *translator) message(out []byte, n *int, m gjson.Result) ([]byte, error
 	content := m.Get("content")
 	switch role {
 	case "system":
+		if content.Type == gjson.String {
+			return appendRawMessage(out, n, "system", content), nil
+		}
 		return appendMessage(out, n, "system", joinText(content, "system", tr)), nil
 	case "assistant":
 		return tr.assistant(out, n, content), nil
@@ -175,7 +196,7 @@ func (tr *translator) message(out []byte, n *int, m gjson.Result) ([]byte, error
 // blocks as tool_calls; thinking blocks are the model's own and dropped.
 func (tr *translator) assistant(out []byte, n *int, content gjson.Result) []byte {
 	if content.Type == gjson.String {
-		return appendMessage(out, n, "assistant", content.Str)
+		return appendRawMessage(out, n, "assistant", content)
 	}
 	var text strings.Builder
 	calls := 0
@@ -228,7 +249,7 @@ func (tr *translator) assistant(out []byte, n *int, content gjson.Result) []byte
 // tool_calls); the rest becomes one user message.
 func (tr *translator) user(out []byte, n *int, content gjson.Result) []byte {
 	if content.Type == gjson.String {
-		return appendMessage(out, n, "user", content.Str)
+		return appendRawMessage(out, n, "user", content)
 	}
 	parts := tr.parts[:0]
 	nparts, texts := 0, 0
@@ -376,9 +397,22 @@ func (tr *translator) appendTools(out []byte, tools, choice gjson.Result) []byte
 	}
 	n := 0
 	tools.ForEach(func(_, t gjson.Result) bool {
-		schema := t.Get("input_schema")
+		var name, desc, schema, typ gjson.Result
+		t.ForEach(func(k, v gjson.Result) bool {
+			switch k.Str {
+			case "name":
+				name = v
+			case "description":
+				desc = v
+			case "input_schema":
+				schema = v
+			case "type":
+				typ = v
+			}
+			return true
+		})
 		if !schema.IsObject() {
-			tr.drop("tools." + t.Get("type").Str)
+			tr.drop("tools." + typ.Str)
 			return true
 		}
 		if n == 0 {
@@ -388,10 +422,10 @@ func (tr *translator) appendTools(out []byte, tools, choice gjson.Result) []byte
 		}
 		n++
 		out = append(out, `{"type":"function","function":{"name":`...)
-		out = appendString(out, tr.names.up(t.Get("name").Str))
-		if d := t.Get("description"); d.Type == gjson.String {
+		out = appendString(out, tr.names.up(name.Str))
+		if desc.Type == gjson.String {
 			out = append(out, `,"description":`...)
-			out = append(out, d.Raw...)
+			out = append(out, desc.Raw...)
 		}
 		out = append(out, `,"parameters":`...)
 		out = append(out, schema.Raw...)
