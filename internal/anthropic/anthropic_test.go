@@ -244,12 +244,21 @@ func TestToolNames(t *testing.T) {
 func TestCountTokens(t *testing.T) {
 	body := `{"model":"m","system":"abc","messages":[{"role":"user","content":[{"type":"text","text":"abcdef"},{"type":"image","source":{}}]}],
 	 "tools":[{"name":"t","description":"d","input_schema":{"type":"object"}}]}`
-	want := int64(tokensBase + tokensMessage + 1 + tokensMessage + 2 + tokensPerImage + tokensTools + tokensPerTool + 1 + 1 + 6)
+	want := tokensBase + tokensMessage + textTokens("abc") + tokensMessage + textTokens("abcdef") + tokensPerImage +
+		tokensTools + tokensPerTool + textTokens("t") + textTokens("d") + textTokens(`{"type":"object"}`)
 	if got := CountTokens([]byte(body)); got != want {
 		t.Errorf("CountTokens = %d; want %d", got, want)
 	}
-	if got := textTokens("日本語abcd"); got != 3+2 {
-		t.Errorf("textTokens = %d", got)
+	for _, tt := range []struct {
+		in   string
+		want int64
+	}{
+		{"", 0}, {"word", 1}, {"words", 2}, {"two words", 3}, {"camelCase", 4}, {"a1b2c3", 5}, {"12345", 3},
+		{"a  b", 3}, {"\n\n", 2}, {"{}", 2}, {"日本語", 4}, {"x/y", 3},
+	} {
+		if got := textTokens(tt.in); got != tt.want {
+			t.Errorf("textTokens(%q) = %d; want %d", tt.in, got, tt.want)
+		}
 	}
 	req := parse(t, body, PathCountTokens)
 	la := req.(proxy.LocalAnswer)
