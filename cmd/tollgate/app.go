@@ -15,6 +15,7 @@ import (
 
 	"github.com/tollgate/tollgate/internal/access"
 	"github.com/tollgate/tollgate/internal/admin"
+	"github.com/tollgate/tollgate/internal/anthropic"
 	"github.com/tollgate/tollgate/internal/auth"
 	"github.com/tollgate/tollgate/internal/chat"
 	"github.com/tollgate/tollgate/internal/config"
@@ -216,6 +217,9 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 func (a *app) v1(px *proxy.Proxy) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", px.Handler(openai.Dialect{}))
+	claude := px.Handler(anthropic.New(a.logger))
+	mux.Handle("POST /v1/messages", claude)
+	mux.Handle("POST /v1/messages/count_tokens", claude)
 	return mux
 }
 

@@ -120,19 +120,21 @@ func (s *Server) chat(c *call) {
 	if !c.checkModel(req.Model) {
 		return
 	}
-	size, user := 0, ""
+	size, user, last := 0, "", ""
 	for _, m := range req.Messages {
 		t := messageText(m.Content)
 		size += len(t)
 		if m.Role == "user" {
 			user = t
 		}
+		last = m.Role
 	}
 	rp := &reply{
 		id: "chatcmpl-fake-" + strconv.FormatUint(c.id, 10), model: req.Model, created: time.Now().Unix(),
 		finish: "stop", prompt: promptTokens(size), includeUsage: req.StreamOptions.IncludeUsage,
 	}
-	if len(req.Tools) > 0 && string(req.ToolChoice) != `"none"` {
+	// After a tool result the fake answers in text, so an agent loop ends.
+	if len(req.Tools) > 0 && string(req.ToolChoice) != `"none"` && last != "tool" {
 		rp.toolID = "call_fake_" + strconv.FormatUint(c.id, 10)
 		rp.toolName = req.Tools[0].Function.Name
 		args := appendString([]byte(`{"input":`), truncate(user, maxEcho))

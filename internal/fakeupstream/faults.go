@@ -127,6 +127,11 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, f *Fault) bo
 		return true
 	}
 	s.log.DebugContext(r.Context(), "fake: scripted status", "path", r.URL.Path, "status", f.Status)
+	if f.Body == "" && isAnthropicPath(r.URL.Path) {
+		_, _, msg := defaultError(f.Status)
+		writeAnthropicError(w, f.Status, msg)
+		return false
+	}
 	if f.Body == "" {
 		typ, code, msg := defaultError(f.Status)
 		writeError(w, f.Status, typ, code, msg)

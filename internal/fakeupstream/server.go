@@ -15,6 +15,7 @@
 //	POST .../completions        legacy text_completion, streaming too
 //	POST .../embeddings         deterministic vectors
 //	GET  .../models             the model list; GET .../models/{id} one model
+//	POST .../messages           Anthropic Messages (see anthropic.go), and .../messages/count_tokens
 //	anything else               a JSON echo, or a short SSE stream when asked to stream
 //
 // The fake is built to be cheap: canned parts are prepared once, responses are
@@ -219,6 +220,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.opts.APIKey != "" && !s.authorized(r) {
+		if isAnthropicPath(r.URL.Path) {
+			writeAnthropicError(w, http.StatusUnauthorized, "invalid x-api-key")
+			return
+		}
 		writeError(w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key", "Incorrect API key provided.")
 		return
 	}
@@ -237,6 +242,9 @@ func orDefault[T int | time.Duration](override, def T) T {
 }
 
 func (s *Server) authorized(r *http.Request) bool {
+	if k := r.Header.Get("X-Api-Key"); k != "" { // Anthropic's credential header
+		return subtle.ConstantTimeCompare([]byte(k), []byte(s.opts.APIKey)) == 1
+	}
 	got := r.Header.Get("Authorization")
 	want := "Bearer " + s.opts.APIKey
 	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
@@ -249,6 +257,10 @@ func (s *Server) route(c *call) {
 		p = trimSlash(p)
 	}
 	switch {
+	case c.r.Method == http.MethodPost && hasSuffix(p, "/messages"):
+		s.messages(c)
+	case c.r.Method == http.MethodPost && hasSuffix(p, "/messages/count_tokens"):
+		s.countTokens(c)
 	case c.r.Method == http.MethodPost && hasSuffix(p, "/chat/completions"):
 		s.chat(c)
 	case c.r.Method == http.MethodPost && hasSuffix(p, "/completions"):

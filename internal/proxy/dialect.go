@@ -45,6 +45,15 @@ type Request interface {
 	Outbound(t Target) (*Outbound, error)
 }
 
+// LocalAnswer is implemented by a Request that some targets need not be asked
+// about (Anthropic's count_tokens on an upstream that does not speak
+// Anthropic): before an attempt at t the engine calls Answer, and when ok is
+// true it sends status, body and contentType to the client instead of asking
+// the upstream. The request still leaves its ledger row, with no tokens.
+type LocalAnswer interface {
+	Answer(t Target) (status int, body []byte, contentType string, ok bool)
+}
+
 // Head is the part of a request the engine needs, whatever its dialect.
 type Head struct {
 	Model     string // after the default model was applied
