@@ -136,7 +136,7 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 		}
 		return nil
 	}
-	models := &openai.Models{Pool: a.pool.Load, Transport: transport, Logger: logger}
+	models := &openai.Models{Pool: a.pool.Load, Transport: transport, Logger: logger, AnthropicList: anthropic.ModelList}
 	if strings.EqualFold(cfg.Currency, "USD") || cfg.Currency == "" {
 		// OpenRouter-style lists carry USD prices per token.
 		models.OnList = func(name string, body []byte) {

@@ -3,6 +3,7 @@ package fakeupstream
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/tidwall/gjson"
 	"net/http"
 	"strconv"
 )
@@ -130,7 +131,7 @@ func (s *Server) messages(c *call) {
 	}
 	rp := &reply{
 		id: "msg_fake_" + strconv.FormatUint(c.id, 10), model: req.Model,
-		finish: "end_turn", prompt: promptTokens(len(c.body)),
+		finish: "end_turn", prompt: anthropicPrompt(c.body),
 	}
 	if len(req.Tools) > 0 && req.ToolChoice.Type != "none" && !toolResult {
 		rp.toolID = "toolu_fake_" + strconv.FormatUint(c.id, 10)
@@ -261,6 +262,13 @@ func (s *Server) countTokens(c *call) {
 		writeAnthropicError(c.w, http.StatusBadRequest, "model and messages are required")
 		return
 	}
-	b := strconv.AppendInt([]byte(`{"input_tokens":`), int64(promptTokens(len(c.body))), 10)
+	b := strconv.AppendInt([]byte(`{"input_tokens":`), int64(anthropicPrompt(c.body)), 10)
 	c.writeBody(http.StatusOK, append(b, '}'))
+}
+
+// anthropicPrompt counts the prompt from the messages and the system prompt
+// only, so the same request streamed or not reports the same input tokens.
+func anthropicPrompt(body []byte) int {
+	r := gjson.GetManyBytes(body, "messages", "system")
+	return promptTokens(len(r[0].Raw) + len(r[1].Raw))
 }

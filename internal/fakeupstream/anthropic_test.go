@@ -18,7 +18,7 @@ func TestMessages(t *testing.T) {
 	if resp.StatusCode != 200 || gjson.GetBytes(b, "type").Str != "message" ||
 		gjson.GetBytes(b, "content.0.text").Str != "echo: hello there" ||
 		gjson.GetBytes(b, "stop_reason").Str != "end_turn" ||
-		gjson.GetBytes(b, "usage.input_tokens").Int() != int64(promptTokens(len(msgBody))) ||
+		gjson.GetBytes(b, "usage.input_tokens").Int() != int64(anthropicPrompt([]byte(msgBody))) ||
 		gjson.GetBytes(b, "usage.output_tokens").Int() != 3 {
 		t.Errorf("%d %s", resp.StatusCode, b)
 	}
@@ -54,7 +54,7 @@ func TestMessagesStream(t *testing.T) {
 	if strings.Join(names, " ") != want || text != "echo: hello there" {
 		t.Errorf("events %v, text %q", names, text)
 	}
-	p := promptTokens(len(body))
+	p := anthropicPrompt([]byte(body))
 	start := evs[0][len("message_start|"):]
 	if gjson.Get(start, "message.usage.cache_read_input_tokens").Int() != int64(p/2) ||
 		gjson.Get(start, "message.usage.cache_creation_input_tokens").Int() != int64(p/4) ||

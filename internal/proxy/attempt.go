@@ -30,7 +30,15 @@ func (ex *exchange) attempt(t upstream.Target, att *upstream.Attempt, last, next
 	if ex.head.Metered {
 		ex.rec.ModelUsed = t.Model
 	}
-	out, err := ex.req.Outbound(targetOf(t))
+	tg := targetOf(t)
+	if la, ok := ex.req.(LocalAnswer); ok {
+		if status, body, ct, ok := la.Answer(tg); ok {
+			att.Done(upstream.Result{Cancelled: true}) // nothing was asked: no verdict on the upstream
+			ex.answerLocally(status, body, ct)
+			return 0, true, nil
+		}
+	}
+	out, err := ex.req.Outbound(tg)
 	if err != nil {
 		att.Done(upstream.Result{Cancelled: true})
 		return 0, true, err // the request cannot be sent anywhere: final
@@ -124,14 +132,25 @@ func (ex *exchange) upstreamRequest(ctx context.Context, u *upstream.Upstream, o
 
 // targetOf is what a dialect is told of an attempt's target.
 func targetOf(t upstream.Target) Target {
-	tg := Target{Upstream: t.Upstream.Name(), API: APIOpenAI, Model: t.Model}
-	if a, ok := any(t.Upstream).(interface{ API() string }); ok && a.API() != "" {
-		tg.API = a.API()
-	}
-	if n, ok := any(t.Upstream).(interface{ NativeResponses() bool }); ok {
-		tg.NativeResponses = n.NativeResponses()
+	tg := Target{Upstream: t.Upstream.Name(), API: t.Upstream.API(), Model: t.Model,
+		NativeResponses: t.Upstream.NativeResponses()}
+	if tg.API == "" {
+		tg.API = APIOpenAI
 	}
 	return tg
+}
+
+// answerLocally writes an answer the dialect made without the upstream.
+func (ex *exchange) answerLocally(status int, body []byte, ct string) {
+	h := ex.w.Header()
+	h.Set("Content-Type", ct)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	ex.rec.Status, ex.rec.Outcome = status, outcomeOfStatus(status)
+	ex.rec.Attempts--
+	ex.w.WriteHeader(status)
+	ex.wrote = true
+	_, _ = ex.w.Write(body)
+	ex.firstByte()
 }
 
 func (ex *exchange) remaining() time.Duration {

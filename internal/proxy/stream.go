@@ -315,8 +315,8 @@ func (ex *exchange) estimateUsage() {
 	if r.TotalTokens > 0 || !ex.head.Metered || ex.p.Estimate == nil || r.Attempts == 0 {
 		return
 	}
-	if r.Status >= 400 && r.Outcome != ledger.OutcomeCancelled && r.Outcome != ledger.OutcomeUpstreamError {
-		return
+	if r.Status >= 400 && r.Outcome != ledger.OutcomeCancelled {
+		return // an error answer generated nothing: nothing to bill
 	}
 	if len(ex.content) == 0 && r.TTFB == 0 {
 		return // nothing reached the client: nothing to bill

@@ -126,7 +126,11 @@ func (u *Upstream) URL(path string) string {
 // removes the header). It does not
 // remove the client's headers; the caller strips those first.
 func (u *Upstream) SetHeaders(h http.Header) {
-	if u.auth != "" {
+	switch {
+	case u.auth == "":
+	case u.api == APIAnthropic: // Anthropic's API takes the key as x-api-key
+		h["X-Api-Key"] = []string{strings.TrimPrefix(u.auth, "Bearer ")}
+	default:
 		h["Authorization"] = []string{u.auth}
 	}
 	for _, kv := range u.headers {
