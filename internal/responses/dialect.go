@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -181,7 +182,7 @@ func (f *fields) echo() *echo {
 		if !v.Exists() || v.Type == gjson.Null {
 			return ""
 		}
-		return v.Raw
+		return oneLine(v.Raw)
 	}
 	e := &echo{
 		instructions: r(f.instructions), maxOutputTokens: r(f.maxOutputTokens),
@@ -213,4 +214,14 @@ func (f *fields) stateful() *apierr.Error {
 		return param(apierr.BadRequest("stateful_request_unsupported", "stored prompt templates (prompt) are not supported"+hint), "prompt")
 	}
 	return nil
+}
+
+// oneLine drops the line breaks of a raw JSON value. Outside strings (where
+// they are escaped) they are only whitespace, and an event's data must be
+// one line.
+func oneLine(raw string) string {
+	if !strings.ContainsAny(raw, "\r\n") {
+		return raw
+	}
+	return strings.NewReplacer("\r", "", "\n", "").Replace(raw)
 }

@@ -8,8 +8,8 @@ import (
 // taken from the client's body ("" when absent).
 type echo struct {
 	instructions, maxOutputTokens, parallelToolCalls, temperature, topP string
-	toolChoice, tools, text, effort, summary, user, metadata              string
-	promptCacheKey, safetyIdentifier, serviceTier                          string
+	toolChoice, tools, text, effort, summary, user, metadata            string
+	promptCacheKey, safetyIdentifier, serviceTier                       string
 }
 
 // Item kinds of a Response's output.
