@@ -129,7 +129,7 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 		}
 		return nil
 	}
-	models := &proxy.Models{Pool: a.pool.Load, Transport: transport, Logger: logger}
+	models := &openai.Models{Pool: a.pool.Load, Transport: transport, Logger: logger}
 	if a.keys != nil {
 		models.Allowed = func(r *http.Request) func(string) bool {
 			k, err := a.keys.Lookup(auth.KeyFromRequest(r))
@@ -137,7 +137,7 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 		}
 	}
 	chatSvc := chat.New(chat.Options{
-		Proxy: px, Store: st, Keys: a.keys,
+		Engine: px, Store: st, Keys: a.keys,
 		Models: func(ctx context.Context) ([]string, error) {
 			list, err := models.List(ctx)
 			ids := make([]string, 0, len(list))
@@ -174,7 +174,7 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 	a.srv = server.New(server.Options{
 		Admin:   adminAPI,
 		Logger:  logger,
-		Proxy:   px,
+		Proxy:   a.v1(px),
 		Models:  models,
 		Chat:    chatSvc,
 		Metrics: a.metricsRoute(metricsHandler),
@@ -183,6 +183,13 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 	})
 	ok = true
 	return a, nil
+}
+
+// v1 routes /v1/ to the engine, each API in its dialect.
+func (a *app) v1(px *proxy.Proxy) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", px.Handler(openai.Dialect{}))
+	return mux
 }
 
 // newPool builds the upstream pool from cfg, carrying state over from prev.
@@ -295,9 +302,9 @@ func (a *app) metricsRoute(h http.Handler) http.Handler {
 }
 
 // cost prices a request's usage.
-func (a *app) cost(model string, u openai.Usage) (int64, bool) {
+func (a *app) cost(_, model string, u proxy.Usage) (int64, bool) {
 	return a.prices.Cost(model, ledger.Tokens{
-		Prompt: u.PromptTokens, Completion: u.CompletionTokens, Cached: u.CachedTokens, Reasoning: u.ReasoningTokens,
+		Prompt: u.Prompt, Completion: u.Completion, Cached: u.Cached, Reasoning: u.Reasoning,
 	})
 }
 

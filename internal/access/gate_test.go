@@ -55,7 +55,7 @@ func call(plain, model string, prompt int64) *proxy.Call {
 	if plain != "" {
 		r.Header.Set("Authorization", "Bearer "+plain)
 	}
-	return &proxy.Call{Request: r, Endpoint: "/v1/chat/completions", Head: openai.Head{Model: model}, ClientIP: "10.0.0.1", PromptTokens: func() int64 { return prompt }}
+	return &proxy.Call{Request: r, Endpoint: "/v1/chat/completions", Head: proxy.Head{Model: model, Metered: true}, ClientIP: "10.0.0.1", PromptTokens: func() int64 { return prompt }}
 }
 
 func status(err error) int {

@@ -4,7 +4,12 @@
 // shape (OpenAI's envelope, Anthropic's {"type":"error"}, ...).
 package apierr
 
-import "net/http"
+import (
+	"net/http"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+)
 
 // Kinds of error. The values are OpenAI's type names, so the OpenAI dialect
 // writes them unchanged; other dialects map them to their own names.
@@ -42,4 +47,64 @@ func New(status int, typ, code, msg string) *Error {
 // BadRequest is a 400 invalid_request_error.
 func BadRequest(code, msg string) *Error {
 	return &Error{Status: http.StatusBadRequest, Type: InvalidRequest, Code: code, Message: msg}
+}
+
+// Sanitize keeps error text short, valid UTF-8 and free of what an error from
+// net/http may quote: URLs' query strings (credentials travel there) and
+// socket addresses.
+func Sanitize(s string) string {
+	if i := strings.Index(s, "?"); i >= 0 {
+		if j := strings.IndexAny(s[i:], "\" "); j >= 0 {
+			s = s[:i] + s[i+j:]
+		} else {
+			s = s[:i]
+		}
+	}
+	s = Redact(s)
+	if len(s) > 300 {
+		s = s[:300]
+	}
+	return strings.ToValidUTF8(s, "")
+}
+
+// secretPattern matches things that look like credentials: gateway keys,
+// provider keys and bearer tokens, even partly masked ones.
+var secretPattern = regexp.MustCompile(`(?i)\b(tg-|tg_|sk-|sk_|key-|bearer\s+)[A-Za-z0-9_*\-]{4,}`)
+
+// Redact removes credentials an upstream or a driver may quote in an error.
+func Redact(s string) string {
+	if !strings.ContainsAny(s, "-_ ") {
+		return s
+	}
+	return secretPattern.ReplaceAllString(s, "[redacted]")
+}
+
+// PlainText reduces an error body (text, HTML) to a short line for a
+// message: tags dropped, whitespace collapsed, cut at 200 bytes on a rune
+// boundary, then sanitized.
+func PlainText(body []byte) string {
+	var b strings.Builder
+	inTag, space := false, false
+	for _, r := range strings.ToValidUTF8(string(body[:min(len(body), 4096)]), "") {
+		switch {
+		case r == '<':
+			inTag = true
+		case r == '>' && inTag:
+			inTag, space = false, true
+		case inTag:
+		case r == ' ' || r == '\t' || r == '\n' || r == '\r':
+			space = true
+		case r < 0x20 || r == 0x7f:
+		default:
+			if space && b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			space = false
+			if b.Len()+utf8.RuneLen(r) > 200 {
+				return Sanitize(b.String())
+			}
+			b.WriteRune(r)
+		}
+	}
+	return Sanitize(b.String())
 }

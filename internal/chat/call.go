@@ -9,12 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
 
+	"github.com/tollgate/tollgate/internal/apierr"
 	"github.com/tollgate/tollgate/internal/openai"
 	"github.com/tollgate/tollgate/internal/proxy"
 	"github.com/tollgate/tollgate/internal/store"
@@ -115,114 +115,11 @@ func (t *turn) upstreamBody(msgs []wireMessage, stream bool) []byte {
 	return b
 }
 
-// internalRequest builds the request handed to the proxy: the client's
-// credentials and request id, the end user (for the ledger; the proxy does
-// not forward X-Tollgate-* headers), labelled with the chat endpoint.
-func internalRequest(r *http.Request, endpoint, user string, body []byte) *http.Request {
-	ctx := proxy.WithEndpoint(r.Context(), endpoint)
-	ir, _ := http.NewRequestWithContext(ctx, http.MethodPost, "/v1/chat/completions", bytes.NewReader(body)) // constant URL: cannot fail
-	ir.RemoteAddr = r.RemoteAddr
-	ir.Host = r.Host
-	ir.Header.Set("Content-Type", "application/json")
-	if user != "" {
-		ir.Header.Set("X-Tollgate-User", user)
-	}
-	for _, h := range []string{"Authorization", "X-Api-Key", "X-Request-Id", "Traceparent", "Tracestate"} {
-		if v := r.Header.Values(h); len(v) > 0 {
-			ir.Header[h] = v
-		}
-	}
-	return ir
-}
-
-// serveProxy runs the proxy, recovering the abort it uses to cut a broken
-// response (net/http would close the connection; here the caller reports it).
-func (s *Service) serveProxy(w http.ResponseWriter, r *http.Request) (aborted bool) {
-	defer func() {
-		if v := recover(); v != nil {
-			if v != http.ErrAbortHandler {
-				panic(v)
-			}
-			aborted = true
-		}
-	}()
-	s.opts.Proxy.ServeHTTP(w, r)
-	return false
-}
-
-// newHeader starts the header of an internal response writer with the
-// request id, which the proxy uses as the ledger row id.
-func newHeader(w http.ResponseWriter, r *http.Request) http.Header {
-	h := http.Header{}
-	if id := requestID(w, r); id != "" {
-		h.Set("X-Request-Id", id)
-	}
-	return h
-}
-
-// maxCaptured bounds a captured (non-stream) proxy response.
-const maxCaptured = 16 << 20
-
-var errCaptureFull = errors.New("chat: upstream response too large")
-
-// captureWriter is the ResponseWriter a non-stream call hands the proxy: it
-// keeps the status, header and body for the service to translate.
-type captureWriter struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (c *captureWriter) Header() http.Header { return c.header }
-
-func (c *captureWriter) WriteHeader(code int) {
-	if c.status == 0 {
-		c.status = code
-	}
-}
-
-func (c *captureWriter) Write(p []byte) (int, error) {
-	if c.status == 0 {
-		c.status = http.StatusOK
-	}
-	if c.body.Len()+len(p) > maxCaptured {
-		return 0, errCaptureFull
-	}
-	return c.body.Write(p)
-}
-
-// Flush is a no-op: the whole body is kept.
-func (c *captureWriter) Flush() {}
-
 // completion is a successful non-stream answer.
 type completion struct {
 	content string
 	usage   openai.Usage
 	model   string
-	header  http.Header // for the client: x-ratelimit-*
-}
-
-// complete makes one non-stream call through the proxy.
-func (s *Service) complete(w http.ResponseWriter, r *http.Request, endpoint, user string, body []byte) (*completion, *apiError) {
-	cw := &captureWriter{header: newHeader(w, r)}
-	aborted := s.serveProxy(cw, internalRequest(r, endpoint, user, body))
-	switch {
-	case aborted:
-		return nil, &apiError{Status: http.StatusBadGateway, Message: "the upstream response broke off",
-			Header: passHeaders(cw.header)}
-	case cw.status == 0:
-		if r.Context().Err() != nil {
-			return nil, &apiError{Status: 499, Message: "the request was cancelled"}
-		}
-		return nil, &apiError{Status: http.StatusBadGateway, Message: "the gateway produced no response"}
-	case cw.status != http.StatusOK:
-		return nil, proxyError(cw.status, cw.header, cw.body.Bytes())
-	}
-	c, e := parseCompletion(cw.body.Bytes())
-	if c != nil {
-		c.header = passHeaders(cw.header)
-	}
-	return c, e
 }
 
 // parseCompletion reads a chat.completion body.
@@ -286,47 +183,50 @@ func passHeaders(h http.Header) http.Header {
 	return out
 }
 
-// secretPattern matches things that look like credentials: gateway keys,
-// provider keys and bearer tokens, even partly masked ones.
-var secretPattern = regexp.MustCompile(`(?i)\b(tg-|sk-|sk_|key-|bearer\s+)[A-Za-z0-9_*\-]{4,}`)
-
 // redact removes credentials an upstream or a driver may quote in an error.
-func redact(s string) string {
-	return secretPattern.ReplaceAllString(s, "[redacted]")
-}
+func redact(s string) string { return apierr.Redact(s) }
 
 // beginTurn validates the request, resolves the conversation and takes its
 // lock. With a gateway key that does not authenticate, the bare message is
-// still sent through the proxy, so the refusal is answered and recorded
-// exactly as on /v1; its answer is returned as the error.
-func (s *Service) beginTurn(w http.ResponseWriter, r *http.Request, endpoint string) (*turn, func(), *apiError) {
+// still handed to the engine, so the refusal is answered and recorded
+// exactly as on /v1; done then reports that the answer was written.
+func (s *Service) beginTurn(w http.ResponseWriter, r *http.Request, endpoint string, stream bool) (t *turn, release func(), done bool, e *apiError) {
 	req, e := readRequest(w, r)
 	if e != nil {
-		return nil, nil, e
+		return nil, nil, false, e
 	}
-	t := &turn{req: req, model: req.Model, asked: time.Now(), endpoint: endpoint}
+	t = &turn{req: req, model: req.Model, asked: time.Now(), endpoint: endpoint}
 	if t.model == "" {
 		t.model = s.opts.DefaultModel
 	}
 	keyID, authErr := s.keyID(r)
 	if authErr != nil {
 		if authErr.Status == http.StatusUnauthorized {
-			body := t.upstreamBody([]wireMessage{{Role: "user", Content: req.message}}, false)
-			if _, e := s.complete(w, r, endpoint, req.User, body); e != nil {
-				return nil, nil, e
-			}
-			// Only a proxy without a gate gets here; the key still failed.
+			t.key.User = req.User
+			c := &call{s: s, t: t, msgs: []wireMessage{{Role: "user", Content: req.message}}, stream: stream,
+				finish: func(string) string { return "" }}
+			s.serve(w, r, c)
+			return nil, nil, true, nil
 		}
-		return nil, nil, authErr
+		return nil, nil, false, authErr
 	}
 	if t.key, e = conversationKey(r, keyID, req.User, req.Conversation); e != nil {
-		return nil, nil, e
+		return nil, nil, false, e
 	}
-	release, e := s.lock(r.Context(), t.key)
+	release, e = s.lock(r.Context(), t.key)
 	if e != nil {
-		return nil, nil, e
+		return nil, nil, false, e
 	}
-	return t, release, nil
+	return t, release, false, nil
+}
+
+// serve runs a call through the engine. A response that broke after its
+// first byte closes the connection, as on /v1.
+func (s *Service) serve(w http.ResponseWriter, r *http.Request, c *call) {
+	res := s.opts.Engine.Serve(w, r, proxy.Exchange{Dialect: dialect{s}, Request: c, Endpoint: c.t.endpoint})
+	if res.Aborted {
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // messages loads the context and builds the upstream messages.
@@ -351,7 +251,10 @@ func (s *Service) handleChat(w http.ResponseWriter, r *http.Request, stream bool
 	if stream {
 		endpoint = "/api/chat/stream"
 	}
-	t, release, e := s.beginTurn(w, r, endpoint)
+	t, release, done, e := s.beginTurn(w, r, endpoint, stream)
+	if done {
+		return
+	}
 	if e != nil {
 		s.writeError(w, e)
 		return
@@ -362,28 +265,15 @@ func (s *Service) handleChat(w http.ResponseWriter, r *http.Request, stream bool
 		s.writeError(w, s.internalError(w, r, "could not read the conversation history", err))
 		return
 	}
-	if stream {
-		s.stream(w, r, t, msgs)
-		return
+	c := &call{s: s, t: t, msgs: msgs, stream: stream}
+	c.finish = func(reply string) string {
+		if err := s.remember(r.Context(), t.key, t.req.message, reply, t.asked); err != nil {
+			s.logRememberFailure(w, r, err)
+			return "the reply could not be saved to the conversation history"
+		}
+		return ""
 	}
-	c, e := s.complete(w, r, endpoint, t.key.User, t.upstreamBody(msgs, false))
-	if e != nil {
-		s.writeError(w, e)
-		return
-	}
-	if c.model == "" {
-		c.model = t.model
-	}
-	for k, v := range c.header {
-		w.Header()[k] = v
-	}
-	out := map[string]any{"success": true, "response": c.content, "usage": toUsage(c.usage),
-		"model": c.model, "conversation": t.key.Conversation}
-	if err := s.remember(r.Context(), t.key, t.req.message, c.content, t.asked); err != nil {
-		s.logRememberFailure(w, r, err)
-		out["warning"] = "the reply could not be saved to the conversation history"
-	}
-	writeJSON(w, http.StatusOK, out)
+	s.serve(w, r, c)
 }
 
 func (s *Service) logRememberFailure(w http.ResponseWriter, r *http.Request, err error) {

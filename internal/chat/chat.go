@@ -51,10 +51,8 @@ const (
 
 // Options configures a Service. Proxy and Store are required.
 type Options struct {
-	// Proxy is the /v1 handler every model call goes through. It may answer
-	// a broken stream with panic(http.ErrAbortHandler); the service
-	// recovers that.
-	Proxy http.Handler
+	// Engine runs every model call (admission, routing, the ledger).
+	Engine Engine
 	// Store keeps conversation history.
 	Store store.ConversationStore
 	// Keys authenticates the caller's gateway key to scope history and the

@@ -19,6 +19,7 @@ import (
 	"github.com/tollgate/tollgate/internal/auth"
 	"github.com/tollgate/tollgate/internal/fakeupstream"
 	"github.com/tollgate/tollgate/internal/ledger"
+	"github.com/tollgate/tollgate/internal/openai"
 	"github.com/tollgate/tollgate/internal/proxy"
 	"github.com/tollgate/tollgate/internal/sse"
 	"github.com/tollgate/tollgate/internal/store"
@@ -143,9 +144,9 @@ func newHarness(t testing.TB, su setup) *harness {
 		}
 		h.proxy.Gate = &access.Gate{Keys: h.keys}
 	}
-	models := &proxy.Models{Pool: func() *upstream.Pool { return pool }, Transport: proxy.NewTransport(), Logger: logger}
+	models := &openai.Models{Pool: func() *upstream.Pool { return pool }, Transport: proxy.NewTransport(), Logger: logger}
 	opts := Options{
-		Proxy:  h.proxy,
+		Engine: h.proxy,
 		Store:  st,
 		Keys:   h.keys,
 		Logger: logger,

@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/tollgate/tollgate/internal/sse"
 
 	"github.com/tollgate/tollgate/internal/fakeupstream"
 )
@@ -142,9 +144,9 @@ func TestStreamClientDisconnect(t *testing.T) {
 	}
 }
 
-// TestStreamWriterSplits feeds one transcript to the parser cut at every
-// possible size, with each line ending, and expects the same output.
-func TestStreamWriterSplits(t *testing.T) {
+// TestStreamTranslation feeds one transcript, with each line ending and
+// read one byte at a time, through the SSE reader and the stream translator.
+func TestStreamTranslation(t *testing.T) {
 	transcript := "data: {\"model\":\"m1\",\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n" +
 		": keep-alive comment\n\n" +
 		"data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n" +
@@ -154,21 +156,22 @@ func TestStreamWriterSplits(t *testing.T) {
 	wantOut := "data: {\"content\":\"Hel\"}\n\ndata: {\"content\":\"lo \\\"you\\\"\"}\n\n"
 	for _, eol := range []string{"\n", "\r\n", "\r"} {
 		in := strings.ReplaceAll(transcript, "\n", eol)
-		for size := 1; size <= len(in); size++ {
-			rec := httptest.NewRecorder()
-			sw := &streamWriter{client: rec, rc: http.NewResponseController(rec), header: http.Header{}}
-			sw.Header().Set("Content-Type", "text/event-stream")
-			sw.WriteHeader(http.StatusOK)
-			for off := 0; off < len(in); off += size {
-				if _, err := sw.Write([]byte(in[off:min(off+size, len(in))])); err != nil {
-					t.Fatalf("eol %q size %d: %v", eol, size, err)
-				}
+		st := &stream{c: &call{t: &turn{model: "m0"}}}
+		rd := sse.NewReader(iotest.OneByteReader(strings.NewReader(in)))
+		var out []byte
+		for {
+			ev, err := rd.Next()
+			if err != nil {
+				break
 			}
-			if got := rec.Body.String(); got != wantOut || !sw.done || sw.reply.String() != "Hello \"you\"" ||
-				sw.usage.TotalTokens != 5 || sw.model != "m1" {
-				t.Fatalf("eol %q size %d: out %q done %v reply %q usage %+v model %q",
-					eol, size, got, sw.done, sw.reply.String(), sw.usage, sw.model)
+			if out, err = st.Event(out, ev); err != nil {
+				t.Fatal(err)
 			}
+		}
+		if got := string(out); got != wantOut || !st.done || st.reply.String() != "Hello \"you\"" ||
+			st.usage.TotalTokens != 5 || st.model != "m1" {
+			t.Fatalf("eol %q: out %q done %v reply %q usage %+v model %q",
+				eol, got, st.done, st.reply.String(), st.usage, st.model)
 		}
 	}
 }

@@ -46,6 +46,7 @@ type Record struct {
 	PromptTokens     int64
 	CompletionTokens int64
 	CachedTokens     int64 // part of PromptTokens read from the upstream's prompt cache
+	CacheWriteTokens int64 // part of PromptTokens written to the upstream's prompt cache
 	ReasoningTokens  int64 // part of CompletionTokens spent on reasoning
 	TotalTokens      int64
 	Estimated        bool // tokens were estimated because the upstream reported none

@@ -1,9 +1,13 @@
 package openai
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/tollgate/tollgate/internal/apierr"
 )
@@ -84,4 +88,44 @@ func SSEError(e *Error, requestID string) []byte {
 	out = append(out, body...)
 	out = append(out, "\n\n"...)
 	return out
+}
+
+// WrapUpstreamError shapes an upstream error response for an OpenAI client:
+// a JSON object carrying "error" passes through unchanged (SDKs and users
+// match on the upstream's own wording); anything else (a text/plain 404, a
+// CDN's HTML 502) is wrapped in the envelope, its text shortened and
+// sanitized into the message. The status is kept.
+func WrapUpstreamError(status int, contentType string, body []byte) (int, []byte, string) {
+	if isJSONError(body) {
+		return status, body, "application/json"
+	}
+	msg := fmt.Sprintf("the upstream answered %d %s", status, http.StatusText(status))
+	if text := apierr.PlainText(body); text != "" {
+		msg += ": " + text
+	}
+	e := &Error{Status: status, Type: typeForStatus(status), Code: "upstream_error", Message: msg}
+	return status, Marshal(e, ""), "application/json"
+}
+
+// isJSONError reports whether body is a JSON object with an "error" member.
+func isJSONError(body []byte) bool {
+	b := bytes.TrimSpace(body)
+	return len(b) > 0 && b[0] == '{' && gjson.ValidBytes(b) && gjson.GetBytes(b, "error").Exists()
+}
+
+// typeForStatus is the envelope type of a wrapped upstream status.
+func typeForStatus(status int) string {
+	switch {
+	case status == http.StatusUnauthorized:
+		return TypeAuthentication
+	case status == http.StatusForbidden:
+		return TypePermission
+	case status == http.StatusNotFound:
+		return TypeNotFound
+	case status == http.StatusTooManyRequests:
+		return TypeRateLimit
+	case status >= 500:
+		return TypeUpstream
+	}
+	return TypeInvalidRequest
 }

@@ -22,6 +22,7 @@ type Head struct {
 	User         string
 	HasMessages  bool  // "messages" is a non-empty array
 	MaxTokens    int64 // max_completion_tokens or max_tokens, 0 when absent
+	N            int64 // choices asked for ("n"), 0 when absent
 }
 
 // ParseHead reads the request head from a JSON body with a partial parser:
@@ -52,6 +53,8 @@ func ParseHead(body []byte) (h Head, ok bool) {
 			if h.MaxTokens == 0 {
 				h.MaxTokens = v.Int()
 			}
+		case "n":
+			h.N = v.Int()
 		}
 		return true
 	})
@@ -85,7 +88,8 @@ type Usage struct {
 	PromptTokens     int64
 	CompletionTokens int64
 	TotalTokens      int64
-	CachedTokens     int64
+	CachedTokens     int64 // cache reads, part of PromptTokens
+	CacheWriteTokens int64 // cache writes, part of PromptTokens
 	ReasoningTokens  int64
 }
 
@@ -110,6 +114,13 @@ func ParseUsage(u gjson.Result) Usage {
 		case "prompt_tokens_details", "input_tokens_details":
 			if c := v.Get("cached_tokens"); c.Exists() {
 				out.CachedTokens = c.Int()
+			}
+			if c := v.Get("cache_write_tokens"); c.Exists() { // OpenRouter
+				out.CacheWriteTokens = c.Int()
+			}
+		case "cache_creation_input_tokens": // Anthropic-style counts on an OpenAI response
+			if out.CacheWriteTokens == 0 {
+				out.CacheWriteTokens = v.Int()
 			}
 		case "prompt_cache_hit_tokens": // DeepSeek
 			if out.CachedTokens == 0 {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/internal/ledger"
-	"github.com/tollgate/tollgate/internal/openai"
 	"github.com/tollgate/tollgate/internal/upstream"
 )
 
@@ -28,15 +27,13 @@ func (ex *exchange) attempt(t upstream.Target, att *upstream.Attempt, last, next
 	u := t.Upstream
 	ex.rec.Attempts++
 	ex.rec.Upstream = u.Name()
-	body := ex.body
-	if ex.metered {
+	if ex.head.Metered {
 		ex.rec.ModelUsed = t.Model
-		if t.Model != "" && t.Model != ex.head.Model {
-			if body, err = openai.SetModel(body, t.Model); err != nil {
-				att.Done(upstream.Result{Cancelled: true})
-				return 0, true, openai.BadRequest("invalid_json", "could not rewrite the model")
-			}
-		}
+	}
+	out, err := ex.req.Outbound(targetOf(t))
+	if err != nil {
+		att.Done(upstream.Result{Cancelled: true})
+		return 0, true, err // the request cannot be sent anywhere: final
 	}
 
 	// The per-upstream timeout bounds the wait for response headers only;
@@ -47,24 +44,11 @@ func (ex *exchange) attempt(t upstream.Target, att *upstream.Attempt, last, next
 	if to := u.Timeout(); to > 0 {
 		timer = time.AfterFunc(to, func() { acancel(errAttemptTimeout) })
 	}
-	target := u.URL(ex.path)
-	if ex.r.URL.RawQuery != "" {
-		target += "?" + ex.r.URL.RawQuery
-	}
-	req, err := http.NewRequestWithContext(actx, ex.r.Method, target, bytes.NewReader(body))
+	req, err := ex.upstreamRequest(actx, u, out)
 	if err != nil {
 		att.Done(upstream.Result{Err: err})
 		return 0, true, fmt.Errorf("build upstream request: %w", err)
 	}
-	if len(body) == 0 {
-		req.Body = http.NoBody
-	}
-	req.ContentLength = int64(len(body))
-	req.Header = outboundHeader(ex.r.Header, ex.metered)
-	if ex.metered {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	u.SetHeaders(req.Header)
 	endSpan := func(int, error) {}
 	if p.Tracer != nil {
 		endSpan = p.Tracer.StartAttempt(actx, u.Name(), t.Model, req.Header)
@@ -108,13 +92,46 @@ func (ex *exchange) attempt(t upstream.Target, att *upstream.Attempt, last, next
 		}
 	}
 	ex.idle = time.AfterFunc(p.idleTimeout(), func() { acancel(errIdle) })
-	ex.respond(resp, att, headersIn)
+	ex.respond(resp, att, out, headersIn)
 	ex.idle.Stop()
 	if errors.Is(context.Cause(actx), errIdle) && ex.rec.Outcome == ledger.OutcomeUpstreamError {
 		ex.rec.Error = fmt.Sprintf("upstream sent nothing for %v; response ended", p.idleTimeout())
 	}
 	endSpan(ex.rec.Status, nil)
 	return 0, true, nil
+}
+
+// upstreamRequest builds the HTTP request of one attempt.
+func (ex *exchange) upstreamRequest(ctx context.Context, u *upstream.Upstream, out *Outbound) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, ex.r.Method, u.URL(out.Path), bytes.NewReader(out.Body))
+	if err != nil {
+		return nil, err
+	}
+	if len(out.Body) == 0 {
+		req.Body = http.NoBody
+	}
+	req.ContentLength = int64(len(out.Body))
+	req.Header = outboundHeader(ex.r.Header, !out.Verbatim)
+	if !out.Verbatim {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if out.Header != nil {
+		out.Header(req.Header)
+	}
+	u.SetHeaders(req.Header)
+	return req, nil
+}
+
+// targetOf is what a dialect is told of an attempt's target.
+func targetOf(t upstream.Target) Target {
+	tg := Target{Upstream: t.Upstream.Name(), API: APIOpenAI, Model: t.Model}
+	if a, ok := any(t.Upstream).(interface{ API() string }); ok && a.API() != "" {
+		tg.API = a.API()
+	}
+	if n, ok := any(t.Upstream).(interface{ NativeResponses() bool }); ok {
+		tg.NativeResponses = n.NativeResponses()
+	}
+	return tg
 }
 
 func (ex *exchange) remaining() time.Duration {

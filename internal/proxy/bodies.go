@@ -20,8 +20,8 @@ func (ex *exchange) loggedBodies() {
 	}
 	ex.rec.RequestBody = p.keepBody(ex.body)
 	switch {
-	case ex.streamContent != nil && p.LogContent:
-		out, _ := sjson.SetBytes([]byte(`{}`), "content", string(ex.streamContent))
+	case ex.head.Stream && ex.content != nil && p.LogContent:
+		out, _ := sjson.SetBytes([]byte(`{}`), "content", string(ex.content))
 		ex.rec.ResponseBody = out
 	case len(ex.tail) > 0 && gjson.ValidBytes(ex.tail):
 		ex.rec.ResponseBody = p.keepBody(ex.tail)

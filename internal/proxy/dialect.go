@@ -24,11 +24,12 @@ type Dialect interface {
 // Inbound is the client's request as the engine read it: the body is complete
 // and bounded by the engine's limits.
 type Inbound struct {
-	Method string
-	Path   string // the path after /v1, e.g. "/chat/completions"
-	Query  string // raw query, without "?"
-	Header http.Header
-	Body   []byte
+	RequestID string
+	Method    string
+	Path      string // the path after /v1, e.g. "/chat/completions"
+	Query     string // raw query, without "?"
+	Header    http.Header
+	Body      []byte
 }
 
 // Request is one parsed client request. Its methods are called from the
@@ -73,7 +74,9 @@ const (
 
 // Outbound is one upstream request and how to read its answer.
 type Outbound struct {
-	Path string // appended to the upstream's base URL, e.g. "/chat/completions"
+	// Path is appended to the upstream's base URL, e.g. "/chat/completions";
+	// it carries the query string, if any is to be sent.
+	Path string
 	Body []byte
 	// Header, when set, adjusts the outbound header after the engine built it
 	// from the client's (hop-by-hop headers, gateway credentials and cookies
@@ -103,6 +106,13 @@ type Reply interface {
 	Body(body []byte) (out []byte, contentType string, u Usage, err error)
 	// Tail reads the usage from the end of a body copied through.
 	Tail(tail []byte) (Usage, []byte)
+}
+
+// ReplyHeader is implemented by a Reply that sets response headers of its
+// own (a translated stream's Content-Type, Cache-Control) after the
+// upstream's were copied.
+type ReplyHeader interface {
+	ResponseHeader(h http.Header)
 }
 
 // Stream translates or taps an upstream event stream one event at a time.

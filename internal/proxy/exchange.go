@@ -1,78 +1,74 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
-	"unsafe"
 
-	"github.com/tidwall/gjson"
-
+	"github.com/tollgate/tollgate/internal/apierr"
 	"github.com/tollgate/tollgate/internal/ledger"
-	"github.com/tollgate/tollgate/internal/openai"
 	"github.com/tollgate/tollgate/internal/upstream"
 )
 
 // exchange is the state of one request while it is served.
 type exchange struct {
 	p      *Proxy
+	d      Dialect
+	req    Request
+	head   Head
 	w      http.ResponseWriter
 	r      *http.Request
 	start  time.Time
 	rec    ledger.Record
 	ticket *Ticket
 
-	ctx     context.Context // request context with the whole-request deadline
-	body    []byte          // body as forwarded upstream
-	path    string          // upstream path: the part after /v1
-	metered bool            // a known endpoint whose body was parsed
-	head    openai.Head
-	// hideUsage: the client did not ask for the usage chunk; we injected it.
-	hideUsage bool
-	wrote     bool // the first byte reached the client: no more retries
-	abort     bool // the response broke mid-way: close the connection
+	ctx   context.Context // request context with the whole-request deadline
+	body  []byte          // the client's body (nil when the request was built in Go)
+	wrote bool            // the first byte reached the client: no more retries
+	abort bool            // the response broke mid-way: close the connection
 
 	idle *time.Timer // fires when the upstream body stalls; reset per read
 
 	prompt    int64 // memo of promptTokens
 	promptSet bool
 
-	streamContent []byte // content deltas seen, for estimation
-	evBuf         []byte // scratch for rewritten events
-	tail          []byte // end of a non-SSE body, for usage and estimation
+	content []byte // generated text seen, for estimation and logged bodies
+	tail    []byte // end of a body copied through, for logged bodies
+	evBuf   []byte // scratch for the events written to the client
 }
 
 func (ex *exchange) serve() error {
 	p, r := ex.p, ex.r
-	ex.path = strings.TrimPrefix(r.URL.Path, "/v1")
-	ex.metered = r.Method == http.MethodPost && meteredEndpoints[ex.path]
-
-	body, err := p.readBody(ex.w, r)
-	if err != nil {
-		if errors.Is(err, errTooLarge) {
-			return &openai.Error{Status: http.StatusRequestEntityTooLarge, Type: openai.TypeInvalidRequest,
-				Code: "request_too_large", Message: fmt.Sprintf("request body exceeds the limit of %d bytes", p.MaxBody)}
+	if ex.req == nil {
+		body, err := p.readBody(ex.w, r)
+		if err != nil {
+			return ex.bodyError(err)
 		}
-		if isCancel(r.Context(), err) || r.Context().Err() != nil {
-			return errClientGone
+		ex.body = body
+		in := &Inbound{RequestID: ex.rec.ID, Method: r.Method, Path: strings.TrimPrefix(r.URL.Path, "/v1"), Query: r.URL.RawQuery,
+			Header: r.Header, Body: body}
+		if ex.req, err = ex.d.Parse(in); err != nil {
+			return err
 		}
-		return openai.BadRequest("invalid_body", "could not read the request body")
 	}
-	ex.body = body
-	if err := ex.prepare(); err != nil {
-		return err
+	ex.head = ex.req.Head()
+	if ex.head.Metered && ex.head.Model == "" {
+		ex.head.Model = p.DefaultModel
+	}
+	ex.rec.Model, ex.rec.Stream = ex.head.Model, ex.head.Stream
+	if ex.head.User != "" {
+		ex.rec.User = ex.head.User
 	}
 	if p.Observer != nil {
 		end := p.Observer.Begin(ex.head.Stream)
 		defer end()
 	}
 
-	var cancel context.CancelCauseFunc
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 	stop := context.AfterFunc(r.Context(), func() { cancel(errClientGone) })
@@ -84,7 +80,7 @@ func (ex *exchange) serve() error {
 	ex.ctx = ctx
 
 	if p.Gate != nil {
-		call := &Call{Request: r, Endpoint: r.URL.Path, Head: ex.head, BodyLen: len(body), ClientIP: ex.rec.ClientIP}
+		call := &Call{Request: r, Endpoint: ex.rec.Endpoint, Head: ex.head, BodyLen: len(ex.body), ClientIP: ex.rec.ClientIP}
 		call.PromptTokens = ex.promptTokens
 		t, err := p.Gate.Admit(ctx, call)
 		if t != nil {
@@ -101,94 +97,50 @@ func (ex *exchange) serve() error {
 	return ex.forward()
 }
 
-// prepare parses the head of metered requests and rewrites what must change:
-// the default model and stream_options.include_usage.
-func (ex *exchange) prepare() error {
-	p := ex.p
-	if len(ex.body) > 0 && (ex.metered || isJSON(ex.r.Header.Get("Content-Type"))) {
-		h, ok := openai.ParseHead(ex.body)
-		if !ok && ex.metered {
-			return openai.BadRequest("invalid_json", "the request body is not a valid JSON object")
-		}
-		ex.head = h
-	} else if ex.metered {
-		return openai.BadRequest("invalid_json", "the request body is empty; a JSON object is required")
+// bodyError classifies a failure to read the client's body.
+func (ex *exchange) bodyError(err error) error {
+	switch {
+	case errors.Is(err, errTooLarge):
+		return &apierr.Error{Status: http.StatusRequestEntityTooLarge, Type: apierr.InvalidRequest,
+			Code: "request_too_large", Message: fmt.Sprintf("request body exceeds the limit of %d bytes", ex.p.MaxBody)}
+	case errors.Is(err, errSlowBody):
+		// The connection is closed after this answer: its unread rest is
+		// unusable and a slow sender must not keep it.
+		e := apierr.New(http.StatusRequestTimeout, apierr.InvalidRequest, "request_timeout",
+			fmt.Sprintf("the request body was not received within %v", ex.p.bodyReadTimeout()))
+		e.Header = http.Header{"Connection": {"close"}}
+		return e
+	case isCancel(ex.r.Context(), err) || ex.r.Context().Err() != nil:
+		return errClientGone
 	}
-	ex.rec.Stream = ex.head.Stream
-	if ex.head.User != "" {
-		ex.rec.User = ex.head.User
-	}
-	if !ex.metered {
-		ex.rec.Model = ex.head.Model
-		return nil
-	}
-	if ex.path == "/chat/completions" && !ex.head.HasMessages {
-		return &openai.Error{Status: 400, Type: openai.TypeInvalidRequest, Code: "missing_messages",
-			Param: "messages", Message: "'messages' is required and must be a non-empty array"}
-	}
-	var err error
-	if ex.head.Model == "" {
-		ex.head.Model = p.DefaultModel
-		if ex.body, err = openai.SetModel(ex.body, p.DefaultModel); err != nil {
-			return openai.BadRequest("invalid_json", "could not set the default model")
-		}
-	}
-	ex.rec.Model = ex.head.Model
-	if ex.head.Stream && ex.path != "/embeddings" && !ex.head.IncludeUsage {
-		if ex.body, err = openai.SetIncludeUsage(ex.body); err != nil {
-			return openai.BadRequest("invalid_json", "could not set stream_options")
-		}
-		ex.hideUsage = true
-	}
-	return nil
+	return apierr.BadRequest("invalid_body", "could not read the request body")
 }
 
-func isJSON(ct string) bool { return strings.HasPrefix(ct, "application/json") }
+// recovered turns a panic while serving into a 500 for this request alone.
+func (ex *exchange) recovered(v any) {
+	if v == http.ErrAbortHandler {
+		ex.abort = true
+		return
+	}
+	if l := ex.p.Logger; l != nil {
+		l.Error("panic serving request", "request_id", ex.rec.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	}
+	ex.rec.Outcome = ""
+	ex.fail(apierr.New(http.StatusInternalServerError, apierr.Server, "internal_error", "the gateway failed to serve this request"))
+	if ex.wrote {
+		ex.abort = true
+	}
+}
 
-// promptTokens is promptEstimate, computed at most once per request.
+// promptTokens is the dialect's prompt estimate, computed at most once.
 func (ex *exchange) promptTokens() int64 {
 	if !ex.promptSet {
-		ex.prompt, ex.promptSet = ex.promptEstimate(), true
+		if ex.p.Estimate != nil {
+			ex.prompt = ex.req.PromptTokens(ex.p.Estimate)
+		}
+		ex.promptSet = true
 	}
 	return ex.prompt
-}
-
-// promptEstimate estimates the prompt's tokens from the message contents.
-func (ex *exchange) promptEstimate() int64 {
-	if ex.p.Estimate == nil || len(ex.body) == 0 {
-		return 0
-	}
-	var field string
-	switch ex.path {
-	case "/chat/completions":
-		field = "messages"
-	case "/completions":
-		field = "prompt"
-	case "/embeddings":
-		field = "input"
-	default:
-		return ex.p.Estimate(ex.body) / 2
-	}
-	// Parse over the body in place (no copy of a large prompt): the
-	// strings below alias ex.body and are only read.
-	v := gjson.Get(unsafe.String(&ex.body[0], len(ex.body)), field)
-	if field != "messages" {
-		return ex.p.Estimate(aliasBytes(v.Raw))
-	}
-	var n int64
-	v.ForEach(func(_, m gjson.Result) bool {
-		n += 4 + ex.p.Estimate(aliasBytes(m.Get("content").Raw)) // ~4 tokens of framing per message
-		return true
-	})
-	return n
-}
-
-// aliasBytes views s as bytes without copying; the result must not be written.
-func aliasBytes(s string) []byte {
-	if s == "" {
-		return nil
-	}
-	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 // forward runs the attempt loop. It returns nil once a response (success or
@@ -201,12 +153,12 @@ func (ex *exchange) forward() error {
 		model := ex.head.Model
 		plan, err = p.Pool().Plan(model)
 		if err != nil {
-			return &openai.Error{Status: http.StatusNotFound, Type: openai.TypeInvalidRequest, Code: "model_not_found",
+			return &apierr.Error{Status: http.StatusNotFound, Type: apierr.NotFound, Code: "model_not_found",
 				Message: fmt.Sprintf("no upstream serves the model %q", model)}
 		}
 	}
 	if len(plan) == 0 {
-		return &openai.Error{Status: http.StatusServiceUnavailable, Type: openai.TypeUpstream, Code: "no_upstream",
+		return &apierr.Error{Status: http.StatusServiceUnavailable, Type: apierr.Upstream, Code: "no_upstream",
 			Message: "no upstream is configured"}
 	}
 	attempts := max(1+p.MaxRetries, len(plan))
@@ -253,20 +205,20 @@ func (ex *exchange) forward() error {
 func (ex *exchange) exhausted(lastErr error) error {
 	switch {
 	case errors.Is(lastErr, upstream.ErrSaturated):
-		e := openai.NewError(http.StatusTooManyRequests, openai.TypeRateLimit, "upstream_saturated",
+		e := apierr.New(http.StatusTooManyRequests, apierr.RateLimit, "upstream_saturated",
 			"all upstreams for this model are at their parallel request limit; retry shortly")
 		e.Header = http.Header{"Retry-After": {"1"}}
 		ex.rec.Outcome = ledger.OutcomeRateLimited
 		return e
 	case errors.Is(lastErr, upstream.ErrCircuitOpen):
-		return openai.NewError(http.StatusServiceUnavailable, openai.TypeUpstream, "upstream_unavailable",
+		return apierr.New(http.StatusServiceUnavailable, apierr.Upstream, "upstream_unavailable",
 			"every upstream for this model is failing and temporarily skipped; retry later")
 	}
 	msg := "the upstream could not be reached"
 	if lastErr != nil {
-		msg += ": " + sanitize(lastErr.Error())
+		msg += ": " + apierr.Sanitize(lastErr.Error())
 	}
-	return openai.NewError(http.StatusBadGateway, openai.TypeUpstream, "upstream_unreachable", msg)
+	return apierr.New(http.StatusBadGateway, apierr.Upstream, "upstream_unreachable", msg)
 }
 
 // wait sleeps before retry n (1-based): Retry-After when the same upstream
@@ -338,18 +290,18 @@ func (p *Proxy) maxRetryWait() time.Duration {
 // and classifies the record.
 func (ex *exchange) fail(err error) {
 	rec := &ex.rec
-	var oe *openai.Error
+	var oe *apierr.Error
 	switch {
 	case errors.Is(err, errClientGone):
 		rec.Outcome, rec.Status, rec.Error = ledger.OutcomeCancelled, 499, "client closed the request"
 		return
 	case errors.Is(err, errDeadline):
-		oe = openai.NewError(http.StatusGatewayTimeout, openai.TypeTimeout, "timeout",
+		oe = apierr.New(http.StatusGatewayTimeout, apierr.Timeout, "timeout",
 			fmt.Sprintf("the request did not complete within %v", ex.p.Timeout))
 		rec.Outcome = ledger.OutcomeTimeout
 	case errors.As(err, &oe):
 	default:
-		oe = openai.NewError(http.StatusBadGateway, openai.TypeUpstream, "upstream_error", sanitize(err.Error()))
+		oe = apierr.New(http.StatusBadGateway, apierr.Upstream, "upstream_error", apierr.Sanitize(err.Error()))
 	}
 	if rec.Outcome == "" || rec.Outcome == ledger.OutcomeOK {
 		rec.Outcome = outcomeFor(oe)
@@ -359,17 +311,17 @@ func (ex *exchange) fail(err error) {
 	if ex.wrote {
 		return
 	}
-	openai.WriteError(ex.w, oe, rec.ID)
+	ex.d.WriteError(ex.w, oe, rec.ID)
 	ex.wrote = true
 }
 
-func outcomeFor(e *openai.Error) ledger.Outcome {
+func outcomeFor(e *apierr.Error) ledger.Outcome {
 	switch {
 	case e.Status == http.StatusUnauthorized:
 		return ledger.OutcomeUnauthorized
 	case e.Status == http.StatusForbidden:
 		return ledger.OutcomeForbidden
-	case e.Type == openai.TypeInsufficient:
+	case e.Type == apierr.Insufficient:
 		return ledger.OutcomeQuota
 	case e.Status == http.StatusTooManyRequests:
 		return ledger.OutcomeRateLimited
@@ -382,29 +334,9 @@ func outcomeFor(e *openai.Error) ledger.Outcome {
 	}
 }
 
-// sanitize keeps error text short and free of URLs' query strings and
-// credentials an error from net/http may quote.
-func sanitize(s string) string {
-	if i := strings.Index(s, "?"); i >= 0 {
-		if j := strings.IndexAny(s[i:], "\" "); j >= 0 {
-			s = s[:i] + s[i+j:]
-		} else {
-			s = s[:i]
-		}
-	}
-	if len(s) > 300 {
-		s = s[:300]
-	}
-	return s
-}
-
 // discard drains a little of a body we will not forward, so the connection
 // can be reused, then closes it.
 func discard(b io.ReadCloser) {
 	_, _ = io.CopyN(io.Discard, b, 64<<10)
 	_ = b.Close()
 }
-
-var dataDone = []byte("[DONE]")
-
-func isDone(data []byte) bool { return bytes.Equal(bytes.TrimSpace(data), dataDone) }

@@ -1,11 +1,12 @@
-// Package proxy is tollgate's data plane: it reads the request body (bounded),
-// extracts the few fields it needs, asks the Gate for admission, runs the
-// attempt loop over the upstreams the pool plans (retry, backoff, fallback),
-// streams the response through while metering usage, and emits exactly one
-// ledger record per request.
+// Package proxy is tollgate's engine: it reads the request body (bounded),
+// lets a Dialect parse the few fields it needs, asks the Gate for admission,
+// runs the attempt loop over the upstreams the pool plans (retry, backoff,
+// fallback), streams the response through the dialect's Reply while metering
+// usage, and emits exactly one ledger record per request.
 //
-// It knows no database, Redis or Prometheus: those arrive through the small
-// interfaces and function fields declared here.
+// It knows no wire format beyond what a Dialect tells it, and no database,
+// Redis or Prometheus: those arrive through the small interfaces and function
+// fields declared here.
 package proxy
 
 import (
@@ -15,12 +16,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/ledger"
-	"github.com/tollgate/tollgate/internal/openai"
 	"github.com/tollgate/tollgate/internal/upstream"
 )
 
@@ -30,7 +31,7 @@ type Planner interface {
 }
 
 // Gate admits or refuses a call before it is forwarded: gateway keys, model
-// permissions, rate limits and budgets. A refusal is an *openai.Error.
+// permissions, rate limits and budgets. A refusal is an *apierr.Error.
 type Gate interface {
 	Admit(ctx context.Context, c *Call) (*Ticket, error)
 }
@@ -39,7 +40,7 @@ type Gate interface {
 type Call struct {
 	Request  *http.Request
 	Endpoint string // "/v1/chat/completions"
-	Head     openai.Head
+	Head     Head
 	BodyLen  int
 	ClientIP string
 	// PromptTokens returns the estimated prompt size in tokens (for TPM and
@@ -93,8 +94,12 @@ type Proxy struct {
 	Observer Observer
 	// Tracer traces upstream attempts; nil for none.
 	Tracer Tracer
-	// Cost prices usage for a model: exact nano-USD and whether a price exists.
-	Cost func(model string, u openai.Usage) (nano int64, priced bool)
+	// Cost prices usage of a model at an upstream: exact nano-units of the
+	// deployment's currency and whether a price exists.
+	Cost func(upstreamName, model string, u Usage) (nano int64, priced bool)
+	// ClientIP returns the client's address for limits and the ledger; nil
+	// uses the peer address (X-Forwarded-For is not trusted).
+	ClientIP func(r *http.Request) string
 	// Estimate estimates tokens in text when an upstream reports no usage.
 	Estimate func(text []byte) int64
 	Logger   *slog.Logger
@@ -115,34 +120,55 @@ type Proxy struct {
 	// SaturationWait is how long a request waits for a slot when every
 	// candidate upstream is at max_parallel (default 2s).
 	SaturationWait time.Duration
+	// BodyTimeout bounds reading a request body (default 60s); a slower
+	// sender gets a 408 and its connection is closed.
+	BodyTimeout time.Duration
 	// LogBodies / LogContent control what of the bodies the ledger keeps.
 	LogBodies, LogContent bool
 
 	bufPool sync.Pool
 }
 
-// Endpoints whose bodies the gateway parses and meters. Everything else under
-// /v1 is forwarded verbatim.
-var meteredEndpoints = map[string]bool{
-	"/chat/completions": true,
-	"/completions":      true,
-	"/embeddings":       true,
+// Exchange is one call handed to the engine by Go code: the dialect that
+// speaks to the client, and optionally a request already parsed (the
+// conversation API builds its own), so no HTTP round trip is faked.
+type Exchange struct {
+	Dialect Dialect
+	// Request, when set, is used as is and the client's body is not read.
+	Request Request
+	// Endpoint labels the ledger record; "" uses the URL path.
+	Endpoint string
+	// User is the end user for the ledger when the request names none.
+	User string
 }
 
-type endpointKey struct{}
-
-// WithEndpoint labels the requests made with ctx with an endpoint name other
-// than their URL path, for callers that use the proxy internally (the
-// conversation API records "/api/chat" rather than "/v1/chat/completions").
-func WithEndpoint(ctx context.Context, endpoint string) context.Context {
-	return context.WithValue(ctx, endpointKey{}, endpoint)
+// Result is what a Go caller learns of a served call.
+type Result struct {
+	Record ledger.Record
+	// Aborted: the response broke after its first byte; an HTTP handler must
+	// close the connection (panic(http.ErrAbortHandler)).
+	Aborted bool
 }
 
-// ServeHTTP handles one /v1 request.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// Handler serves every request with dialect d.
+func (p *Proxy) Handler(d Dialect) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if res := p.Serve(w, r, Exchange{Dialect: d}); res.Aborted {
+			// Closes the connection so no client mistakes a truncated body for
+			// a complete one; net/http does not log it (golang/go#23643).
+			panic(http.ErrAbortHandler)
+		}
+	})
+}
+
+// Serve runs one call: read and parse (unless x.Request is set), admit,
+// route, attempt, respond through the dialect, record.
+func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, x Exchange) (res Result) {
 	start := time.Now()
 	ex := &exchange{
 		p:     p,
+		d:     x.Dialect,
+		req:   x.Request,
 		w:     w,
 		r:     r,
 		start: start,
@@ -150,22 +176,27 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ID:       w.Header().Get("X-Request-Id"),
 			Time:     start.UTC(),
 			Endpoint: r.URL.Path,
-			ClientIP: clientIP(r),
-			User:     r.Header.Get("X-Tollgate-User"),
+			ClientIP: p.clientIP(r),
+			User:     x.User,
 		},
 	}
-	if ep, ok := r.Context().Value(endpointKey{}).(string); ok {
-		ex.rec.Endpoint = ep
+	if x.Endpoint != "" {
+		ex.rec.Endpoint = x.Endpoint
+	}
+	if ex.rec.User == "" {
+		ex.rec.User = r.Header.Get("X-Tollgate-User")
 	}
 	defer func() {
-		ex.finish()
-		if ex.abort {
-			panic(http.ErrAbortHandler) // closes the connection; net/http does not log it
+		if v := recover(); v != nil {
+			ex.recovered(v) // a dialect's bug costs this request, never the process or its record
 		}
+		ex.finish()
+		res = Result{Record: ex.rec, Aborted: ex.abort}
 	}()
 	if err := ex.serve(); err != nil {
 		ex.fail(err)
 	}
+	return res
 }
 
 // finish fills in the last fields, settles the ticket and emits the record.
@@ -178,19 +209,15 @@ func (ex *exchange) finish() {
 	ex.estimateUsage()
 	ex.loggedBodies()
 	if ex.p.Cost != nil && rec.TotalTokens > 0 {
+		u := Usage{Prompt: rec.PromptTokens, Cached: rec.CachedTokens, CacheWrite: rec.CacheWriteTokens,
+			Completion: rec.CompletionTokens, Reasoning: rec.ReasoningTokens}
 		model := rec.ModelUsed
 		if model == "" {
 			model = rec.Model
 		}
-		rec.CostNanoUSD, rec.Priced = ex.p.Cost(model, openai.Usage{
-			PromptTokens: rec.PromptTokens, CompletionTokens: rec.CompletionTokens,
-			CachedTokens: rec.CachedTokens, ReasoningTokens: rec.ReasoningTokens,
-		})
+		rec.CostNanoUSD, rec.Priced = ex.p.Cost(rec.Upstream, model, u)
 		if !rec.Priced && model != rec.Model {
-			rec.CostNanoUSD, rec.Priced = ex.p.Cost(rec.Model, openai.Usage{
-				PromptTokens: rec.PromptTokens, CompletionTokens: rec.CompletionTokens,
-				CachedTokens: rec.CachedTokens, ReasoningTokens: rec.ReasoningTokens,
-			})
+			rec.CostNanoUSD, rec.Priced = ex.p.Cost(rec.Upstream, rec.Model, u)
 		}
 	}
 	if ex.ticket != nil && ex.ticket.Settle != nil {
@@ -239,8 +266,15 @@ func (ex *exchange) logAccess() {
 	)
 }
 
-// clientIP is the peer address; X-Forwarded-For is not trusted by default.
-func clientIP(r *http.Request) string {
+func (p *Proxy) clientIP(r *http.Request) string {
+	if p.ClientIP != nil {
+		return p.ClientIP(r)
+	}
+	return peerIP(r)
+}
+
+// peerIP is the peer address; X-Forwarded-For is not trusted by default.
+func peerIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
@@ -301,14 +335,17 @@ var (
 	errDeadline   = errors.New("request deadline exceeded")
 )
 
-// bodyReadTimeout bounds reading a request body, so a slow client cannot hold
-// a connection forever. It is lifted once the body is in.
-const bodyReadTimeout = 60 * time.Second
+func (p *Proxy) bodyReadTimeout() time.Duration {
+	if p.BodyTimeout > 0 {
+		return p.BodyTimeout
+	}
+	return 60 * time.Second
+}
 
-// readBody reads the whole request body, bounded by MaxBody. The body is read
-// before forwarding: the partial parse needs it, and streaming a request body
-// upstream while the response is already being written cuts streams short
-// under load (golang/go#40747).
+// readBody reads the whole request body, bounded by MaxBody and by
+// BodyTimeout. The body is read before forwarding: the dialect's parse needs
+// it, and streaming a request body upstream while the response is already
+// being written cuts streams short under load (golang/go#40747).
 func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
@@ -317,9 +354,7 @@ func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error)
 		return nil, errTooLarge
 	}
 	rc := http.NewResponseController(w)
-	if rc.SetReadDeadline(time.Now().Add(bodyReadTimeout)) == nil {
-		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
-	}
+	deadline := rc.SetReadDeadline(time.Now().Add(p.bodyReadTimeout())) == nil
 	n := r.ContentLength
 	if n < 0 || n > 1<<20 {
 		n = 512
@@ -336,12 +371,20 @@ func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error)
 			return nil, errTooLarge
 		}
 		if err == io.EOF {
+			if deadline {
+				_ = rc.SetReadDeadline(time.Time{}) // the rest of the exchange is not bounded by it
+			}
 			return buf, nil
 		}
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, errSlowBody // the deadline stays: the connection is closed after the answer
+			}
 			return nil, err
 		}
 	}
 }
+
+var errSlowBody = errors.New("request body read timed out")
 
 var errTooLarge = errors.New("request body too large")

@@ -1,38 +1,72 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"time"
 
-	"github.com/tidwall/gjson"
-
+	"github.com/tollgate/tollgate/internal/apierr"
 	"github.com/tollgate/tollgate/internal/ledger"
-	"github.com/tollgate/tollgate/internal/openai"
 	"github.com/tollgate/tollgate/internal/sse"
 	"github.com/tollgate/tollgate/internal/upstream"
 )
 
 const (
-	tailSize     = 16 << 10 // bytes of a non-SSE body kept to find its usage
-	copyBufSize  = 32 << 10
-	maxEstimated = 1 << 20 // streamed content kept for estimation
+	tailSize      = 16 << 10 // bytes of a body copied through kept for its usage
+	copyBufSize   = 32 << 10
+	maxErrorBody  = 64 << 10 // bytes of an upstream error body a dialect sees
+	maxEstimated  = 1 << 20  // streamed content kept for estimation
+	maxWholeSlack = 1 << 20  // a translated body may exceed MaxBody by this much
 )
 
-// respond writes the upstream response to the client, metering usage on the
-// way past. After this point no retry is possible.
-func (ex *exchange) respond(resp *http.Response, att *upstream.Attempt, headersIn time.Duration) {
+// respond writes the upstream response to the client through the dialect's
+// Reply, metering usage on the way past. After this point no retry is possible.
+func (ex *exchange) respond(resp *http.Response, att *upstream.Attempt, out *Outbound, headersIn time.Duration) {
 	rec := &ex.rec
 	rec.Status = resp.StatusCode
 	rec.Outcome = outcomeOfStatus(resp.StatusCode)
+	res := upstream.Result{Status: resp.StatusCode, TTFB: headersIn}
+	defer func() { att.Done(res) }()
+	defer resp.Body.Close()
 
+	if resp.StatusCode >= 400 {
+		ex.relayError(resp, out.Reply)
+		return
+	}
 	removeHopHeaders(resp.Header)
+	ex.copyHeader(resp.Header)
+	if rh, ok := out.Reply.(ReplyHeader); ok {
+		rh.ResponseHeader(ex.w.Header())
+	}
+	sseBody := isEventStream(resp.Header.Get("Content-Type"))
+	var (
+		u   Usage
+		err error
+	)
+	switch {
+	case sseBody:
+		u, err = ex.copyEvents(resp, out.Reply.Stream())
+	case out.Reply.Whole():
+		u, err = ex.copyWhole(resp, out.Reply)
+	default:
+		u, err = ex.copyBytes(resp, out.Reply, resp.ContentLength < 0)
+	}
+	if u.Known() {
+		ex.setUsage(u)
+	}
+	if err != nil {
+		ex.streamFailed(err, &res)
+	}
+}
+
+// copyHeader copies the upstream's response header to the client's.
+func (ex *exchange) copyHeader(src http.Header) {
 	h := ex.w.Header()
 	gatewayLimits := ex.ticket != nil && len(ex.ticket.Header) > 0
-	for k, v := range resp.Header {
+	for k, v := range src {
 		if gatewayLimits && len(k) > 12 && (k[:12] == "X-Ratelimit-") {
 			continue // the gateway's own limits are what this client is subject to
 		}
@@ -42,150 +76,174 @@ func (ex *exchange) respond(resp *http.Response, att *upstream.Attempt, headersI
 		}
 		h[k] = v
 	}
-	sseBody := isEventStream(resp.Header.Get("Content-Type"))
-	if sseBody && ex.metered {
-		h.Del("Content-Length") // the usage chunk may be removed
+}
+
+// relayError passes an upstream error to the client in its dialect.
+func (ex *exchange) relayError(resp *http.Response, reply Reply) {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	ex.touch()
+	status, out, ct := resp.StatusCode, body, resp.Header.Get("Content-Type")
+	if ce := resp.Header.Get("Content-Encoding"); ce == "" || ce == "identity" {
+		// A compressed body (a verbatim call kept the client's
+		// Accept-Encoding) cannot be read here and passes unchanged.
+		status, out, ct = reply.Error(resp.StatusCode, resp.Header, body)
 	}
-	ex.w.WriteHeader(resp.StatusCode)
+	removeHopHeaders(resp.Header)
+	ex.copyHeader(resp.Header)
+	h := ex.w.Header()
+	h.Set("Content-Type", ct)
+	h.Set("Content-Length", fmt.Sprint(len(out)))
+	ex.rec.Status = status
+	ex.rec.Outcome = outcomeOfStatus(status)
+	ex.rec.Error = apierr.Sanitize(errorText(body))
+	ex.tail = body
+	ex.w.WriteHeader(status)
 	ex.wrote = true
-	rc := http.NewResponseController(ex.w)
-	if sseBody {
-		_ = rc.Flush() // the client sees the stream open at once
-	}
+	_, _ = ex.w.Write(out)
+	ex.firstByte()
+}
 
-	var err error
-	var u openai.Usage
-	if sseBody && ex.metered {
-		u, err = ex.copyEvents(resp.Body, rc)
-	} else {
-		u, err = ex.copyBytes(resp.Body, rc, sseBody || resp.ContentLength < 0)
+// errorText is a short plain form of an upstream error body for the ledger.
+func errorText(body []byte) string {
+	if len(body) > 300 {
+		body = body[:300]
 	}
-	resp.Body.Close()
-
-	if u.Known() {
-		ex.setUsage(u)
-	}
-	res := upstream.Result{Status: resp.StatusCode, TTFB: headersIn}
-	if err != nil {
-		ex.streamFailed(err, sseBody, &res)
-	}
-	att.Done(res)
+	return string(body)
 }
 
 // streamFailed ends a response that broke after its headers were sent.
-func (ex *exchange) streamFailed(err error, sseBody bool, res *upstream.Result) {
+func (ex *exchange) streamFailed(err error, res *upstream.Result) {
 	rec := &ex.rec
 	switch {
 	case errors.Is(err, errClientWrite) || (ex.ctx.Err() != nil && !errors.Is(ex.ctxErr(), errDeadline)):
 		rec.Outcome, rec.Status, rec.Error = ledger.OutcomeCancelled, 499, "client closed the request"
 		res.Cancelled = true
-		return
 	case ex.ctx.Err() != nil:
 		rec.Outcome, rec.Error = ledger.OutcomeTimeout, "request deadline exceeded mid-stream"
 	default:
-		rec.Outcome, rec.Error = ledger.OutcomeUpstreamError, "upstream stream broke: "+sanitize(err.Error())
+		rec.Outcome, rec.Error = ledger.OutcomeUpstreamError, "upstream stream broke: "+apierr.Sanitize(err.Error())
 		res.Err = err
-	}
-	if sseBody {
-		e := openai.NewError(http.StatusBadGateway, openai.TypeUpstream, "stream_interrupted",
-			"the upstream stream ended unexpectedly")
-		if rec.Outcome == ledger.OutcomeTimeout {
-			e = openai.NewError(http.StatusGatewayTimeout, openai.TypeTimeout, "timeout", "the request deadline was reached mid-stream")
-		}
-		_, _ = ex.w.Write(openai.SSEError(e, rec.ID))
-		_ = http.NewResponseController(ex.w).Flush()
 	}
 	// Close the connection so no client mistakes the truncated body for a
 	// complete one (as httputil.ReverseProxy does, golang/go#23643).
 	ex.abort = true
 }
 
+// streamFault is what a client is told when its stream breaks.
+func (ex *exchange) streamFault(err error) *apierr.Error {
+	if ex.ctx.Err() != nil && errors.Is(ex.ctxErr(), errDeadline) {
+		return apierr.New(http.StatusGatewayTimeout, apierr.Timeout, "timeout", "the request deadline was reached mid-stream")
+	}
+	return apierr.New(http.StatusBadGateway, apierr.Upstream, "stream_interrupted", "the upstream stream ended unexpectedly")
+}
+
 var errClientWrite = errors.New("write to client failed")
 
-// copyEvents forwards an SSE stream event by event, flushing each, reading
-// usage from the chunk that carries it and hiding that chunk when the client
-// did not ask for it.
-func (ex *exchange) copyEvents(body io.Reader, rc *http.ResponseController) (openai.Usage, error) {
-	var (
-		u       openai.Usage
-		content []byte
-	)
-	contentPath := "choices.0.delta.content"
-	if ex.path == "/completions" {
-		contentPath = "choices.0.text"
-	}
-	estimate := ex.p.Estimate != nil || (ex.p.LogBodies && ex.p.LogContent)
-	rd := sse.NewReader(body)
+// copyEvents forwards an event stream through the dialect's Stream, event
+// by event, flushing each unless the next is already buffered.
+func (ex *exchange) copyEvents(resp *http.Response, st Stream) (Usage, error) {
+	h := ex.w.Header()
+	h.Del("Content-Length") // events may be rewritten
+	ex.w.WriteHeader(resp.StatusCode)
+	ex.wrote = true
+	rc := http.NewResponseController(ex.w)
+	_ = rc.Flush() // the client sees the stream open at once
+
+	rd := sse.NewReader(resp.Body)
+	var rerr error
 	for {
 		ev, err := rd.Next()
 		ex.touch()
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = nil
+			if !errors.Is(err, io.EOF) {
+				rerr = err
 			}
-			ex.streamContent = content
-			return u, err
+			break
 		}
-		skip := false
-		if data := ev.Data; len(data) > 0 && data[0] == '{' {
-			if bytes.Contains(data, usageKey) {
-				if uj := gjson.GetBytes(data, "usage"); uj.IsObject() {
-					u = openai.ParseUsage(uj)
-					skip = ex.hideUsage && gjson.GetBytes(data, "choices.#").Int() == 0
-				}
-			}
-			if estimate && len(content) < maxEstimated {
-				if c := gjson.GetBytes(data, contentPath); c.Type == gjson.String {
-					content = append(content, c.Str...)
-				}
-			}
+		out, err := st.Event(ex.evBuf[:0], ev)
+		ex.evBuf = out
+		if err != nil {
+			rerr = err
+			break
 		}
-		if skip {
+		if len(out) == 0 {
 			continue
 		}
-		raw := ev.Raw
-		if ex.hideUsage && ev.Dispatch && bytes.Contains(ev.Data, usageNull) {
-			// OpenAI adds "usage":null to every chunk once include_usage is
-			// on; the client did not ask for it, so it does not see it.
-			raw = append(appendWithoutUsageNull(append(ex.evBuf[:0], "data: "...), ev.Data), "\n\n"...)
-			ex.evBuf = raw
-		}
-		if _, err := ex.w.Write(raw); err != nil {
-			return u, errClientWrite
+		if _, err := ex.w.Write(out); err != nil {
+			ex.content = st.Content()
+			return st.Usage(), errClientWrite
 		}
 		ex.firstByte()
 		if rd.HasBufferedEvent() {
 			continue // the next event is already here: one flush covers both
 		}
 		if err := rc.Flush(); err != nil {
-			return u, errClientWrite
+			ex.content = st.Content()
+			return st.Usage(), errClientWrite
 		}
 	}
+	clientGone := ex.ctx.Err() != nil && !errors.Is(ex.ctxErr(), errDeadline)
+	var fault *apierr.Error
+	if rerr != nil {
+		fault = ex.streamFault(rerr)
+	}
+	if out := st.End(ex.evBuf[:0], fault); len(out) > 0 && !clientGone {
+		ex.evBuf = out
+		if _, err := ex.w.Write(out); err == nil {
+			ex.firstByte()
+			_ = rc.Flush()
+		}
+	}
+	ex.content = st.Content()
+	return st.Usage(), rerr
 }
 
-var (
-	usageKey  = []byte(`"usage"`)
-	usageNull = []byte(`"usage":null`)
-)
+// copyWhole reads a non-stream body whole (bounded) and writes the dialect's
+// translation of it.
+func (ex *exchange) copyWhole(resp *http.Response, reply Reply) (Usage, error) {
+	limit := ex.p.MaxBody + maxWholeSlack
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	ex.touch()
+	if err == nil && int64(len(body)) > limit {
+		err = errors.New("upstream response too large to translate")
+	}
+	if err != nil {
+		return Usage{}, ex.failBeforeWrite(err)
+	}
+	out, ct, u, terr := reply.Body(body)
+	if terr != nil {
+		return Usage{}, ex.failBeforeWrite(fmt.Errorf("translate upstream response: %w", terr))
+	}
+	h := ex.w.Header()
+	h.Set("Content-Type", ct)
+	h.Set("Content-Length", fmt.Sprint(len(out)))
+	h.Del("Content-Encoding")
+	ex.w.WriteHeader(resp.StatusCode)
+	ex.wrote = true
+	ex.tail = body
+	if _, err := ex.w.Write(out); err != nil {
+		return u, errClientWrite
+	}
+	ex.firstByte()
+	return u, nil
+}
 
-// appendWithoutUsageNull appends data to dst minus one `"usage":null` member.
-func appendWithoutUsageNull(dst, data []byte) []byte {
-	i := bytes.Index(data, usageNull)
-	if i < 0 {
-		return append(dst, data...)
+// failBeforeWrite answers a response that failed before any byte was
+// written with a 502 in the client's dialect.
+func (ex *exchange) failBeforeWrite(err error) error {
+	if ex.ctx.Err() != nil {
+		return ex.ctxErr()
 	}
-	j := i + len(usageNull)
-	switch {
-	case i > 0 && data[i-1] == ',':
-		i--
-	case j < len(data) && data[j] == ',':
-		j++
-	}
-	return append(append(dst, data[:i]...), data[j:]...)
+	e := apierr.New(http.StatusBadGateway, apierr.Upstream, "upstream_error", apierr.Sanitize(err.Error()))
+	ex.fail(e)
+	return nil
 }
 
 // copyBytes forwards a body as bytes, keeping its tail to find the usage.
-func (ex *exchange) copyBytes(body io.Reader, rc *http.ResponseController, flush bool) (openai.Usage, error) {
+func (ex *exchange) copyBytes(resp *http.Response, reply Reply, flush bool) (Usage, error) {
+	ex.w.WriteHeader(resp.StatusCode)
+	ex.wrote = true
+	rc := http.NewResponseController(ex.w)
 	bp, _ := ex.p.bufPool.Get().(*[]byte)
 	if bp == nil {
 		b := make([]byte, copyBufSize)
@@ -195,16 +253,16 @@ func (ex *exchange) copyBytes(body io.Reader, rc *http.ResponseController, flush
 	buf := *bp
 	var tail []byte
 	for {
-		n, rerr := body.Read(buf)
+		n, rerr := resp.Body.Read(buf)
 		ex.touch()
 		if n > 0 {
 			if _, err := ex.w.Write(buf[:n]); err != nil {
-				return openai.Usage{}, errClientWrite
+				return Usage{}, errClientWrite
 			}
 			ex.firstByte()
 			if flush {
 				if err := rc.Flush(); err != nil {
-					return openai.Usage{}, errClientWrite
+					return Usage{}, errClientWrite
 				}
 			}
 			tail = appendTail(tail, buf[:n])
@@ -214,7 +272,9 @@ func (ex *exchange) copyBytes(body io.Reader, rc *http.ResponseController, flush
 				rerr = nil
 			}
 			ex.tail = tail
-			return openai.UsageFromTail(tail), rerr
+			u, content := reply.Tail(tail)
+			ex.content = content
+			return u, rerr
 		}
 	}
 }
@@ -237,35 +297,29 @@ func (ex *exchange) firstByte() {
 }
 
 // setUsage copies reported usage into the record.
-func (ex *exchange) setUsage(u openai.Usage) {
+func (ex *exchange) setUsage(u Usage) {
 	r := &ex.rec
-	r.PromptTokens, r.CompletionTokens, r.TotalTokens = u.PromptTokens, u.CompletionTokens, u.TotalTokens
-	r.CachedTokens, r.ReasoningTokens = u.CachedTokens, u.ReasoningTokens
+	r.PromptTokens, r.CompletionTokens, r.TotalTokens = u.Prompt, u.Completion, u.Total()
+	r.CachedTokens, r.CacheWriteTokens, r.ReasoningTokens = u.Cached, u.CacheWrite, u.Reasoning
 	r.Estimated = false
 }
 
 // estimateUsage fills in tokens for a metered call whose upstream reported
-// none: the prompt from the request's message contents, the completion from
-// the content streamed (or the message of a complete response).
+// none: the prompt from the dialect's estimate, the completion from the
+// content seen.
 func (ex *exchange) estimateUsage() {
 	r := &ex.rec
-	if r.TotalTokens > 0 || !ex.metered || ex.p.Estimate == nil || r.Attempts == 0 {
+	if r.TotalTokens > 0 || !ex.head.Metered || ex.p.Estimate == nil || r.Attempts == 0 {
 		return
 	}
 	if r.Status >= 400 && r.Outcome != ledger.OutcomeCancelled && r.Outcome != ledger.OutcomeUpstreamError {
 		return
 	}
-	content := ex.streamContent
-	if content == nil && len(ex.tail) > 0 {
-		if c := gjson.GetBytes(ex.tail, "choices.0.message.content"); c.Type == gjson.String {
-			content = []byte(c.Str)
-		}
-	}
-	if len(content) == 0 && r.TTFB == 0 {
+	if len(ex.content) == 0 && r.TTFB == 0 {
 		return // nothing reached the client: nothing to bill
 	}
 	r.PromptTokens = ex.promptTokens()
-	r.CompletionTokens = ex.p.Estimate(content)
+	r.CompletionTokens = ex.p.Estimate(ex.content)
 	r.TotalTokens = r.PromptTokens + r.CompletionTokens
 	r.Estimated = true
 }

@@ -1,4 +1,4 @@
-package proxy
+package openai
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/tollgate/tollgate/internal/fakeupstream"
 	"github.com/tollgate/tollgate/internal/ledger"
+	"github.com/tollgate/tollgate/internal/proxy"
 	"github.com/tollgate/tollgate/internal/upstream"
 )
 
@@ -36,13 +37,13 @@ type nopRecorder struct{}
 
 func (nopRecorder) Record(ledger.Record) {}
 
-func benchProxy(b *testing.B, rt http.RoundTripper) *Proxy {
+func benchProxy(b *testing.B, rt http.RoundTripper) *proxy.Proxy {
 	pool, err := upstream.NewPool(upstream.Options{Upstreams: []upstream.Config{{Name: "u", BaseURL: "http://upstream.invalid/v1", APIKey: "sk"}}}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &Proxy{
-		Pool: func() Planner { return pool }, Transport: rt, Recorder: nopRecorder{},
+	return &proxy.Proxy{
+		Pool: func() proxy.Planner { return pool }, Transport: rt, Recorder: nopRecorder{},
 		DefaultModel: "m", MaxRetries: 2, Timeout: time.Minute, MaxBody: 1 << 20,
 		Estimate: ledger.EstimateTokens,
 	}
@@ -89,9 +90,9 @@ func BenchmarkLoopbackChat(b *testing.B) {
 	fake := httptest.NewServer(fakeupstream.New(fakeupstream.Options{NoRecord: true}))
 	defer fake.Close()
 	pool, _ := upstream.NewPool(upstream.Options{Upstreams: []upstream.Config{{Name: "u", BaseURL: fake.URL + "/v1"}}}, nil)
-	p := benchProxy(b, NewTransport())
-	p.Pool = func() Planner { return pool }
-	gw := httptest.NewServer(p)
+	p := benchProxy(b, proxy.NewTransport())
+	p.Pool = func() proxy.Planner { return pool }
+	gw := httptest.NewServer(p.Handler(Dialect{}))
 	defer gw.Close()
 	client := gw.Client()
 	b.ReportAllocs()
@@ -117,12 +118,12 @@ func BenchmarkForwardChat200KB(b *testing.B) {
 }
 
 // forwardLoop serves body through p once per iteration.
-func forwardLoop(b *testing.B, p *Proxy, body []byte) {
+func forwardLoop(b *testing.B, p *proxy.Proxy, body []byte) {
 	b.ReportAllocs()
 	for b.Loop() {
 		req := httptest.NewRequest("POST", "/v1/chat/completions", bytes.NewReader(body))
 		w := httptest.NewRecorder()
-		p.ServeHTTP(w, req)
+		p.Handler(Dialect{}).ServeHTTP(w, req)
 		if w.Code != 200 {
 			b.Fatalf("status %d: %s", w.Code, w.Body)
 		}

@@ -1,4 +1,4 @@
-package proxy
+package openai
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tollgate/tollgate/internal/openai"
+	"github.com/tollgate/tollgate/internal/apierr"
 	"github.com/tollgate/tollgate/internal/upstream"
 )
 
@@ -43,8 +43,8 @@ func (m ModelEntry) ID() string { s, _ := m["id"].(string); return s }
 func (m *Models) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	list, err := m.List(r.Context())
 	if err != nil {
-		openai.WriteError(w, openai.NewError(http.StatusBadGateway, openai.TypeUpstream, "upstream_unreachable",
-			"could not list models: "+sanitize(err.Error())), w.Header().Get("X-Request-Id"))
+		WriteError(w, NewError(http.StatusBadGateway, TypeUpstream, "upstream_unreachable",
+			"could not list models: "+apierr.Sanitize(err.Error())), w.Header().Get("X-Request-Id"))
 		return
 	}
 	allowed := func(string) bool { return true }
@@ -96,7 +96,7 @@ func (m *Models) fetch(ctx context.Context, pool *upstream.Pool) ([]ModelEntry, 
 		if err != nil {
 			lastErr = err
 			if m.Logger != nil {
-				m.Logger.Warn("list models failed", "upstream", u.Name(), "error", sanitize(err.Error()))
+				m.Logger.Warn("list models failed", "upstream", u.Name(), "error", apierr.Sanitize(err.Error()))
 			}
 			continue
 		}

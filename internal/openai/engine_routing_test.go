@@ -1,4 +1,4 @@
-package proxy
+package openai
 
 import (
 	"encoding/json"
@@ -11,6 +11,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/tollgate/tollgate/internal/fakeupstream"
+	"github.com/tollgate/tollgate/internal/proxy"
 	"github.com/tollgate/tollgate/internal/upstream"
 )
 
@@ -34,7 +35,7 @@ func newFleet(t *testing.T, configure func(cfgs []upstream.Config, o *upstream.O
 		f.srvs = append(f.srvs, srv)
 		cfgs = append(cfgs, upstream.Config{Name: name, BaseURL: srv.URL + "/v1", APIKey: "sk-" + name})
 	}
-	f.harness = newHarness(t, func(p *Proxy, o *upstream.Options) {
+	f.harness = newHarness(t, func(p *proxy.Proxy, o *upstream.Options) {
 		o.Upstreams = cfgs
 		o.Routing = upstream.Routing{Strategy: upstream.StrategyPriority}
 		if configure != nil {
@@ -230,7 +231,7 @@ func TestModelsUnionAndErrors(t *testing.T) {
 		o.Upstreams = cfgs[:2]
 		o.Aliases = map[string]upstream.Alias{"fast": {Targets: []string{"gpt-4o-mini", "qwen-plus"}}}
 	})
-	m := &Models{Pool: func() *upstream.Pool { return f.pool }, Transport: NewTransport()}
+	m := &Models{Pool: func() *upstream.Pool { return f.pool }, Transport: proxy.NewTransport()}
 	srv := httptest.NewServer(m)
 	defer srv.Close()
 	resp, err := srv.Client().Get(srv.URL + "/v1/models")
@@ -260,7 +261,7 @@ func TestModelsUnionAndErrors(t *testing.T) {
 	// With every upstream down and nothing cached: an OpenAI-shaped 502.
 	f.srvs[0].Close()
 	f.srvs[1].Close()
-	m2 := &Models{Pool: func() *upstream.Pool { return f.pool }, Transport: NewTransport()}
+	m2 := &Models{Pool: func() *upstream.Pool { return f.pool }, Transport: proxy.NewTransport()}
 	rec := httptest.NewRecorder()
 	m2.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/models", nil))
 	if rec.Code != 502 || gjson.Get(rec.Body.String(), "error.code").String() != "upstream_unreachable" {

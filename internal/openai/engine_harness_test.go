@@ -1,4 +1,4 @@
-package proxy
+package openai
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/tollgate/tollgate/internal/fakeupstream"
 	"github.com/tollgate/tollgate/internal/ledger"
+	"github.com/tollgate/tollgate/internal/proxy"
 	"github.com/tollgate/tollgate/internal/upstream"
 )
 
@@ -68,13 +69,13 @@ type harness struct {
 	fake   *fakeupstream.Server
 	up     *httptest.Server
 	gw     *httptest.Server
-	proxy  *Proxy
+	proxy  *proxy.Proxy
 	rec    *recorder
 	logs   *syncBuffer
 	client *http.Client
 }
 
-type harnessOpt func(*Proxy, *upstream.Options)
+type harnessOpt func(*proxy.Proxy, *upstream.Options)
 
 // newHarness starts the fake upstream and a gateway in front of it.
 func newHarness(t *testing.T, opts ...harnessOpt) *harness {
@@ -89,8 +90,8 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	uo := upstream.Options{Upstreams: []upstream.Config{{
 		Name: "fake", BaseURL: h.up.URL + "/v1", APIKey: upstreamKey,
 	}}}
-	h.proxy = &Proxy{
-		Transport:    NewTransport(),
+	h.proxy = &proxy.Proxy{
+		Transport:    proxy.NewTransport(),
 		Recorder:     h.rec,
 		Logger:       slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		DefaultModel: "claude-sonnet-4-6",
@@ -107,8 +108,8 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.proxy.Pool = func() Planner { return pool }
-	h.gw = httptest.NewServer(withRequestID(h.proxy))
+	h.proxy.Pool = func() proxy.Planner { return pool }
+	h.gw = httptest.NewServer(withRequestID(h.proxy.Handler(Dialect{})))
 	t.Cleanup(h.gw.Close)
 	h.client = h.gw.Client()
 	t.Cleanup(func() {

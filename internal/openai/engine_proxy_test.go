@@ -1,4 +1,4 @@
-package proxy
+package openai
 
 import (
 	"bufio"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/tollgate/tollgate/internal/fakeupstream"
 	"github.com/tollgate/tollgate/internal/ledger"
+	"github.com/tollgate/tollgate/internal/proxy"
 	"github.com/tollgate/tollgate/internal/upstream"
 )
 
@@ -313,7 +314,7 @@ func TestGatewayErrors(t *testing.T) {
 
 func TestUnreachableAndDeadline(t *testing.T) {
 	t.Run("unreachable", func(t *testing.T) {
-		h := newHarness(t, func(p *Proxy, o *upstream.Options) {
+		h := newHarness(t, func(p *proxy.Proxy, o *upstream.Options) {
 			o.Upstreams[0].BaseURL = "http://127.0.0.1:1/v1" // nothing listens on port 1
 		})
 		status, _, body := h.post(t, "/v1/chat/completions", chatBody)
@@ -325,7 +326,7 @@ func TestUnreachableAndDeadline(t *testing.T) {
 		}
 	})
 	t.Run("deadline", func(t *testing.T) {
-		h := newHarness(t, func(p *Proxy, o *upstream.Options) { p.Timeout = 300 * time.Millisecond })
+		h := newHarness(t, func(p *proxy.Proxy, o *upstream.Options) { p.Timeout = 300 * time.Millisecond })
 		h.fake.Enqueue(fakeupstream.Fault{DelayHeaders: 5 * time.Second})
 		status, _, body := h.post(t, "/v1/chat/completions", chatBody)
 		if status != 504 {
@@ -413,7 +414,7 @@ func TestLogBodies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, func(p *Proxy, _ *upstream.Options) { p.LogBodies, p.LogContent = tt.bodies, tt.content })
+			h := newHarness(t, func(p *proxy.Proxy, _ *upstream.Options) { p.LogBodies, p.LogContent = tt.bodies, tt.content })
 			h.post(t, "/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"secret plans"}]}`)
 			rec := h.rec.next(t)
 			if (len(rec.RequestBody) > 0) != tt.wantReq {
@@ -431,7 +432,7 @@ func TestLogBodies(t *testing.T) {
 }
 
 func TestStalledStreamEndsAfterIdleTimeout(t *testing.T) {
-	h := newHarness(t, func(p *Proxy, _ *upstream.Options) { p.IdleTimeout = 300 * time.Millisecond })
+	h := newHarness(t, func(p *proxy.Proxy, _ *upstream.Options) { p.IdleTimeout = 300 * time.Millisecond })
 	h.fake.Enqueue(fakeupstream.Fault{Chunks: 4, ChunkDelay: 5 * time.Second})
 	start := time.Now()
 	req, _ := http.NewRequest("POST", h.gw.URL+"/v1/chat/completions",

@@ -1,0 +1,269 @@
+package openai
+
+import (
+	"bytes"
+	"net/http"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/tollgate/tollgate/internal/apierr"
+	"github.com/tollgate/tollgate/internal/proxy"
+	"github.com/tollgate/tollgate/internal/sse"
+)
+
+// Dialect is the OpenAI wire format of /v1/*: chat completions, completions
+// and embeddings are parsed and metered; every other path is forwarded
+// verbatim, routed by the model its body names.
+type Dialect struct{}
+
+var _ proxy.Dialect = Dialect{}
+
+// meteredPaths are the endpoints whose bodies the gateway parses and meters.
+var meteredPaths = map[string]bool{
+	"/chat/completions": true,
+	"/completions":      true,
+	"/embeddings":       true,
+}
+
+// WriteError writes e in OpenAI's error envelope.
+func (Dialect) WriteError(w http.ResponseWriter, e *apierr.Error, requestID string) {
+	WriteError(w, e, requestID)
+}
+
+// Parse reads the head of an OpenAI request.
+func (Dialect) Parse(in *proxy.Inbound) (proxy.Request, error) {
+	r := &request{in: in, body: in.Body, metered: in.Method == http.MethodPost && meteredPaths[in.Path]}
+	if err := r.parse(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// request is one OpenAI request being served.
+type request struct {
+	in      *Inbound
+	body    []byte // as forwarded: include_usage injected when the gateway needs it
+	head    Head
+	metered bool
+	// hideUsage: the client did not ask for the usage chunk; we injected it.
+	hideUsage bool
+}
+
+// Inbound is the engine's view of the client's request.
+type Inbound = proxy.Inbound
+
+func (r *request) parse() error {
+	body := r.in.Body
+	switch {
+	case len(body) > 0 && (r.metered || isJSON(r.in.Header.Get("Content-Type"))):
+		h, ok := ParseHead(body)
+		if !ok && r.metered {
+			return BadRequest("invalid_json", "the request body is not a valid JSON object")
+		}
+		r.head = h
+	case r.metered:
+		return BadRequest("invalid_json", "the request body is empty; a JSON object is required")
+	}
+	if !r.metered {
+		return nil
+	}
+	if r.in.Path == "/chat/completions" && !r.head.HasMessages {
+		return &Error{Status: 400, Type: TypeInvalidRequest, Code: "missing_messages",
+			Param: "messages", Message: "'messages' is required and must be a non-empty array"}
+	}
+	if r.head.Stream && r.in.Path != "/embeddings" && !r.head.IncludeUsage {
+		var err error
+		if r.body, err = SetIncludeUsage(r.body); err != nil {
+			return BadRequest("invalid_json", "could not set stream_options")
+		}
+		r.hideUsage = true
+	}
+	return nil
+}
+
+func isJSON(ct string) bool { return len(ct) >= 16 && ct[:16] == "application/json" }
+
+// Head is what the engine reads.
+func (r *request) Head() proxy.Head {
+	return proxy.Head{Model: r.head.Model, Stream: r.head.Stream, User: r.head.User,
+		MaxTokens: r.head.MaxTokens, N: r.head.N, Metered: r.metered}
+}
+
+// Outbound sends the body on with the target's model.
+func (r *request) Outbound(t proxy.Target) (*proxy.Outbound, error) {
+	body := r.body
+	if (r.metered || r.head.Model != "") && t.Model != "" && t.Model != r.head.Model {
+		var err error
+		if body, err = SetModel(body, t.Model); err != nil {
+			return nil, BadRequest("invalid_json", "could not rewrite the model")
+		}
+	}
+	path := r.in.Path
+	if r.in.Query != "" {
+		path += "?" + r.in.Query
+	}
+	return &proxy.Outbound{Path: path, Body: body, Verbatim: !r.metered,
+		Reply: &reply{req: r}}, nil
+}
+
+// PromptTokens estimates the prompt from the message contents.
+func (r *request) PromptTokens(estimate func([]byte) int64) int64 {
+	body := r.in.Body
+	if len(body) == 0 {
+		return 0
+	}
+	var field string
+	switch r.in.Path {
+	case "/chat/completions":
+		field = "messages"
+	case "/completions":
+		field = "prompt"
+	case "/embeddings":
+		field = "input"
+	default:
+		return estimate(body) / 2
+	}
+	// Parse over the body in place (no copy of a large prompt): the
+	// strings below alias the body and are only read.
+	v := gjson.Get(unsafe.String(&body[0], len(body)), field)
+	if field != "messages" {
+		return estimate(aliasBytes(v.Raw))
+	}
+	var n int64
+	v.ForEach(func(_, m gjson.Result) bool {
+		n += 4 + estimate(aliasBytes(m.Get("content").Raw)) // ~4 tokens of framing per message
+		return true
+	})
+	return n
+}
+
+// aliasBytes views s as bytes without copying; the result must not be written.
+func aliasBytes(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
+// reply passes an upstream response through, reading its usage.
+type reply struct{ req *request }
+
+func (rp *reply) Error(status int, h http.Header, body []byte) (int, []byte, string) {
+	return WrapUpstreamError(status, h.Get("Content-Type"), body)
+}
+
+func (rp *reply) Stream() proxy.Stream {
+	if !rp.req.metered {
+		return verbatimStream{}
+	}
+	s := &stream{hideUsage: rp.req.hideUsage, requestID: rp.req.in.RequestID, contentPath: "choices.0.delta.content"}
+	if rp.req.in.Path == "/completions" {
+		s.contentPath = "choices.0.text"
+	}
+	return s
+}
+
+func (rp *reply) Whole() bool { return false }
+
+func (rp *reply) Body([]byte) ([]byte, string, proxy.Usage, error) {
+	panic("openai: Body called on a pass-through reply")
+}
+
+func (rp *reply) Tail(tail []byte) (proxy.Usage, []byte) {
+	if !rp.req.metered {
+		return proxy.Usage{}, nil
+	}
+	var content []byte
+	if c := gjson.GetBytes(tail, "choices.0.message.content"); c.Type == gjson.String {
+		content = []byte(c.Str)
+	}
+	return UsageFromTail(tail).Engine(), content
+}
+
+// Engine converts u to the engine's usage.
+func (u Usage) Engine() proxy.Usage {
+	return proxy.Usage{Prompt: u.PromptTokens, Cached: u.CachedTokens, CacheWrite: u.CacheWriteTokens,
+		Completion: u.CompletionTokens, Reasoning: u.ReasoningTokens}
+}
+
+// verbatimStream forwards the events of an unmetered stream unchanged.
+type verbatimStream struct{}
+
+func (verbatimStream) Event(dst []byte, ev sse.Event) ([]byte, error) {
+	return append(dst, ev.Raw...), nil
+}
+func (verbatimStream) End(dst []byte, _ *apierr.Error) []byte { return dst }
+func (verbatimStream) Usage() proxy.Usage                     { return proxy.Usage{} }
+func (verbatimStream) Content() []byte                        { return nil }
+
+// maxContent bounds the streamed text kept for estimating usage.
+const maxContent = 1 << 20
+
+// stream taps a chat or completions stream: it reads the usage from the
+// chunk that carries it and hides that chunk (and the "usage":null members)
+// when the client did not ask for them.
+type stream struct {
+	hideUsage   bool
+	requestID   string
+	contentPath string
+	u           Usage
+	content     []byte
+}
+
+var (
+	usageKey  = []byte(`"usage"`)
+	usageNull = []byte(`"usage":null`)
+)
+
+func (s *stream) Event(dst []byte, ev sse.Event) ([]byte, error) {
+	if data := ev.Data; len(data) > 0 && data[0] == '{' {
+		if bytes.Contains(data, usageKey) {
+			if uj := gjson.GetBytes(data, "usage"); uj.IsObject() {
+				s.u = ParseUsage(uj)
+				if s.hideUsage && gjson.GetBytes(data, "choices.#").Int() == 0 {
+					return dst, nil
+				}
+			}
+		}
+		if len(s.content) < maxContent {
+			if c := gjson.GetBytes(data, s.contentPath); c.Type == gjson.String {
+				s.content = append(s.content, c.Str...)
+			}
+		}
+	}
+	if s.hideUsage && ev.Dispatch && bytes.Contains(ev.Data, usageNull) {
+		// OpenAI adds "usage":null to every chunk once include_usage is on;
+		// the client did not ask for it, so it does not see it.
+		dst = append(dst, "data: "...)
+		dst = appendWithoutUsageNull(dst, ev.Data)
+		return append(dst, "\n\n"...), nil
+	}
+	return append(dst, ev.Raw...), nil
+}
+
+func (s *stream) End(dst []byte, fail *apierr.Error) []byte {
+	if fail == nil {
+		return dst
+	}
+	return append(dst, SSEError(fail, s.requestID)...)
+}
+
+func (s *stream) Usage() proxy.Usage { return s.u.Engine() }
+func (s *stream) Content() []byte    { return s.content }
+
+// appendWithoutUsageNull appends data to dst minus one `"usage":null` member.
+func appendWithoutUsageNull(dst, data []byte) []byte {
+	i := bytes.Index(data, usageNull)
+	if i < 0 {
+		return append(dst, data...)
+	}
+	j := i + len(usageNull)
+	switch {
+	case i > 0 && data[i-1] == ',':
+		i--
+	case j < len(data) && data[j] == ',':
+		j++
+	}
+	return append(append(dst, data[:i]...), data[j:]...)
+}
