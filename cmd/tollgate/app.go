@@ -23,6 +23,7 @@ import (
 	"github.com/tollgate/tollgate/internal/metrics"
 	"github.com/tollgate/tollgate/internal/openai"
 	"github.com/tollgate/tollgate/internal/proxy"
+	"github.com/tollgate/tollgate/internal/responses"
 	"github.com/tollgate/tollgate/internal/server"
 	"github.com/tollgate/tollgate/internal/store"
 	"github.com/tollgate/tollgate/internal/store/storeopen"
@@ -189,6 +190,7 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 func (a *app) v1(px *proxy.Proxy) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", px.Handler(openai.Dialect{}))
+	mux.Handle("POST /v1/responses", px.Handler(responses.New(responses.Options{Logger: a.logger})))
 	return mux
 }
 

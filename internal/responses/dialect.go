@@ -42,8 +42,8 @@ type Options struct {
 	MaxOutputBytes int
 	// Now is the clock for created_at; default time.Now.
 	Now func() time.Time
-	// NewID returns the unique part of response and item ids; default 24
-	// random hex digits.
+	// NewID returns the unique part of response and item ids; by default the
+	// gateway's request id, or 24 random hex digits without one.
 	NewID func() string
 }
 
@@ -63,14 +63,18 @@ func New(opts Options) *Dialect {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.NewID == nil {
-		opts.NewID = randomID
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Dialect{opts: opts, log: log}
+}
+
+func (d *Dialect) newID() string {
+	if d.opts.NewID != nil {
+		return d.opts.NewID()
+	}
+	return randomID()
 }
 
 func randomID() string {

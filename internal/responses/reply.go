@@ -15,7 +15,10 @@ import (
 )
 
 // bridgeReply reads a chat completions answer and writes a Response.
-type bridgeReply struct{ r *request }
+type bridgeReply struct {
+	r     *request
+	model string
+}
 
 var _ proxy.Reply = (*bridgeReply)(nil)
 
@@ -25,7 +28,7 @@ func (br *bridgeReply) Error(status int, h http.Header, body []byte) (int, []byt
 
 func (br *bridgeReply) Stream() proxy.Stream {
 	d := br.r.d
-	return &bridge{meta: br.r.meta(), names: &br.r.names, log: d.log, limit: d.opts.MaxOutputBytes, now: d.opts.Now, open: -1}
+	return &bridge{meta: br.r.meta(br.model), names: &br.r.names, log: d.log, limit: d.opts.MaxOutputBytes, now: d.opts.Now, open: -1}
 }
 
 func (br *bridgeReply) Whole() bool { return true }
@@ -43,7 +46,7 @@ func (br *bridgeReply) Body(body []byte) ([]byte, string, proxy.Usage, error) {
 	}
 	doc := gjson.Parse(unsafe.String(&body[0], len(body)))
 	u := toUsage(openai.ParseUsage(doc.Get("usage")))
-	m := br.r.meta()
+	m := br.r.meta(br.model)
 	if e := doc.Get("error"); e.Exists() && e.Type != gjson.Null {
 		out := upstreamFailure(e)
 		out.usage = &u
@@ -100,7 +103,10 @@ func (br *bridgeReply) Body(body []byte) ([]byte, string, proxy.Usage, error) {
 }
 
 // nativeReply passes a native /v1/responses answer through and meters it.
-type nativeReply struct{ r *request }
+type nativeReply struct {
+	r     *request
+	model string
+}
 
 var _ proxy.Reply = (*nativeReply)(nil)
 
@@ -109,7 +115,7 @@ func (nr *nativeReply) Error(status int, h http.Header, body []byte) (int, []byt
 }
 
 func (nr *nativeReply) Stream() proxy.Stream {
-	return &nativeStream{meta: nr.r.meta(), limit: nativeContentLimit}
+	return &nativeStream{meta: nr.r.meta(nr.model), limit: nativeContentLimit}
 }
 
 func (nr *nativeReply) Whole() bool { return false }

@@ -64,7 +64,7 @@ func (r *request) Outbound(t proxy.Target) (*proxy.Outbound, error) {
 				return nil, apierr.BadRequest("invalid_json", "cannot set the model of the request body")
 			}
 		}
-		return &proxy.Outbound{Path: "/responses", Body: body, Reply: &nativeReply{r: r}}, nil
+		return &proxy.Outbound{Path: "/responses", Body: body, Reply: &nativeReply{r: r, model: model}}, nil
 	}
 	if e := r.f.stateful(); e != nil {
 		return nil, e
@@ -83,13 +83,29 @@ func (r *request) Outbound(t proxy.Target) (*proxy.Outbound, error) {
 	if err != nil {
 		return nil, apierr.BadRequest("invalid_input", "the request cannot be translated to a chat completion: "+err.Error())
 	}
-	return &proxy.Outbound{Path: "/chat/completions", Body: body, Reply: &bridgeReply{r: r}}, nil
+	return &proxy.Outbound{Path: "/chat/completions", Body: body, Reply: &bridgeReply{r: r, model: model}}, nil
 }
 
-// meta starts the Response of one attempt.
-func (r *request) meta() meta {
-	model := r.head.Model
-	return meta{id: "resp_" + r.d.opts.NewID(), model: model, created: r.d.opts.Now().Unix(), echo: r.f.echo()}
+// meta starts the Response of one attempt. Its id is the gateway's request
+// id when there is one, so a client can quote it against the ledger.
+func (r *request) meta(model string) meta {
+	if r.head.Model != "" {
+		model = r.head.Model // the client's name, not the upstream's
+	}
+	id := r.in.RequestID
+	if id == "" || r.d.opts.NewID != nil || !validID(id) {
+		id = r.d.newID()
+	}
+	return meta{id: "resp_" + id, model: model, created: r.d.opts.Now().Unix(), echo: r.f.echo()}
+}
+
+func validID(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isNameByte(s[i]) {
+			return false
+		}
+	}
+	return len(s) <= 64
 }
 
 // upstreamError is the body sent to the client for an upstream error: the
