@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -107,7 +108,7 @@ func upstreamFailure(e gjson.Result) *outcome {
 	if code == "" {
 		code = "server_error"
 	}
-	return &outcome{status: "failed", errCode: code, errMessage: msg}
+	return &outcome{status: "failed", errCode: strings.Clone(code), errMessage: strings.Clone(msg)}
 }
 
 func toUsage(u openai.Usage) proxy.Usage {
@@ -136,7 +137,7 @@ func (b *bridge) choice(dst []byte, c gjson.Result) []byte {
 		dst = b.toolCall(dst, tc)
 	}
 	if f := c.Get("finish_reason"); f.Type == gjson.String && f.Str != "" {
-		b.finish = f.Str
+		b.finish = strings.Clone(f.Str)
 	}
 	return dst
 }
@@ -211,7 +212,7 @@ func (b *bridge) toolCall(dst []byte, tc gjson.Result) []byte {
 	}
 	if pos < 0 {
 		dst = b.closeOpen(dst, "completed")
-		callID := id
+		callID := strings.Clone(id)
 		if callID == "" {
 			callID = "call_" + b.id + "_" + strconv.Itoa(len(b.items))
 		}
@@ -223,8 +224,8 @@ func (b *bridge) toolCall(dst []byte, tc gjson.Result) []byte {
 		return b.overflow(dst)
 	}
 	it := &b.items[pos]
-	if !it.added {
-		it.flat += name
+	if !it.added && name != "" {
+		it.flat += strings.Clone(name) // name aliases the reader's buffer
 	}
 	if args == "" {
 		return dst

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -51,7 +52,9 @@ func outbound(t testing.TB, d *Dialect, body string, target proxy.Target) (proxy
 // runStream feeds an upstream event stream through st as the engine does and
 // returns what the client receives.
 func runStream(st proxy.Stream, upstream []byte, fail *apierr.Error) []byte {
-	rd := sse.NewReader(bytes.NewReader(upstream))
+	// One byte per read: the reader then reuses its buffer between events,
+	// as it does on a live connection, which catches kept aliases.
+	rd := sse.NewReader(iotest.OneByteReader(bytes.NewReader(upstream)))
 	var out []byte
 	for {
 		ev, err := rd.Next()

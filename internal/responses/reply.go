@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -165,7 +166,7 @@ func (ns *nativeStream) Event(dst []byte, ev sse.Event) ([]byte, error) {
 		}
 	case "response.created":
 		if id := gjson.Get(data, "response.id"); id.Type == gjson.String {
-			ns.id = id.Str
+			ns.id = strings.Clone(id.Str) // data aliases the reader's buffer
 		}
 	case "response.completed", "response.incomplete", "response.failed", "error":
 		ns.terminal = true
