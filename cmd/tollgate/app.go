@@ -24,6 +24,7 @@ import (
 	"github.com/tollgate/tollgate/internal/metrics"
 	"github.com/tollgate/tollgate/internal/openai"
 	"github.com/tollgate/tollgate/internal/proxy"
+	"github.com/tollgate/tollgate/internal/responses"
 	"github.com/tollgate/tollgate/internal/server"
 	"github.com/tollgate/tollgate/internal/store"
 	"github.com/tollgate/tollgate/internal/store/storeopen"
@@ -220,6 +221,7 @@ func (a *app) v1(px *proxy.Proxy) http.Handler {
 	claude := px.Handler(anthropic.New(a.logger))
 	mux.Handle("POST /v1/messages", claude)
 	mux.Handle("POST /v1/messages/count_tokens", claude)
+	mux.Handle("POST /v1/responses", px.Handler(responses.New(responses.Options{Logger: a.logger})))
 	return mux
 }
 
