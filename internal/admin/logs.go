@@ -270,8 +270,9 @@ func (h *handler) recent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	scope, scoped := KeyScope(r.Context())
+	id := r.URL.Query().Get("id") // one request, e.g. the playground's last call
 	n := limit
-	if scoped {
+	if scoped || id != "" {
 		n = MaxLogLimit // the ring is small; filter, then cut
 	}
 	recs := h.opts.Recent(n)
@@ -280,7 +281,7 @@ func (h *handler) recent(w http.ResponseWriter, r *http.Request) {
 		if len(data) == limit {
 			break
 		}
-		if !scoped || rec.KeyID == scope {
+		if (!scoped || rec.KeyID == scope) && (id == "" || rec.ID == id) {
 			data = append(data, NewLogRow(rec, false))
 		}
 	}

@@ -21,11 +21,11 @@ type loginRequest struct {
 // readable by the page on purpose: it must send it back in a header, which
 // another origin cannot make it do.
 type sessionView struct {
-	Role    string `json:"role"`
+	Role    string `json:"role"` // "" when not signed in
 	KeyID   string `json:"key_id,omitempty"`
 	KeyName string `json:"key_name,omitempty"`
-	CSRF    string `json:"csrf_token"`
-	Expires string `json:"expires_at"`
+	CSRF    string `json:"csrf_token,omitempty"`
+	Expires string `json:"expires_at,omitempty"`
 }
 
 func view(s session) sessionView {
@@ -141,7 +141,9 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) sessionInfo(w http.ResponseWriter, r *http.Request) {
 	s, _, ok := h.current(r)
 	if !ok {
-		unauthorized(w, "not signed in")
+		// 200, not 401: asking is how the page learns to show the sign-in
+		// form, and is not an error.
+		writeJSON(w, http.StatusOK, sessionView{})
 		return
 	}
 	writeJSON(w, http.StatusOK, view(s))

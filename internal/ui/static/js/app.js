@@ -23,8 +23,10 @@ const pages = [
 
 async function boot() {
   try {
-    state.session = await api('session');
-    setCSRF(state.session.csrf_token);
+    const s = await api('session');
+    if (!s.role) throw new Error('signed out');
+    state.session = s;
+    setCSRF(s.csrf_token);
     route();
   } catch {
     state.session = null;

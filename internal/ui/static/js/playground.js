@@ -108,15 +108,15 @@ export function playground(main, state) {
     showStats(s);
   }
 
-  // cost reads the call's ledger row; the writer flushes in batches, so
-  // the row may need a moment to appear.
+  // cost reads the call's record from the live ring (filled as the call
+  // ends, before the ledger writer's batch reaches the database).
   async function cost(id) {
-    for (let i = 0; i < 8; i++) {
+    for (let i = 0; i < 10; i++) {
       try {
-        const r = await api('admin/logs/' + encodeURIComponent(id));
-        return r.priced ? money(r.cost_nano_usd) : t('unpriced');
-      } catch (x) { if (x.status !== 404) return '—'; }
-      await new Promise(res => setTimeout(res, 400));
+        const { data } = await api('admin/recent?limit=1&id=' + encodeURIComponent(id));
+        if (data.length) return data[0].priced ? money(data[0].cost_nano_usd) : t('unpriced');
+      } catch { return '—'; }
+      await new Promise(res => setTimeout(res, 300));
     }
     return '—';
   }
