@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/auth"
@@ -106,10 +107,15 @@ func NewAPI(opts Options) http.Handler {
 	// route registers pattern; scoped says whether a key holder may call it
 	// (the handler then narrows the answer to the key).
 	route := func(pattern string, scoped bool, f http.HandlerFunc) {
+		keyRoute := strings.Contains(pattern, "/admin/keys")
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			if _, ok := KeyScope(r.Context()); ok && !scoped {
 				writeErr(w, openai.NewError(http.StatusForbidden, openai.TypePermission, "admin_only",
 					"this route needs the admin; a key holder sees only its own key's data"))
+				return
+			}
+			if keyRoute && h.opts.Keys == nil {
+				writeErr(w, notFound("key management is off: gateway keys are disabled (TOLLGATE_AUTH=disabled)"))
 				return
 			}
 			f(w, r)
