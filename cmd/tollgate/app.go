@@ -179,16 +179,20 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 	go ledger.RunRetention(retention, st, cfg.Retention, time.Hour, logger)
 	a.closers = append(a.closers, func(context.Context) error { stopRetention(); return nil })
 
+	adminOpts := admin.Options{
+		Token: cfg.AdminToken, Store: st, Keys: a.manager, Logger: logger,
+		Upstreams: func() []upstream.Status { return a.pool.Load().Status() },
+		Recent:    a.ring.Recent,
+		Reload:    func(context.Context) error { return a.reload(e) },
+	}
 	var adminAPI http.Handler
 	if cfg.AdminToken != "" {
-		adminAPI = admin.New(admin.Options{
-			Token: cfg.AdminToken, Store: st, Keys: a.manager, Logger: logger,
-			Upstreams: func() []upstream.Status { return a.pool.Load().Status() },
-			Recent:    a.ring.Recent,
-			Reload:    func(context.Context) error { return a.reload(e) },
-		})
+		adminAPI = admin.New(adminOpts)
 	} else {
 		logger.Info("admin API disabled: set TOLLGATE_ADMIN_TOKEN to enable /admin/*")
+	}
+	if a.ui, err = newUI(cfg, adminOpts, a.keys, st, logger); err != nil {
+		return nil, err
 	}
 	a.srv = server.New(server.Options{
 		Admin:   adminAPI,
@@ -197,6 +201,7 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 		Models:  models,
 		Chat:    chatSvc,
 		Metrics: a.metricsRoute(metricsHandler),
+		UI:      a.ui,
 		Wrap:    tracing.Middleware,
 		Checks:  a.ready,
 		// Reported by /healthz?verbose; they never make the gateway unready.

@@ -25,6 +25,7 @@ import (
 	"github.com/tollgate/tollgate/internal/server"
 	"github.com/tollgate/tollgate/internal/store"
 	"github.com/tollgate/tollgate/internal/telemetry"
+	"github.com/tollgate/tollgate/internal/ui"
 	"github.com/tollgate/tollgate/internal/upstream"
 )
 
@@ -128,6 +129,7 @@ func serve(ctx context.Context, args []string, e env, stdout, stderr io.Writer) 
 	logger.Info("tollgate listening", "addr", addr, "upstreams", len(cfg.UpstreamConfigs()), "version", version)
 	if cfg.Demo {
 		printDemo(stdout, addr, a.demoKey, cfg.Database.URL)
+		printDashboard(stdout, addr, a.ui)
 	}
 	if e.ready != nil {
 		e.ready(addr)
@@ -189,6 +191,7 @@ type app struct {
 	ready   map[string]func(context.Context) error
 	closers []func(context.Context) error
 	demoKey string
+	ui      *ui.Handler
 
 	metricsHandler http.Handler // nil when metrics are disabled
 

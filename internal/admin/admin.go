@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/auth"
@@ -69,6 +70,32 @@ func New(opts Options) http.Handler {
 				"admin API disabled: set an admin token to enable it"))
 		})
 	}
+	api := NewAPI(opts)
+	authed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !auth.AdminTokenOK(r, opts.Token) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate-admin"`)
+			writeErr(w, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication, "invalid_admin_token",
+				"missing or invalid admin token: send Authorization: Bearer <admin token>"))
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+	// Bearer tokens are not sent by browsers on their own, but a page may
+	// hold the token in script; rejecting cross-origin unsafe requests
+	// keeps another site from driving it.
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, openai.NewError(http.StatusForbidden, openai.TypePermission, "cross_origin",
+			"cross-origin request rejected"))
+	}))
+	return cop.Handler(authed)
+}
+
+// NewAPI returns the admin routes without any authentication (Token is
+// ignored): the caller has authenticated the request already, as the
+// dashboard does with its session cookie. Requests whose context carries a
+// key scope (WithKeyScope) see only that key's data, read-only.
+func NewAPI(opts Options) http.Handler {
 	h := &handler{opts: opts, now: opts.Now, log: opts.Logger}
 	if h.now == nil {
 		h.now = time.Now
@@ -77,44 +104,43 @@ func New(opts Options) http.Handler {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /admin/logs", h.listLogs)
-	mux.HandleFunc("GET /admin/logs/{id}", h.getLog)
-	mux.HandleFunc("GET /admin/usage", h.usage)
-	mux.HandleFunc("GET /admin/keys", h.listKeys)
-	mux.HandleFunc("POST /admin/keys", h.createKey)
-	mux.HandleFunc("GET /admin/keys/{id}", h.getKey)
-	mux.HandleFunc("PATCH /admin/keys/{id}", h.updateKey)
-	mux.HandleFunc("POST /admin/keys/{id}/revoke", h.revokeKey)
-	mux.HandleFunc("DELETE /admin/keys/{id}", h.revokeKey)
-	mux.HandleFunc("POST /admin/keys/{id}/rotate", h.rotateKey)
-	mux.HandleFunc("GET /admin/upstreams", h.upstreams)
-	mux.HandleFunc("GET /admin/recent", h.recent)
-	mux.HandleFunc("POST /admin/reload", h.reload)
+	// route registers pattern; scoped says whether a key holder may call it
+	// (the handler then narrows the answer to the key).
+	route := func(pattern string, scoped bool, f http.HandlerFunc) {
+		keyRoute := strings.Contains(pattern, "/admin/keys")
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if _, ok := KeyScope(r.Context()); ok && !scoped {
+				writeErr(w, openai.NewError(http.StatusForbidden, openai.TypePermission, "admin_only",
+					"this route needs the admin; a key holder sees only its own key's data"))
+				return
+			}
+			if keyRoute && h.opts.Keys == nil {
+				writeErr(w, notFound("key management is off: gateway keys are disabled (TOLLGATE_AUTH=disabled)"))
+				return
+			}
+			f(w, r)
+		})
+	}
+	route("GET /admin/logs", true, h.listLogs)
+	route("GET /admin/logs/{id}", true, h.getLog)
+	route("GET /admin/usage", true, h.usage)
+	route("GET /admin/keys", true, h.listKeys)
+	route("POST /admin/keys", false, h.createKey)
+	route("GET /admin/keys/{id}", true, h.getKey)
+	route("PATCH /admin/keys/{id}", false, h.updateKey)
+	route("POST /admin/keys/{id}/revoke", false, h.revokeKey)
+	route("DELETE /admin/keys/{id}", false, h.revokeKey)
+	route("POST /admin/keys/{id}/rotate", false, h.rotateKey)
+	route("GET /admin/upstreams", false, h.upstreams)
+	route("GET /admin/recent", true, h.recent)
+	route("POST /admin/reload", false, h.reload)
 	// The catch-all keeps unknown routes (and known paths with another
 	// method) in the OpenAI envelope instead of the mux's plain text.
 	mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, openai.NewError(http.StatusNotFound, openai.TypeNotFound, "not_found",
 			fmt.Sprintf("no admin route %s %s", r.Method, r.URL.Path)))
 	})
-
-	authed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !auth.AdminTokenOK(r, opts.Token) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate-admin"`)
-			writeErr(w, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication, "invalid_admin_token",
-				"missing or invalid admin token: send Authorization: Bearer <admin token>"))
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
-	// Bearer tokens are not sent by browsers on their own, but the dashboard
-	// may hold the token in page script; rejecting cross-origin unsafe
-	// requests keeps another site from driving it.
-	cop := http.NewCrossOriginProtection()
-	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeErr(w, openai.NewError(http.StatusForbidden, openai.TypePermission, "cross_origin",
-			"cross-origin request rejected"))
-	}))
-	return cop.Handler(authed)
+	return mux
 }
 
 // writeErr writes e in the OpenAI envelope with the request id the server

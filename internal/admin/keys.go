@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -118,6 +119,9 @@ func (h *handler) keyError(w http.ResponseWriter, r *http.Request, op string, er
 // info returns the listing entry of key id, or an error wrapping
 // store.ErrNotFound. The Manager only lists, and key counts are small.
 func (h *handler) info(ctx context.Context, id string) (auth.KeyInfo, error) {
+	if scope, ok := KeyScope(ctx); ok && scope != id {
+		return auth.KeyInfo{}, fmt.Errorf("key %s: %w", id, store.ErrNotFound)
+	}
 	all, err := h.opts.Keys.List(ctx)
 	if err != nil {
 		return auth.KeyInfo{}, err
@@ -135,6 +139,9 @@ func (h *handler) listKeys(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.internalErr(w, r, "list keys", err)
 		return
+	}
+	if scope, ok := KeyScope(r.Context()); ok {
+		all = slices.DeleteFunc(all, func(k auth.KeyInfo) bool { return k.ID != scope })
 	}
 	if all == nil {
 		all = []auth.KeyInfo{}

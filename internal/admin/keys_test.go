@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/admin"
 	"github.com/tollgate/tollgate/internal/auth"
 )
 
@@ -133,5 +134,16 @@ func TestKeysErrors(t *testing.T) {
 	}
 	if keys, err := f.keys.List(t.Context()); err != nil || len(keys) != 0 {
 		t.Fatalf("a rejected request created keys: %v %v", keys, err)
+	}
+}
+
+// TestKeysOffWithoutManager: with gateway keys disabled (no Manager), key
+// routes answer 404 instead of failing.
+func TestKeysOffWithoutManager(t *testing.T) {
+	f := newFixture(t, func(o *admin.Options) { o.Keys = nil })
+	for _, p := range []string{"/admin/keys", "/admin/keys/k1"} {
+		if code, body := f.do("GET", p, ""); code != http.StatusNotFound || !strings.Contains(body, "TOLLGATE_AUTH") {
+			t.Errorf("GET %s without keys: %d %s", p, code, body)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tollgate/tollgate/internal/auth"
 	"github.com/tollgate/tollgate/internal/ledger"
+	"github.com/tollgate/tollgate/internal/openai"
 	"github.com/tollgate/tollgate/internal/store"
 )
 
@@ -153,34 +154,66 @@ func intParam(r *http.Request, name string, def, max int) (int, error) {
 	return n, nil
 }
 
-func (h *handler) listLogs(w http.ResponseWriter, r *http.Request) {
+// logFilter reads the filters of GET /admin/logs; a key holder's scope
+// replaces any key filter. The error names the offending parameter.
+func (h *handler) logFilter(r *http.Request) (store.LogFilter, *openai.Error) {
 	q := r.URL.Query()
 	since, until, err := TimeRange(q.Get("since"), q.Get("until"), h.now())
 	if err != nil {
 		param, _, _ := strings.Cut(err.Error(), ":")
-		writeErr(w, badParam(param, err.Error()))
-		return
+		return store.LogFilter{}, badParam(param, err.Error())
 	}
-	limit, err := intParam(r, "limit", DefaultLogLimit, MaxLogLimit)
-	if err != nil {
-		writeErr(w, badParam("limit", err.Error()))
-		return
+	f := store.LogFilter{
+		Since: since, Until: until, Model: q.Get("model"), KeyID: q.Get("key"), User: q.Get("user"),
+		Outcome: q.Get("outcome"), Upstream: q.Get("upstream"), Cursor: q.Get("cursor"),
 	}
-	cursor := q.Get("cursor")
-	if cursor != "" {
-		if _, _, err := store.DecodeCursor(cursor); err != nil {
-			writeErr(w, badParam("cursor", "cursor is invalid; pass next_cursor from a previous page"))
-			return
+	if f.Limit, err = intParam(r, "limit", DefaultLogLimit, MaxLogLimit); err != nil {
+		return f, badParam("limit", err.Error())
+	}
+	if f.Cursor != "" {
+		if _, _, err := store.DecodeCursor(f.Cursor); err != nil {
+			return f, badParam("cursor", "cursor is invalid; pass next_cursor from a previous page")
 		}
 	}
-	if o := q.Get("outcome"); o != "" && !validOutcome(o) {
-		writeErr(w, badParam("outcome", fmt.Sprintf("unknown outcome %q", o)))
+	if f.Outcome != "" && !validOutcome(f.Outcome) {
+		return f, badParam("outcome", fmt.Sprintf("unknown outcome %q", f.Outcome))
+	}
+	if s := q.Get("status"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 100 || n > 599 {
+			return f, badParam("status", "status must be an HTTP status code (100-599)")
+		}
+		f.Status = n
+	}
+	if s := q.Get("stream"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return f, badParam("stream", "stream must be true or false")
+		}
+		f.Stream = &b
+	}
+	if id, ok := KeyScope(r.Context()); ok {
+		f.KeyID = id
+	}
+	return f, nil
+}
+
+func (h *handler) listLogs(w http.ResponseWriter, r *http.Request) {
+	f, e := h.logFilter(r)
+	if e != nil {
+		writeErr(w, e)
 		return
 	}
-	recs, next, err := h.opts.Store.ListLogs(r.Context(), store.LogFilter{
-		Since: since, Until: until, Model: q.Get("model"), KeyID: q.Get("key"), User: q.Get("user"),
-		Outcome: q.Get("outcome"), Limit: limit, Cursor: cursor,
-	})
+	switch format := r.URL.Query().Get("format"); format {
+	case "", "json":
+	case "csv":
+		h.logsCSV(w, r, f)
+		return
+	default:
+		writeErr(w, badParam("format", fmt.Sprintf("unknown format %q: use json or csv", format)))
+		return
+	}
+	recs, next, err := h.opts.Store.ListLogs(r.Context(), f)
 	if err != nil {
 		h.internalErr(w, r, "list logs", err)
 		return
@@ -210,6 +243,11 @@ func validOutcome(s string) bool {
 func (h *handler) getLog(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	rec, err := h.opts.Store.GetLog(r.Context(), id)
+	if scope, ok := KeyScope(r.Context()); ok && err == nil && rec.KeyID != scope {
+		// Another key's row: answer as if it did not exist, so ids of
+		// other keys' requests cannot be probed.
+		err = store.ErrNotFound
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeErr(w, notFound(fmt.Sprintf("no log row with id %q", id)))
@@ -231,10 +269,21 @@ func (h *handler) recent(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, badParam("limit", err.Error()))
 		return
 	}
-	recs := h.opts.Recent(limit)
-	data := make([]LogRow, 0, len(recs))
+	scope, scoped := KeyScope(r.Context())
+	id := r.URL.Query().Get("id") // one request, e.g. the playground's last call
+	n := limit
+	if scoped || id != "" {
+		n = MaxLogLimit // the ring is small; filter, then cut
+	}
+	recs := h.opts.Recent(n)
+	data := make([]LogRow, 0, min(len(recs), limit))
 	for _, rec := range recs {
-		data = append(data, NewLogRow(rec, false))
+		if len(data) == limit {
+			break
+		}
+		if (!scoped || rec.KeyID == scope) && (id == "" || rec.ID == id) {
+			data = append(data, NewLogRow(rec, false))
+		}
 	}
 	h.writeJSON(w, r, http.StatusOK, map[string]any{"data": data})
 }

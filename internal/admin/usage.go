@@ -71,7 +71,11 @@ func (h *handler) usage(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, badParam("format", fmt.Sprintf("unknown format %q: use json or csv", format)))
 		return
 	}
-	rep, err := h.opts.Store.Usage(r.Context(), store.UsageQuery{Since: since, Until: until, GroupBy: groupBy, KeyID: q.Get("key")})
+	keyID := q.Get("key")
+	if id, ok := KeyScope(r.Context()); ok {
+		keyID = id
+	}
+	rep, err := h.opts.Store.Usage(r.Context(), store.UsageQuery{Since: since, Until: until, GroupBy: groupBy, KeyID: keyID})
 	if err != nil {
 		h.internalErr(w, r, "usage", err)
 		return

@@ -37,6 +37,8 @@ type Options struct {
 	Admin http.Handler
 	// Metrics serves GET /metrics.
 	Metrics http.Handler
+	// UI serves the dashboard at /ui/ (with its own sessions).
+	UI http.Handler
 	// Wrap, if set, wraps the routes inside the request-id and recover
 	// middleware (tracing uses it).
 	Wrap func(http.Handler) http.Handler
@@ -93,6 +95,10 @@ func New(opts Options) *Server {
 	}
 	if opts.Metrics != nil {
 		mux.Handle("GET /metrics", opts.Metrics)
+	}
+	if opts.UI != nil {
+		mux.Handle("/ui/", opts.UI)
+		mux.Handle("/ui", opts.UI)
 	}
 	mux.HandleFunc("/", notFound)
 	var h http.Handler = mux

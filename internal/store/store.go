@@ -45,6 +45,9 @@ type LogFilter struct {
 	KeyID        string
 	User         string
 	Outcome      string
+	Upstream     string
+	Status       int    // HTTP status; 0 = any
+	Stream       *bool  // nil = both
 	Limit        int    // 1..1000
 	Cursor       string // opaque, from a previous ListLogs
 }

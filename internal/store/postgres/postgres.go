@@ -239,6 +239,15 @@ func (s *Store) ListLogs(ctx context.Context, f store.LogFilter) ([]ledger.Recor
 	if f.Outcome != "" {
 		add("outcome = $?", f.Outcome)
 	}
+	if f.Upstream != "" {
+		add("upstream = $?", f.Upstream)
+	}
+	if f.Status != 0 {
+		add("status = $?", f.Status)
+	}
+	if f.Stream != nil {
+		add("stream = $?", *f.Stream)
+	}
 	if f.Cursor != "" {
 		t, id, err := store.DecodeCursor(f.Cursor)
 		if err != nil {

@@ -423,6 +423,15 @@ func (s *Store) ListLogs(ctx context.Context, f store.LogFilter) ([]ledger.Recor
 	if f.Outcome != "" {
 		add("outcome = ?", f.Outcome)
 	}
+	if f.Upstream != "" {
+		add("upstream = ?", f.Upstream)
+	}
+	if f.Status != 0 {
+		add("status = ?", f.Status)
+	}
+	if f.Stream != nil {
+		add("stream = ?", boolInt(*f.Stream))
+	}
 	if f.Cursor != "" {
 		t, id, err := store.DecodeCursor(f.Cursor)
 		if err != nil {
@@ -599,4 +608,12 @@ func (s *Store) usageSpan(ctx context.Context, q store.UsageQuery, col string, s
 		}
 	}
 	return out, rows.Err()
+}
+
+// boolInt is SQLite's storage of a boolean column.
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -263,9 +263,15 @@ func testListLogsPaging(t *testing.T, s store.Store) {
 		if i%5 == 0 {
 			r.Outcome = ledger.OutcomeTimeout
 		}
+		r.Upstream = []string{"up-a", "up-b"}[i%7/6] // one in seven on up-b
+		r.Stream = i%3 == 1
+		if i%11 == 0 {
+			r.Status = 429
+		}
 		recs = append(recs, r)
 	}
 	insert(t, s, recs...)
+	streamed, notStreamed := true, false
 	tests := []struct {
 		name string
 		f    store.LogFilter
@@ -281,6 +287,10 @@ func testListLogsPaging(t *testing.T, s store.Store) {
 				return !r.Time.Before(base().Add(10*time.Second)) && r.Time.Before(base().Add(20*time.Second))
 			}},
 		{"no match", store.LogFilter{Model: "none"}, func(ledger.Record) bool { return false }},
+		{"upstream", store.LogFilter{Upstream: "up-b", Limit: 4}, func(r ledger.Record) bool { return r.Upstream == "up-b" }},
+		{"status", store.LogFilter{Status: 429, Limit: 4}, func(r ledger.Record) bool { return r.Status == 429 }},
+		{"streamed", store.LogFilter{Stream: &streamed, Limit: 9}, func(r ledger.Record) bool { return r.Stream }},
+		{"not streamed", store.LogFilter{Stream: &notStreamed, Limit: 9}, func(r ledger.Record) bool { return !r.Stream }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,22 @@
+import { h } from './dom.js';
+
+const colors = ['#2f6fed', '#c0352b', '#1a7f4b', '#b26a00'];
+
+// lineChart draws series over unix-second xs with the vendored uPlot (a
+// global from uPlot.iife.min.js). Times are shown in the browser's zone.
+export function lineChart(title, xs, series, width) {
+  const box = h('div', { class: 'chart' }, h('div', { class: 't' }, title));
+  if (!window.uPlot || xs.length === 0) {
+    box.append(h('p', { class: 'muted' }, '—'));
+    return box;
+  }
+  const opts = {
+    width, height: 180,
+    series: [{}, ...series.map(([label], i) => ({ label, stroke: colors[i % colors.length], width: 1.5, points: { show: xs.length < 50 } }))],
+    axes: [{}, { size: 60 }],
+    legend: { show: true },
+  };
+  // uPlot needs its box in the document to measure; draw on the next frame.
+  requestAnimationFrame(() => { new window.uPlot(opts, [xs, ...series.map(s => s[1])], box); });
+  return box;
+}
