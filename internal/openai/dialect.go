@@ -73,12 +73,12 @@ func (r *request) parse() error {
 			return BadRequest("invalid_json", "the request body is empty; a JSON object is required")
 		}
 		return nil
-	case !r.metered && isMultipart(ct):
+	case !r.metered && isForm(ct):
 		return r.parseForm(ct)
 	case r.metered || jsonPaths[r.in.Path] || isJSON(ct) || looksJSON(body):
-		h, ok := ParseHead(body)
-		if !ok {
-			return BadRequest("invalid_json", "the request body is not a valid JSON object")
+		h, err := ParseHead(body)
+		if err != nil {
+			return err
 		}
 		r.head, r.json = h, true
 	}
@@ -101,8 +101,9 @@ func (r *request) parse() error {
 
 func isJSON(ct string) bool { return len(ct) >= 16 && strings.EqualFold(ct[:16], "application/json") }
 
-func isMultipart(ct string) bool {
-	return len(ct) >= 19 && strings.EqualFold(ct[:19], "multipart/form-data")
+func isForm(ct string) bool {
+	return (len(ct) >= 19 && strings.EqualFold(ct[:19], "multipart/form-data")) ||
+		(len(ct) >= 33 && strings.EqualFold(ct[:33], "application/x-www-form-urlencoded"))
 }
 
 // looksJSON reports whether body starts like a JSON object.

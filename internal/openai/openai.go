@@ -7,11 +7,14 @@ package openai
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"strings"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
+
+	"github.com/tollgate/tollgate/internal/jsonscan"
 )
 
 // Head is what the gateway reads from a request body.
@@ -25,50 +28,110 @@ type Head struct {
 	N            int64 // choices asked for ("n"), 0 when absent
 }
 
-// ParseHead reads the request head from a JSON body with a partial parser:
-// one pass over the top-level members, skipping over values it does not need
-// (so a 200 KB prompt costs one scan, not one per field). It reports ok=false
-// when the body is not a valid JSON object.
-func ParseHead(body []byte) (h Head, ok bool) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 || body[0] != '{' || !gjson.ValidBytes(body) {
-		return Head{}, false
+// ParseHead reads the request head from a JSON body: one validating scan
+// without recursion (depth and member count bounded), then case-insensitive,
+// conflict-aware lookups of the fields that decide routing, permissions and
+// metering. Upstreams built on Go's encoding/json match field names without
+// regard to case, so {"model":"a","MODEL":"b"} would be served as "b" while
+// the gateway checked "a": such a body, or a duplicate, is refused with a 400,
+// as is a body that is not one JSON object.
+func ParseHead(body []byte) (Head, error) {
+	var h Head
+	obj, err := jsonscan.Scan(body, jsonscan.Options{MaxDepth: MaxDepth})
+	if err != nil {
+		return h, jsonError(err, "")
 	}
-	// The string aliases body only while parsing; kept values are cloned.
-	gjson.Parse(unsafe.String(&body[0], len(body))).ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "model":
-			h.Model = strings.Clone(v.String())
-		case "stream":
-			h.Stream = v.Bool()
-		case "stream_options":
-			h.IncludeUsage = v.Get("include_usage").Bool()
-		case "user":
-			h.User = strings.Clone(v.String())
-		case "messages":
-			h.HasMessages = nonEmptyArray(v)
-		case "max_completion_tokens":
-			h.MaxTokens = v.Int()
-		case "max_tokens":
-			if h.MaxTokens == 0 {
-				h.MaxTokens = v.Int()
-			}
-		case "n":
-			h.N = v.Int()
+	str := func(name string, dst *string) error {
+		raw, ok, err := obj.Field(name)
+		if err == nil && ok && !jsonscan.IsNull(raw) {
+			*dst, err = jsonscan.String(raw)
 		}
-		return true
-	})
-	return h, true
+		return jsonError(err, name)
+	}
+	num := func(name string, dst *int64) error {
+		raw, ok, err := obj.Field(name)
+		if err == nil && ok && !jsonscan.IsNull(raw) {
+			if *dst, err = jsonscan.Int64(raw); err == nil && *dst < 0 {
+				return &Error{Status: 400, Type: TypeInvalidRequest, Code: "invalid_value", Param: name,
+					Message: "'" + name + "' must not be negative"}
+			}
+		}
+		return jsonError(err, name)
+	}
+	var maxTokens, maxCompletion int64
+	errs := []error{
+		str("model", &h.Model), str("user", &h.User),
+		num("max_tokens", &maxTokens), num("max_completion_tokens", &maxCompletion), num("n", &h.N),
+	}
+	if raw, ok, err := obj.Field("stream"); err != nil || (ok && !jsonscan.IsNull(raw)) {
+		if err == nil {
+			h.Stream, err = jsonscan.Bool(raw)
+		}
+		errs = append(errs, jsonError(err, "stream"))
+	}
+	if raw, ok, err := obj.Field("stream_options"); err != nil || (ok && !jsonscan.IsNull(raw)) {
+		if err == nil {
+			var opts jsonscan.Object
+			if opts, err = jsonscan.Scan(raw, jsonscan.Options{MaxDepth: MaxDepth - 1}); err == nil {
+				var iu []byte
+				if iu, ok, err = opts.Field("include_usage"); err == nil && ok && !jsonscan.IsNull(iu) {
+					h.IncludeUsage, err = jsonscan.Bool(iu)
+				}
+			}
+		}
+		errs = append(errs, jsonError(err, "stream_options"))
+	}
+	if raw, ok, err := obj.Field("messages"); err != nil {
+		errs = append(errs, jsonError(err, "messages"))
+	} else if ok {
+		h.HasMessages = nonEmptyArray(raw)
+	}
+	for _, err := range errs {
+		if err != nil {
+			return Head{}, err
+		}
+	}
+	h.MaxTokens = maxCompletion
+	if h.MaxTokens == 0 {
+		h.MaxTokens = maxTokens
+	}
+	return h, nil
 }
 
-// nonEmptyArray reports whether v is an array with at least one element,
-// without materialising the elements.
-func nonEmptyArray(v gjson.Result) bool {
-	if !v.IsArray() {
+// MaxDepth bounds the nesting of a request body (objects and arrays).
+const MaxDepth = 128
+
+// jsonError turns a scan or lookup failure into the client's 400.
+func jsonError(err error, field string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if len(msg) > 200 {
+		msg = strings.ToValidUTF8(msg[:200], "") + "…"
+	}
+	e := &Error{Status: 400, Type: TypeInvalidRequest, Code: "invalid_json", Param: field}
+	switch {
+	case errors.Is(err, jsonscan.ErrTooDeep):
+		e.Code, e.Message = "json_too_deep", fmt.Sprintf("the request body nests deeper than %d levels", MaxDepth)
+	case errors.Is(err, jsonscan.ErrDuplicate):
+		e.Code, e.Message = "duplicate_field", "'"+field+"' appears more than once (names are matched without regard to case): "+msg
+	case errors.Is(err, jsonscan.ErrType):
+		e.Code, e.Message = "invalid_type", "'"+field+"' has the wrong type: "+msg
+	default:
+		e.Message = "the request body is not a valid JSON object: " + msg
+	}
+	return e
+}
+
+// nonEmptyArray reports whether raw is an array with at least one element.
+func nonEmptyArray(raw []byte) bool {
+	b := bytes.TrimSpace(raw)
+	if len(b) < 2 || b[0] != '[' {
 		return false
 	}
-	inner := strings.TrimSpace(v.Raw[1:])
-	return inner != "" && inner[0] != ']'
+	inner := bytes.TrimSpace(b[1:])
+	return len(inner) > 0 && inner[0] != ']'
 }
 
 // SetModel returns body with "model" set to model.

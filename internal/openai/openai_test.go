@@ -1,43 +1,95 @@
 package openai
 
 import (
+	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/tidwall/gjson"
 )
 
 func TestParseHead(t *testing.T) {
 	tests := []struct {
-		body   string
-		want   Head
-		wantOK bool
+		body     string
+		want     Head
+		wantCode string // "" = accepted
 	}{
-		{`{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"user":"u1","messages":[{"role":"user","content":"x"}],"max_tokens":50}`,
-			Head{Model: "gpt-4o", Stream: true, IncludeUsage: true, User: "u1", HasMessages: true, MaxTokens: 50}, true},
-		{`{"messages":[],"max_completion_tokens":7,"max_tokens":9}`, Head{MaxTokens: 7}, true},
-		{`  {"messages":[ ] , "model":"m"}  `, Head{Model: "m"}, true},
-		{`{"messages":"not an array"}`, Head{}, true},
-		{`{"model":`, Head{}, false},
-		{`[1,2]`, Head{}, false},
-		{``, Head{}, false},
-		{`{"model":"a"} trailing`, Head{}, false},
+		{`{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"user":"u1","messages":[{"role":"user","content":"x"}],"max_tokens":50,"n":2}`,
+			Head{Model: "gpt-4o", Stream: true, IncludeUsage: true, User: "u1", HasMessages: true, MaxTokens: 50, N: 2}, ""},
+		{`{"messages":[],"max_completion_tokens":7,"max_tokens":9}`, Head{MaxTokens: 7}, ""},
+		{`  {"messages":[ ] , "model":"m"}  `, Head{Model: "m"}, ""},
+		{`{"messages":"not an array"}`, Head{}, ""},
+		{`{"mod\u0065l":"escaped","stream":null}`, Head{Model: "escaped"}, ""},
+		{`{"model":`, Head{}, "invalid_json"},
+		{`[1,2]`, Head{}, "invalid_json"},
+		{``, Head{}, "invalid_json"},
+		{`{"model":"a"} trailing`, Head{}, "invalid_json"},
+		// What an upstream matching names without regard to case would read
+		// differently from the gateway is refused.
+		{`{"model":"gpt-4o","MODEL":"claude-sonnet-4-6"}`, Head{}, "duplicate_field"},
+		{`{"model":"a","model":"b"}`, Head{}, "duplicate_field"},
+		{`{"model":"gpt-4o","Stream":true,"stream":false}`, Head{}, "duplicate_field"},
+		{`{"model":"m","stream_options":{"include_usage":true,"INCLUDE_USAGE":false}}`, Head{}, "duplicate_field"},
+		{`{"model":"m","n":1,"N":5}`, Head{}, "duplicate_field"},
+		{`{"model":5}`, Head{}, "invalid_type"},
+		{`{"model":"m","stream":"true"}`, Head{}, "invalid_type"},
+		{`{"model":"m","max_tokens":1e9}`, Head{}, "invalid_type"},
+		{`{"model":"m","n":-2}`, Head{}, "invalid_value"},
+		{`{"model":"m","messages":` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}`, Head{}, "json_too_deep"},
 	}
 	for _, tt := range tests {
-		got, ok := ParseHead([]byte(tt.body))
-		if ok != tt.wantOK || got != tt.want {
-			t.Errorf("ParseHead(%q) = %+v, %v; want %+v, %v", tt.body, got, ok, tt.want, tt.wantOK)
+		got, err := ParseHead([]byte(tt.body))
+		code := ""
+		if e, ok := errors.AsType[*Error](err); ok {
+			code = e.Code
+			if e.Status != 400 {
+				t.Errorf("ParseHead(%q) status %d; want 400", tt.body, e.Status)
+			}
+		} else if err != nil {
+			t.Errorf("ParseHead(%q) error %v is not an *Error", tt.body, err)
 		}
+		if code != tt.wantCode || (err == nil && got != tt.want) {
+			t.Errorf("ParseHead(%q) = %+v, %q; want %+v, %q", tt.body, got, code, tt.want, tt.wantCode)
+		}
+	}
+}
+
+// TestParseHeadDeepBodyIsRefusedNotFatal: a 22 MB body of nested arrays (it
+// used to overflow the stack through a recursive validator) is a 400.
+func TestParseHeadDeepBodyIsRefusedNotFatal(t *testing.T) {
+	body := []byte(`{"model":"m","messages":` + strings.Repeat("[", 22<<20))
+	if _, err := ParseHead(body); err == nil || !strings.Contains(err.Error(), "deeper") {
+		t.Fatalf("err = %v; want a depth refusal", err)
 	}
 }
 
 func FuzzParseHead(f *testing.F) {
 	f.Add([]byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":true}`))
 	f.Add([]byte(`{"messages":[],"user":"\u00e9"}`))
+	f.Add([]byte(`{"model":"a","MODEL":"b"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, ok := ParseHead(b)
-		if ok && h.Model != gjson.GetBytes(b, "model").String() {
-			t.Errorf("model %q disagrees with gjson %q", h.Model, gjson.GetBytes(b, "model").String())
+		h, err := ParseHead(b)
+		if err != nil {
+			if _, ok := errors.AsType[*Error](err); !ok {
+				t.Fatalf("error %v is not an *Error", err)
+			}
+			return
+		}
+		// What the gateway read is what encoding/json (case-insensitive,
+		// like many upstreams) reads.
+		var v struct {
+			Model  *string `json:"model"`
+			Stream *bool   `json:"stream"`
+		}
+		if err := json.Unmarshal(b, &v); err != nil {
+			return // e.g. a type encoding/json rejects in a field we do not read
+		}
+		if v.Model != nil && *v.Model != h.Model {
+			t.Errorf("model %q; encoding/json reads %q", h.Model, *v.Model)
+		}
+		if v.Stream != nil && *v.Stream != h.Stream {
+			t.Errorf("stream %v; encoding/json reads %v", h.Stream, *v.Stream)
 		}
 	})
 }
