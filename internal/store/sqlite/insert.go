@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 
 	"github.com/tollgate/tollgate/internal/ledger"
 	"github.com/tollgate/tollgate/internal/store"
@@ -113,6 +114,23 @@ type inserter struct {
 	insRet  sized // the same, RETURNING the rows inserted
 	upsHour sized
 	upsDay  sized
+
+	// unckpt estimates the bytes committed since the last checkpoint.
+	unckpt atomic.Int64
+}
+
+// ckptBytes is how much committed row data triggers a checkpoint: about
+// 100 WAL pages, which take about 0.6 ms of CPU to copy into the database.
+// SQLite's own auto-checkpoint (wal_autocheckpoint, 10000 pages) stays as
+// a backstop, but copying 10000 pages in one call kept the writer's
+// goroutine on the CPU for about 60 ms, which on a single P is a 60 ms stall
+// for every request goroutine (the p99 tail at 2000 req/s).
+const ckptBytes = 400 << 10
+
+// rowBytes roughly estimates what a record adds to the WAL: the fixed
+// columns and index entries (~300 bytes measured) plus the logged bodies.
+func rowBytes(r *ledger.Record) int64 {
+	return int64(300 + len(r.RequestBody) + len(r.ResponseBody) + len(r.Error))
 }
 
 func prepareInserter(ctx context.Context, db *sql.DB) (*inserter, error) {
@@ -218,7 +236,22 @@ func (s *Store) InsertRecords(ctx context.Context, recs []ledger.Record) error {
 		// an id. Redo it learning from RETURNING which rows went in.
 		_, err = s.insert(ctx, recs, true)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	var n int64
+	for i := range recs {
+		n += rowBytes(&recs[i])
+	}
+	if s.ins.unckpt.Add(n) >= ckptBytes {
+		s.ins.unckpt.Store(0)
+		runtime.Gosched()
+		// PASSIVE never waits for readers; what a reader still needs is
+		// copied by a later call. A failure (SQLITE_BUSY) only means the
+		// WAL grows a little longer, so it is not the caller's error.
+		_, _ = s.w.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+	}
+	return nil
 }
 
 // insert runs one transaction. Without checked it inserts and aggregates
