@@ -73,10 +73,11 @@ type WriterStats struct {
 	Spilled           int64         // rows appended to the spill file
 	Replayed          int64         // rows read back from the spill file and accepted
 	Lost              int64         // rows dropped: only when the spill file itself fails
+	Overflowed        int64         // rows that found the queue full: the sink is past its ceiling
 	Batches           int64         // successful sink calls
 	Failures          int64         // failed sink calls
 	LastBatchDuration time.Duration // of the last successful sink call
-	QueueDepth        int           // rows waiting in memory (channel and retry buffer)
+	QueueDepth        int           // rows waiting in memory (channel, overflow and retry buffer)
 }
 
 // Writer makes records durable off the request path. Record only enqueues;
@@ -106,8 +107,15 @@ type Writer struct {
 	// the loop), so the loop knows to replay.
 	spillHint atomic.Bool
 
-	queued, written, spilled, replayed, lost, batches, failures atomic.Int64
-	lastBatch, pendingLen                                       atomic.Int64
+	// overflow holds rows that found ch full, up to MaxMemoryRows, so that
+	// Record never writes to disk on the request path; kick wakes the loop
+	// to take them.
+	ovMu     sync.Mutex
+	overflow []Record
+	kick     chan struct{}
+
+	queued, written, spilled, replayed, lost, batches, failures, overflowed atomic.Int64
+	lastBatch, pendingLen, overflowLen                                      atomic.Int64
 }
 
 var _ Recorder = (*Writer)(nil)
@@ -123,14 +131,19 @@ func NewWriter(sink Sink, opts WriterOptions) *Writer {
 		ch:       make(chan Record, opts.QueueSize),
 		closeReq: make(chan context.Context),
 		done:     make(chan struct{}),
+		kick:     make(chan struct{}, 1),
 	}
 	w.base, w.cancelBase = context.WithCancel(context.Background())
 	go w.loop()
 	return w
 }
 
-// Record enqueues rec. It never blocks on the sink: with the queue full it
-// appends rec to the spill file instead; after Close it does the same.
+// Record enqueues rec. It never blocks on the sink or the disk while the
+// rows held in memory are below MaxMemoryRows: with the queue full (the
+// sink is slower than the traffic) rec goes to an in-memory overflow that
+// the loop takes with its next batch, spilling whatever exceeds
+// MaxMemoryRows to the file in one write. Only beyond that bound, and after
+// Close, does Record append rec to the spill file itself.
 func (w *Writer) Record(rec Record) {
 	w.queued.Add(1)
 	w.mu.RLock()
@@ -141,9 +154,41 @@ func (w *Writer) Record(rec Record) {
 			return
 		default:
 		}
+		if w.park(rec) {
+			w.mu.RUnlock()
+			return
+		}
 	}
 	w.mu.RUnlock()
 	w.spillRows([]Record{rec})
+}
+
+// park adds rec to the overflow unless MaxMemoryRows are held there.
+func (w *Writer) park(rec Record) bool {
+	w.ovMu.Lock()
+	if len(w.overflow) >= w.opts.MaxMemoryRows {
+		w.ovMu.Unlock()
+		return false
+	}
+	w.overflow = append(w.overflow, rec)
+	w.overflowLen.Store(int64(len(w.overflow)))
+	w.ovMu.Unlock()
+	w.overflowed.Add(1)
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// takeOverflow moves the overflow into st.pending.
+func (w *Writer) takeOverflow(st *loopState) {
+	w.ovMu.Lock()
+	ov := w.overflow
+	w.overflow = nil
+	w.overflowLen.Store(0)
+	w.ovMu.Unlock()
+	st.pending = append(st.pending, ov...)
 }
 
 // Stats returns the current counters.
@@ -154,10 +199,11 @@ func (w *Writer) Stats() WriterStats {
 		Spilled:           w.spilled.Load(),
 		Replayed:          w.replayed.Load(),
 		Lost:              w.lost.Load(),
+		Overflowed:        w.overflowed.Load(),
 		Batches:           w.batches.Load(),
 		Failures:          w.failures.Load(),
 		LastBatchDuration: time.Duration(w.lastBatch.Load()),
-		QueueDepth:        len(w.ch) + int(w.pendingLen.Load()),
+		QueueDepth:        len(w.ch) + int(w.pendingLen.Load()+w.overflowLen.Load()),
 	}
 }
 
@@ -199,7 +245,13 @@ type loopState struct {
 	backoff time.Duration
 	retryAt time.Time
 	replay  *replayFile
+	// behind rate-limits the warning that the sink is past its ceiling.
+	warnedAt         time.Time
+	overflowedWarned int64
 }
+
+// behindWarnEvery is the least time between two "writer behind" warnings.
+const behindWarnEvery = time.Minute
 
 func (w *Writer) loop() {
 	defer close(w.done)
@@ -213,14 +265,9 @@ func (w *Writer) loop() {
 		select {
 		case rec := <-w.ch:
 			st.pending = append(st.pending, rec)
-			for n := len(w.ch); n > 0; n-- {
-				st.pending = append(st.pending, <-w.ch)
-			}
-			w.pendingLen.Store(int64(len(st.pending)))
-			if len(st.pending) >= w.opts.BatchSize {
-				w.flush(base, st, true)
-			}
-			w.bound(st)
+			w.take(base, st)
+		case <-w.kick:
+			w.take(base, st)
 		case <-tick.C:
 			w.work(base, st)
 		case ctx := <-w.closeReq:
@@ -228,6 +275,35 @@ func (w *Writer) loop() {
 			return
 		}
 	}
+}
+
+// take moves queued and overflowed rows to pending, flushes full batches
+// and bounds what is held in memory.
+func (w *Writer) take(ctx context.Context, st *loopState) {
+	for n := len(w.ch); n > 0; n-- {
+		st.pending = append(st.pending, <-w.ch)
+	}
+	w.takeOverflow(st)
+	w.pendingLen.Store(int64(len(st.pending)))
+	if len(st.pending) >= w.opts.BatchSize {
+		w.flush(ctx, st, true)
+	}
+	w.bound(st)
+	w.warnBehind(st)
+}
+
+// warnBehind logs, at most once a minute, that rows found the queue full:
+// the traffic is above what the sink takes (its ceiling), so rows pile up
+// in memory and then in the spill file until the traffic drops.
+func (w *Writer) warnBehind(st *loopState) {
+	ov := w.overflowed.Load()
+	if ov == st.overflowedWarned || time.Since(st.warnedAt) < behindWarnEvery {
+		return
+	}
+	w.log.Warn("ledger: writer behind: rows arrive faster than the database takes them",
+		slog.Int64("overflowed_rows", ov-st.overflowedWarned), slog.Int("rows_in_memory", len(st.pending)),
+		slog.Int64("spilled_rows_total", w.spilled.Load()), slog.Int64("last_batch_ms", w.lastBatch.Load()/1e6))
+	st.warnedAt, st.overflowedWarned = time.Now(), ov
 }
 
 // work flushes memory, then replays some of the spill file, unless in backoff.
@@ -363,7 +439,9 @@ func (w *Writer) finish(ctx context.Context, st *loopState) {
 	for n := len(w.ch); n > 0; n-- { // no sender is left: Close holds closed
 		st.pending = append(st.pending, <-w.ch)
 	}
+	w.takeOverflow(st)
 	w.pendingLen.Store(int64(len(st.pending)))
+	w.warnBehind(st)
 	lostBefore := w.lost.Load()
 	for ctx.Err() == nil {
 		if w.flush(ctx, st, false) {
