@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -80,5 +81,26 @@ func TestInsertReplayAggregatesOnlyNewRows(t *testing.T) {
 					rows, rep.Total.Requests, rep.Total.PromptTokens, tc.want)
 			}
 		})
+	}
+}
+
+// The writer's page cache is small (see writerOpts); readers keep 32 MB.
+func TestCacheSizes(t *testing.T) {
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, tc := range []struct {
+		name string
+		db   interface {
+			QueryRow(string, ...any) *sql.Row
+		}
+		want int
+	}{{"writer", s.w, -4000}, {"reader", s.r, -32000}} {
+		var got int
+		if err := tc.db.QueryRow("PRAGMA cache_size").Scan(&got); err != nil || got != tc.want {
+			t.Errorf("%s cache_size = %d, %v; want %d", tc.name, got, err, tc.want)
+		}
 	}
 }
