@@ -15,6 +15,17 @@ type Sink interface {
 	InsertRecords(ctx context.Context, recs []Record) error
 }
 
+// BatchLimiter is implemented by sinks that take larger batches more
+// cheaply per row. While rows pile up behind a slow sink call, the writer
+// then sends up to MaxBatch rows per call instead of BatchSize, so the batch
+// grows with the backlog. PostgreSQL upserts one aggregate row per group
+// and batch, so 5000-row batches halve its CPU per row; SQLite does not
+// implement it, because its commit runs on the gateway's CPU in one
+// stretch that grows with the batch.
+type BatchLimiter interface {
+	MaxBatch() int
+}
+
 // WriterOptions tune a Writer. Zero values take the defaults.
 type WriterOptions struct {
 	BatchSize     int           // rows per sink call; default 1000
@@ -92,10 +103,11 @@ type WriterStats struct {
 // file once the sink works again (also at start, for a file left by an
 // earlier run).
 type Writer struct {
-	sink  Sink
-	opts  WriterOptions
-	log   *slog.Logger
-	spill *spillFile
+	sink     Sink
+	maxBatch int // rows per sink call while behind: BatchLimiter or BatchSize
+	opts     WriterOptions
+	log      *slog.Logger
+	spill    *spillFile
 
 	ch       chan Record
 	mu       sync.RWMutex // write-held by Close so no Record is mid-send when the loop drains
@@ -130,6 +142,7 @@ func NewWriter(sink Sink, opts WriterOptions) *Writer {
 	opts.defaults()
 	w := &Writer{
 		sink:     sink,
+		maxBatch: opts.BatchSize,
 		opts:     opts,
 		log:      opts.Logger,
 		spill:    &spillFile{path: opts.SpillPath},
@@ -137,6 +150,9 @@ func NewWriter(sink Sink, opts WriterOptions) *Writer {
 		closeReq: make(chan context.Context),
 		done:     make(chan struct{}),
 		kick:     make(chan struct{}, 1),
+	}
+	if bl, ok := sink.(BatchLimiter); ok {
+		w.maxBatch = max(bl.MaxBatch(), opts.BatchSize)
 	}
 	w.base, w.cancelBase = context.WithCancel(context.Background())
 	go w.loop()
@@ -251,8 +267,8 @@ type loopState struct {
 	retryAt time.Time
 	replay  *replayFile
 	// behind rate-limits the warning that the sink is past its ceiling.
-	warnedAt         time.Time
-	overflowedWarned int64
+	warnedAt                        time.Time
+	overflowedWarned, spilledWarned int64
 }
 
 // behindWarnEvery is the least time between two "writer behind" warnings.
@@ -290,25 +306,28 @@ func (w *Writer) take(ctx context.Context, st *loopState) {
 	}
 	w.takeOverflow(st)
 	w.pendingLen.Store(int64(len(st.pending)))
+	w.warnBehind(st) // before the flush: the backlog as it arrived
 	if len(st.pending) >= w.opts.BatchSize {
 		w.flush(ctx, st, true)
 	}
 	w.bound(st)
-	w.warnBehind(st)
 }
 
 // warnBehind logs, at most once a minute, that rows found the queue full:
 // the traffic is above what the sink takes (its ceiling), so rows pile up
 // in memory and then in the spill file until the traffic drops.
 func (w *Writer) warnBehind(st *loopState) {
+	// A full queue alone is not yet a problem: the next sink call takes a
+	// bigger batch. Rows piling up beyond a few batches, or spilled, are.
 	ov := w.overflowed.Load()
-	if ov == st.overflowedWarned || time.Since(st.warnedAt) < behindWarnEvery {
+	if ov == st.overflowedWarned || time.Since(st.warnedAt) < behindWarnEvery ||
+		(len(st.pending) <= 4*w.maxBatch && w.spilled.Load() == st.spilledWarned) {
 		return
 	}
 	w.log.Warn("ledger: writer behind: rows arrive faster than the database takes them",
 		slog.Int64("overflowed_rows", ov-st.overflowedWarned), slog.Int("rows_in_memory", len(st.pending)),
 		slog.Int64("spilled_rows_total", w.spilled.Load()), slog.Int64("last_batch_ms", w.lastBatch.Load()/1e6))
-	st.warnedAt, st.overflowedWarned = time.Now(), ov
+	st.warnedAt, st.overflowedWarned, st.spilledWarned = time.Now(), ov, w.spilled.Load()
 }
 
 // work flushes memory, then replays some of the spill file, unless in backoff.
@@ -334,7 +353,7 @@ func (w *Writer) flush(ctx context.Context, st *loopState, full bool) bool {
 		if time.Now().Before(st.retryAt) {
 			return false
 		}
-		n := min(len(st.pending), w.opts.BatchSize)
+		n := min(len(st.pending), w.maxBatch)
 		if !w.insert(ctx, st, st.pending[:n]) {
 			return false
 		}
@@ -379,7 +398,7 @@ func (w *Writer) bound(st *loopState) {
 		return
 	}
 	// Spill down to below the bound so the next rows do not each cost an fsync.
-	keep := max(w.opts.MaxMemoryRows-w.opts.BatchSize, w.opts.MaxMemoryRows/2)
+	keep := max(w.opts.MaxMemoryRows-w.maxBatch, w.opts.MaxMemoryRows/2)
 	w.spillRows(st.pending[keep:])
 	clear(st.pending[keep:])
 	st.pending = st.pending[:keep]

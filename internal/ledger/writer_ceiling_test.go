@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -90,6 +91,52 @@ func TestWriterPastCeiling(t *testing.T) {
 			defer mu.Unlock()
 			if warned != 1 {
 				t.Errorf("%d 'writer behind' warnings, want exactly 1 (rate-limited)", warned)
+			}
+		})
+	}
+}
+
+// limitedSink is a gatedSink that takes batches of up to max rows.
+type limitedSink struct {
+	*gatedSink
+	max int
+}
+
+func (l limitedSink) MaxBatch() int { return l.max }
+
+// Behind a slow call, a BatchLimiter sink gets batches that grow with the
+// backlog up to its MaxBatch; any other sink never more than BatchSize.
+func TestWriterBatchGrowsWithBacklog(t *testing.T) {
+	tests := []struct {
+		name    string
+		limiter bool
+		wantMax int
+	}{
+		{"plain sink", false, 10},
+		{"batch limiter", true, 100},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &gatedSink{fakeSink: newFakeSink(), open: make(chan struct{}), entered: make(chan struct{})}
+			var sink Sink = g
+			if tc.limiter {
+				sink = limitedSink{g, 100}
+			}
+			w := NewWriter(sink, opts(t, WriterOptions{BatchSize: 10, QueueSize: 1000}))
+			for i := range 10 {
+				w.Record(rec(i))
+			}
+			<-g.entered
+			for i := 10; i < 300; i++ {
+				w.Record(rec(i))
+			}
+			close(g.open)
+			closeW(t, w)
+			checkAll(t, g.fakeSink, 300)
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			if got := slices.Max(g.batches); got != tc.wantMax {
+				t.Errorf("largest batch %d rows (batches %v), want %d", got, g.batches, tc.wantMax)
 			}
 		})
 	}

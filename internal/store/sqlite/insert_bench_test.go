@@ -3,23 +3,11 @@ package sqlite
 import (
 	"fmt"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/ledger"
 )
-
-// processCPU returns the CPU time (user+system) this process has used. The
-// benchmarks report it per row because wall-clock time on a shared machine
-// measures the neighbours as much as the code.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkInsertRealistic inserts batches shaped like a busy gateway's
 // flush: rows of one hour, a few keys and models, so the cost is the rows
