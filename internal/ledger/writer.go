@@ -89,7 +89,7 @@ type WriterStats struct {
 	Spilled           int64         // rows appended to the spill file
 	Replayed          int64         // rows read back from the spill file and accepted
 	Lost              int64         // rows dropped: only when the spill file itself fails
-	Overflowed        int64         // rows that found the queue full: the sink is past its ceiling
+	Overflowed        int64         // rows that found the queue full: the sink was slower than the traffic
 	Batches           int64         // successful sink calls
 	Failures          int64         // failed sink calls
 	LastBatchDuration time.Duration // of the last successful sink call
