@@ -72,19 +72,42 @@ func runIdle(ctx context.Context, log *slog.Logger, client *http.Client, url str
 		allOnce                  sync.Once
 		wg                       sync.WaitGroup
 	)
+	// all closes once every stream has opened or failed to open.
+	settle := func(o, f int64) {
+		if o+f >= int64(n) {
+			allOnce.Do(func() { close(all) })
+		}
+	}
 	// Stream outcomes are only known after the sample, so they are kept
 	// here and tallied once the streams are cancelled.
 	errs := make([]error, n)
+	// At most idleOpening streams are being opened at a time: thousands of
+	// simultaneous dials overflow the proxy's accept backlog and time out,
+	// which measured the kernel, not the proxy's memory per stream.
+	opening := make(chan struct{}, idleOpening)
 	for i := range n {
 		wg.Go(func() {
-			due := time.Now()
-			// all closes once every stream has opened or failed to open.
-			settle := func(o, f int64) {
-				if o+f >= int64(n) {
-					allOnce.Do(func() { close(all) })
+			select {
+			case opening <- struct{}{}:
+			case <-hold.Done():
+				errs[i] = hold.Err()
+				finished.Add(1)
+				settle(opened.Load(), failed.Add(1))
+				return
+			}
+			released := false
+			release := func() {
+				if !released {
+					released = true
+					<-opening
 				}
 			}
-			ttfc, err := send(hold, client, url, spec, due, func() { settle(opened.Add(1), failed.Load()) })
+			defer release()
+			due := time.Now()
+			ttfc, err := send(hold, client, url, spec, due, func() {
+				release()
+				settle(opened.Add(1), failed.Load())
+			})
 			if ttfc > 0 {
 				c.ttfc.Record(ttfc)
 				c.lat.Record(ttfc)
@@ -129,6 +152,9 @@ func runIdle(ctx context.Context, log *slog.Logger, client *http.Client, url str
 	}
 	return mem, ctx.Err()
 }
+
+// idleOpening bounds the streams runIdle opens at once.
+const idleOpening = 256
 
 // sleepCtx waits d or until ctx is done.
 func sleepCtx(ctx context.Context, d time.Duration) {

@@ -17,11 +17,27 @@ type Sink interface {
 	InsertRecords(ctx context.Context, recs []Record) error
 }
 
+// BatchLimiter is implemented by sinks that take larger batches more
+// cheaply per row. While rows pile up behind a slow sink call, the writer
+// then sends up to MaxBatch rows per call instead of BatchSize, so the batch
+// grows with the backlog. PostgreSQL upserts one aggregate row per group
+// and batch, so 5000-row batches halve its CPU per row; SQLite does not
+// implement it, because its commit runs on the gateway's CPU in one
+// stretch that grows with the batch.
+type BatchLimiter interface {
+	MaxBatch() int
+}
+
 // WriterOptions tune a Writer. Zero values take the defaults.
 type WriterOptions struct {
 	BatchSize     int           // rows per sink call; default 1000
 	FlushInterval time.Duration // flush a partial batch this often; default 250ms
-	QueueSize     int           // records buffered between Record and the loop; default 10000
+	// QueueSize is the records buffered between Record and the loop;
+	// default 2048. The channel is allocated whole (a Record is ~350
+	// bytes: 10000 cost 3.4 MB of RSS from the start); rows beyond it
+	// wait in the overflow, up to MaxMemoryRows, so a burst still costs
+	// no disk write.
+	QueueSize int
 	// MaxMemoryRows bounds the rows held in memory while the sink fails;
 	// beyond it rows go to the spill file. Default 100000.
 	MaxMemoryRows int
@@ -46,7 +62,7 @@ func (o *WriterOptions) defaults() {
 		o.FlushInterval = 250 * time.Millisecond
 	}
 	if o.QueueSize <= 0 {
-		o.QueueSize = 10000
+		o.QueueSize = 2048
 	}
 	if o.MaxMemoryRows <= 0 {
 		o.MaxMemoryRows = 100_000
@@ -75,10 +91,11 @@ type WriterStats struct {
 	Spilled           int64         // rows appended to the spill file
 	Replayed          int64         // rows read back from the spill file and accepted
 	Lost              int64         // rows dropped: only when the spill file itself fails
+	Overflowed        int64         // rows that found the queue full: the sink was slower than the traffic
 	Batches           int64         // successful sink calls
 	Failures          int64         // failed sink calls
 	LastBatchDuration time.Duration // of the last successful sink call
-	QueueDepth        int           // rows waiting in memory (channel and retry buffer)
+	QueueDepth        int           // rows waiting in memory (channel, overflow and retry buffer)
 }
 
 // Writer makes records durable off the request path. Record only enqueues;
@@ -88,10 +105,11 @@ type WriterStats struct {
 // file once the sink works again (also at start, for a file left by an
 // earlier run).
 type Writer struct {
-	sink  Sink
-	opts  WriterOptions
-	log   *slog.Logger
-	spill *spillFile
+	sink     Sink
+	maxBatch int // rows per sink call while behind: BatchLimiter or BatchSize
+	opts     WriterOptions
+	log      *slog.Logger
+	spill    *spillFile
 
 	ch       chan Record
 	mu       sync.RWMutex // write-held by Close so no Record is mid-send when the loop drains
@@ -110,8 +128,15 @@ type Writer struct {
 
 	sinkErrLog *repeat.Limiter
 
-	queued, written, spilled, replayed, lost, batches, failures atomic.Int64
-	lastBatch, pendingLen                                       atomic.Int64
+	// overflow holds rows that found ch full, up to MaxMemoryRows, so that
+	// Record never writes to disk on the request path; kick wakes the loop
+	// to take them.
+	ovMu     sync.Mutex
+	overflow []Record
+	kick     chan struct{}
+
+	queued, written, spilled, replayed, lost, batches, failures, overflowed atomic.Int64
+	lastBatch, pendingLen, overflowLen                                      atomic.Int64
 }
 
 var _ Recorder = (*Writer)(nil)
@@ -121,22 +146,31 @@ func NewWriter(sink Sink, opts WriterOptions) *Writer {
 	opts.defaults()
 	w := &Writer{
 		sink:     sink,
+		maxBatch: opts.BatchSize,
 		opts:     opts,
 		log:      opts.Logger,
 		spill:    &spillFile{path: opts.SpillPath},
 		ch:       make(chan Record, opts.QueueSize),
 		closeReq: make(chan context.Context),
 		done:     make(chan struct{}),
+		kick:     make(chan struct{}, 1),
 
 		sinkErrLog: repeat.New(10*time.Second, nil),
+	}
+	if bl, ok := sink.(BatchLimiter); ok {
+		w.maxBatch = max(bl.MaxBatch(), opts.BatchSize)
 	}
 	w.base, w.cancelBase = context.WithCancel(context.Background())
 	go w.loop()
 	return w
 }
 
-// Record enqueues rec. It never blocks on the sink: with the queue full it
-// appends rec to the spill file instead; after Close it does the same.
+// Record enqueues rec. It never blocks on the sink or the disk while the
+// rows held in memory are below MaxMemoryRows: with the queue full (the
+// sink is slower than the traffic) rec goes to an in-memory overflow that
+// the loop takes with its next batch, spilling whatever exceeds
+// MaxMemoryRows to the file in one write. Only beyond that bound, and after
+// Close, does Record append rec to the spill file itself.
 func (w *Writer) Record(rec Record) {
 	w.queued.Add(1)
 	w.mu.RLock()
@@ -147,9 +181,41 @@ func (w *Writer) Record(rec Record) {
 			return
 		default:
 		}
+		if w.park(rec) {
+			w.mu.RUnlock()
+			return
+		}
 	}
 	w.mu.RUnlock()
 	w.spillRows([]Record{rec})
+}
+
+// park adds rec to the overflow unless MaxMemoryRows are held there.
+func (w *Writer) park(rec Record) bool {
+	w.ovMu.Lock()
+	if len(w.overflow) >= w.opts.MaxMemoryRows {
+		w.ovMu.Unlock()
+		return false
+	}
+	w.overflow = append(w.overflow, rec)
+	w.overflowLen.Store(int64(len(w.overflow)))
+	w.ovMu.Unlock()
+	w.overflowed.Add(1)
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// takeOverflow moves the overflow into st.pending.
+func (w *Writer) takeOverflow(st *loopState) {
+	w.ovMu.Lock()
+	ov := w.overflow
+	w.overflow = nil
+	w.overflowLen.Store(0)
+	w.ovMu.Unlock()
+	st.pending = append(st.pending, ov...)
 }
 
 // Stats returns the current counters.
@@ -160,10 +226,11 @@ func (w *Writer) Stats() WriterStats {
 		Spilled:           w.spilled.Load(),
 		Replayed:          w.replayed.Load(),
 		Lost:              w.lost.Load(),
+		Overflowed:        w.overflowed.Load(),
 		Batches:           w.batches.Load(),
 		Failures:          w.failures.Load(),
 		LastBatchDuration: time.Duration(w.lastBatch.Load()),
-		QueueDepth:        len(w.ch) + int(w.pendingLen.Load()),
+		QueueDepth:        len(w.ch) + int(w.pendingLen.Load()+w.overflowLen.Load()),
 	}
 }
 
@@ -205,7 +272,13 @@ type loopState struct {
 	backoff time.Duration
 	retryAt time.Time
 	replay  *replayFile
+	// behind rate-limits the warning that the sink is past its ceiling.
+	warnedAt                        time.Time
+	overflowedWarned, spilledWarned int64
 }
+
+// behindWarnEvery is the least time between two "writer behind" warnings.
+const behindWarnEvery = time.Minute
 
 func (w *Writer) loop() {
 	defer close(w.done)
@@ -219,14 +292,9 @@ func (w *Writer) loop() {
 		select {
 		case rec := <-w.ch:
 			st.pending = append(st.pending, rec)
-			for n := len(w.ch); n > 0; n-- {
-				st.pending = append(st.pending, <-w.ch)
-			}
-			w.pendingLen.Store(int64(len(st.pending)))
-			if len(st.pending) >= w.opts.BatchSize {
-				w.flush(base, st, true)
-			}
-			w.bound(st)
+			w.take(base, st)
+		case <-w.kick:
+			w.take(base, st)
 		case <-tick.C:
 			w.work(base, st)
 		case ctx := <-w.closeReq:
@@ -234,6 +302,38 @@ func (w *Writer) loop() {
 			return
 		}
 	}
+}
+
+// take moves queued and overflowed rows to pending, flushes full batches
+// and bounds what is held in memory.
+func (w *Writer) take(ctx context.Context, st *loopState) {
+	for n := len(w.ch); n > 0; n-- {
+		st.pending = append(st.pending, <-w.ch)
+	}
+	w.takeOverflow(st)
+	w.pendingLen.Store(int64(len(st.pending)))
+	w.warnBehind(st) // before the flush: the backlog as it arrived
+	if len(st.pending) >= w.opts.BatchSize {
+		w.flush(ctx, st, true)
+	}
+	w.bound(st)
+}
+
+// warnBehind logs, at most once a minute, that rows found the queue full:
+// the traffic is above what the sink takes (its ceiling), so rows pile up
+// in memory and then in the spill file until the traffic drops.
+func (w *Writer) warnBehind(st *loopState) {
+	// A full queue alone is not yet a problem: the next sink call takes a
+	// bigger batch. Rows piling up beyond a few batches, or spilled, are.
+	ov := w.overflowed.Load()
+	if ov == st.overflowedWarned || time.Since(st.warnedAt) < behindWarnEvery ||
+		(len(st.pending) <= 4*w.maxBatch && w.spilled.Load() == st.spilledWarned) {
+		return
+	}
+	w.log.Warn("ledger: writer behind: rows arrive faster than the database takes them",
+		slog.Int64("overflowed_rows", ov-st.overflowedWarned), slog.Int("rows_in_memory", len(st.pending)),
+		slog.Int64("spilled_rows_total", w.spilled.Load()), slog.Int64("last_batch_ms", w.lastBatch.Load()/1e6))
+	st.warnedAt, st.overflowedWarned, st.spilledWarned = time.Now(), ov, w.spilled.Load()
 }
 
 // work flushes memory, then replays some of the spill file, unless in backoff.
@@ -259,7 +359,7 @@ func (w *Writer) flush(ctx context.Context, st *loopState, full bool) bool {
 		if time.Now().Before(st.retryAt) {
 			return false
 		}
-		n := min(len(st.pending), w.opts.BatchSize)
+		n := min(len(st.pending), w.maxBatch)
 		if !w.insert(ctx, st, st.pending[:n]) {
 			return false
 		}
@@ -306,7 +406,7 @@ func (w *Writer) bound(st *loopState) {
 		return
 	}
 	// Spill down to below the bound so the next rows do not each cost an fsync.
-	keep := max(w.opts.MaxMemoryRows-w.opts.BatchSize, w.opts.MaxMemoryRows/2)
+	keep := max(w.opts.MaxMemoryRows-w.maxBatch, w.opts.MaxMemoryRows/2)
 	w.spillRows(st.pending[keep:])
 	clear(st.pending[keep:])
 	st.pending = st.pending[:keep]
@@ -371,7 +471,9 @@ func (w *Writer) finish(ctx context.Context, st *loopState) {
 	for n := len(w.ch); n > 0; n-- { // no sender is left: Close holds closed
 		st.pending = append(st.pending, <-w.ch)
 	}
+	w.takeOverflow(st)
 	w.pendingLen.Store(int64(len(st.pending)))
+	w.warnBehind(st)
 	lostBefore := w.lost.Load()
 	for ctx.Err() == nil {
 		if w.flush(ctx, st, false) {

@@ -163,6 +163,19 @@ func upsertAgg(table, col string, period int, sumCols, hs []string) string {
 		table, col, strings.Join(sumCols, ", "), period, strings.Join(hs, ", "), strings.Join(sets, ", "))
 }
 
+// maxBatch is the most rows the ledger writer sends per InsertRecords call
+// while it is behind (ledger.BatchLimiter). The move statement upserts one
+// aggregate row per (hour, key, model, upstream, user) group and batch, so
+// bigger batches mean fewer upserts per row: with 800 groups an hour,
+// 5000-row batches took 18 µs of server CPU per row against 38 µs for
+// 1000-row batches (docs/perf.md).
+const maxBatch = 10_000
+
+// MaxBatch implements ledger.BatchLimiter.
+func (s *Store) MaxBatch() int { return maxBatch }
+
+var _ ledger.BatchLimiter = (*Store)(nil)
+
 // InsertRecords copies recs into a per-connection staging table, then moves
 // them into requests and the aggregates in the same transaction. Rows whose
 // id exists are skipped, and only inserted rows are aggregated.

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -32,9 +31,12 @@ const pragmas = "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=s
 	"&_pragma=foreign_keys(ON)&_pragma=temp_store(MEMORY)&_pragma=cache_size(-32000)&_pragma=wal_autocheckpoint(10000)"
 
 // The writer takes the write lock at BEGIN, so a transaction never fails
-// half way on a lock upgrade; readers are query-only.
+// half way on a lock upgrade; readers are query-only. The writer's page
+// cache is 4 MB, not 32: appending rows touches only the right edges of the
+// B-trees and the aggregate rows of the current hour, and a 32 MB cache
+// that a busy ledger fills within a minute was a third of the gateway's RSS.
 const (
-	writerOpts = "&_txlock=immediate"
+	writerOpts = "&_txlock=immediate&_pragma=cache_size(-4000)"
 	readerOpts = "&_pragma=query_only(1)"
 )
 
@@ -43,27 +45,7 @@ type Store struct {
 	w *sql.DB // the single writer: SQLite allows one write transaction at a time
 	r *sql.DB // readers: WAL lets them run beside the writer
 
-	// Statements of InsertRecords, prepared once per row count: parsing a
-	// multi-row statement costs as much as running it.
-	insReq, upsHour, upsDay sized
-}
-
-// chunkSizes are the row counts statements are prepared for. A batch is cut
-// into the largest that fit, so any batch takes at most a handful of
-// statements (250 rows: 64+64+64+32+16+8+2, not 3 + 58 single rows).
-var chunkSizes = []int{64, 32, 16, 8, 4, 2, 1}
-
-// sized holds one statement per entry of chunkSizes.
-type sized []*sql.Stmt
-
-// pick returns the largest prepared statement for at most n rows.
-func (z sized) pick(n int) (int, *sql.Stmt) {
-	for i, size := range chunkSizes {
-		if size <= n {
-			return size, z[i]
-		}
-	}
-	return 1, z[len(z)-1]
+	ins *inserter // the InsertRecords statements, see insert.go
 }
 
 var _ store.Store = (*Store)(nil)
@@ -97,31 +79,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
 	s := &Store{w: w, r: r}
-	if err := s.prepare(ctx); err != nil {
+	if s.ins, err = prepareInserter(ctx, w); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
-}
-
-func (s *Store) prepare(ctx context.Context) error {
-	for _, p := range []struct {
-		dst *sized
-		q   func(rows int) string
-	}{
-		{&s.insReq, insertReqSQL},
-		{&s.upsHour, func(n int) string { return upsertAggSQL("usage_hourly", "hour", n) }},
-		{&s.upsDay, func(n int) string { return upsertAggSQL("usage_daily", "day", n) }},
-	} {
-		for _, n := range chunkSizes {
-			st, err := s.w.PrepareContext(ctx, p.q(n))
-			if err != nil {
-				return fmt.Errorf("sqlite: prepare: %w", err)
-			}
-			*p.dst = append(*p.dst, st)
-		}
-	}
-	return nil
 }
 
 // Migrate applies pending migrations to the database at path and closes it.
@@ -158,230 +120,16 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes both pools.
 func (s *Store) Close() error {
-	var errs []error
-	for _, z := range []sized{s.insReq, s.upsHour, s.upsDay} {
-		for _, st := range z {
-			errs = append(errs, st.Close())
-		}
+	var err error
+	if s.ins != nil {
+		err = s.ins.close()
 	}
-	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
+	return errors.Join(err, s.r.Close(), s.w.Close())
 }
 
 const recordCols = `id, time_us, key_id, key_name, end_user, endpoint, model, model_used, upstream, stream,
 	outcome, status, attempts, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,
 	total_tokens, estimated, cost_nano, priced, duration_ns, ttfb_ns, client_ip, error, request_body, response_body, cache_write_tokens`
-
-// aggKey identifies one usage_hourly or usage_daily row.
-type aggKey struct {
-	t                               int64 // hour or day start, unix seconds
-	keyID, model, upstream, endUser string
-}
-
-type aggVal struct {
-	t    store.UsageTotals
-	hist [store.HistBuckets]int64
-}
-
-// chunkRows is the most rows of one statement.
-const chunkRows = 64
-
-const recordNCols = 28
-
-func insertReqSQL(rows int) string {
-	return `INSERT INTO requests (` + recordCols + `) VALUES ` + placeholders(rows, recordNCols) +
-		` ON CONFLICT(id, time_us) DO NOTHING RETURNING id, time_us`
-}
-
-// InsertRecords inserts recs, skipping ids already present, and folds the
-// rows actually inserted (as reported by RETURNING) into usage_hourly and
-// key_last_used in the same transaction. Multi-row statements keep the
-// statement count, which dominates the cost, near two per 500 rows.
-func (s *Store) InsertRecords(ctx context.Context, recs []ledger.Record) (err error) {
-	if len(recs) == 0 {
-		return nil
-	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite: insert records: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
-		}
-	}()
-	type rowKey struct {
-		id string
-		us int64
-	}
-	byID := make(map[rowKey]*ledger.Record, len(recs))
-	for i := range recs {
-		k := rowKey{recs[i].ID, recs[i].Time.UnixMicro()}
-		if _, dup := byID[k]; !dup {
-			byID[k] = &recs[i]
-		}
-	}
-	aggs := make(map[aggKey]*aggVal)  // hourly
-	daily := make(map[aggKey]*aggVal) // the same, per UTC day
-	last := make(map[string]int64)
-	args := make([]any, 0, chunkRows*recordNCols)
-	for lo := 0; lo < len(recs); {
-		n, st := s.insReq.pick(len(recs) - lo)
-		chunk := recs[lo : lo+n]
-		lo += n
-		args = args[:0]
-		for i := range chunk {
-			r := &chunk[i]
-			args = append(args, r.ID, r.Time.UnixMicro(), r.KeyID, r.KeyName, r.User, r.Endpoint, r.Model, r.ModelUsed,
-				r.Upstream, r.Stream, string(r.Outcome), r.Status, r.Attempts, r.PromptTokens, r.CompletionTokens,
-				r.CachedTokens, r.ReasoningTokens, r.TotalTokens, r.Estimated, r.CostNanoUSD, r.Priced,
-				int64(r.Duration), int64(r.TTFB), r.ClientIP, r.Error, nullBytes(r.RequestBody), nullBytes(r.ResponseBody),
-				r.CacheWriteTokens)
-		}
-		rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, args...)
-		if err != nil {
-			return fmt.Errorf("sqlite: insert records: %w", err)
-		}
-		for rows.Next() {
-			var rk rowKey
-			if err := rows.Scan(&rk.id, &rk.us); err != nil {
-				rows.Close()
-				return fmt.Errorf("sqlite: insert records: %w", err)
-			}
-			r := byID[rk]
-			if r == nil {
-				continue
-			}
-			k := aggKey{store.HourFloor(r.Time), r.KeyID, r.Model, r.Upstream, r.User}
-			addRecord(aggs, k, r)
-			k.t -= k.t % 86400
-			addRecord(daily, k, r)
-			if us := r.Time.UnixMicro(); r.KeyID != "" && us > last[r.KeyID] {
-				last[r.KeyID] = us
-			}
-		}
-		if err := rows.Close(); err != nil {
-			return fmt.Errorf("sqlite: insert records: %w", err)
-		}
-		// SQLite runs on this goroutine; yield between statements so that
-		// request goroutines on a busy (or single) CPU wait at most one
-		// statement, not a whole batch.
-		runtime.Gosched()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("sqlite: insert records: %w", err)
-		}
-	}
-	if err := s.upsertAggs(ctx, tx, aggs, s.upsHour); err != nil {
-		return err
-	}
-	if err := s.upsertAggs(ctx, tx, daily, s.upsDay); err != nil {
-		return err
-	}
-	for id, us := range last {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO key_last_used (key_id, time_us) VALUES (?, ?)
-			ON CONFLICT(key_id) DO UPDATE SET time_us = max(time_us, excluded.time_us)`, id, us); err != nil {
-			return fmt.Errorf("sqlite: key last used: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: insert records: commit: %w", err)
-	}
-	return nil
-}
-
-// placeholders returns "(?,...,?),(...)" for rows rows of cols columns.
-func placeholders(rows, cols int) string {
-	one := "(?" + strings.Repeat(",?", cols-1) + ")"
-	var b strings.Builder
-	b.Grow(rows * (len(one) + 1))
-	for i := range rows {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(one)
-	}
-	return b.String()
-}
-
-func addRecord(m map[aggKey]*aggVal, k aggKey, r *ledger.Record) {
-	a := m[k]
-	if a == nil {
-		a = &aggVal{}
-		m[k] = a
-	}
-	a.t.Requests++
-	if r.Outcome != ledger.OutcomeOK {
-		a.t.Errors++
-	}
-	a.t.PromptTokens += r.PromptTokens
-	a.t.CompletionTokens += r.CompletionTokens
-	a.t.CachedTokens += r.CachedTokens
-	a.t.ReasoningTokens += r.ReasoningTokens
-	a.t.CostNanoUSD += r.CostNanoUSD
-	a.t.CacheWriteTokens += r.CacheWriteTokens
-	if store.Unpriced(r) {
-		a.t.Unpriced++
-	}
-	if store.Refused(r) {
-		a.t.Refused++
-	}
-	a.hist[store.HistBucket(r.Duration)]++
-}
-
-// aggCols are the summed columns of usage_hourly.
-func aggCols() []string {
-	cols := slices.Clone(store.AggSumColumns)
-	for i := range store.HistBuckets {
-		cols = append(cols, fmt.Sprintf("h%02d", i))
-	}
-	return cols
-}
-
-func upsertAggSQL(table, col string, rows int) string {
-	cols := aggCols()
-	sets := make([]string, len(cols))
-	for i, c := range cols {
-		sets[i] = c + " = " + c + " + excluded." + c
-	}
-	return `INSERT INTO ` + table + ` (` + col + `, key_id, model, upstream, end_user, ` + strings.Join(cols, ", ") +
-		`) VALUES ` + placeholders(rows, 5+len(cols)) +
-		` ON CONFLICT(` + col + `, key_id, model, upstream, end_user) DO UPDATE SET ` + strings.Join(sets, ", ")
-}
-
-func (s *Store) upsertAggs(ctx context.Context, tx *sql.Tx, aggs map[aggKey]*aggVal, stmts sized) error {
-	keys := make([]aggKey, 0, len(aggs))
-	for k := range aggs {
-		keys = append(keys, k)
-	}
-	ncols := 5 + len(aggCols())
-	args := make([]any, 0, chunkRows*ncols)
-	for lo := 0; lo < len(keys); {
-		n, st := stmts.pick(len(keys) - lo)
-		chunk := keys[lo : lo+n]
-		lo += n
-		args = args[:0]
-		for _, k := range chunk {
-			a := aggs[k]
-			args = append(args, k.t, k.keyID, k.model, k.upstream, k.endUser,
-				a.t.Requests, a.t.Errors, a.t.PromptTokens, a.t.CompletionTokens, a.t.CachedTokens,
-				a.t.ReasoningTokens, a.t.CostNanoUSD, a.t.Unpriced, a.t.CacheWriteTokens, a.t.Refused)
-			for _, c := range a.hist {
-				args = append(args, c)
-			}
-		}
-		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
-			return fmt.Errorf("sqlite: upsert usage: %w", err)
-		}
-		runtime.Gosched()
-	}
-	return nil
-}
-
-func nullBytes(b []byte) any {
-	if b == nil {
-		return nil
-	}
-	return b
-}
 
 type scanner interface{ Scan(dest ...any) error }
 
