@@ -31,6 +31,7 @@ export function playground(main, state) {
 
   async function loadModels() {
     err.textContent = '';
+    if (!state.gatewayKey) return; // /v1/models answers 401 without a key, as OpenAI's does
     try {
       const r = await fetch('/v1/models', { headers: auth() });
       const j = await r.json();
