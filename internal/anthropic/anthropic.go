@@ -10,15 +10,17 @@ package anthropic
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
-	"unsafe"
 
-	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
 	"github.com/tollgate/tollgate/internal/apierr"
+	"github.com/tollgate/tollgate/internal/jsonscan"
+	"github.com/tollgate/tollgate/internal/openai"
 	"github.com/tollgate/tollgate/internal/proxy"
 )
 
@@ -63,41 +65,94 @@ type head struct {
 // It is the one place that knows how the head is read, so a stricter scanner
 // (duplicate and case-variant safe) can replace gjson here alone. It reports
 // ok=false when body is not a JSON object.
-func parseHead(body []byte) (h head, ok bool) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 || body[0] != '{' || !gjson.ValidBytes(body) {
-		return head{}, false
+func parseHead(body []byte) (h head, err error) {
+	obj, err := jsonscan.Scan(body, jsonscan.Options{MaxDepth: openai.MaxDepth})
+	if err != nil {
+		return head{}, headError(err, "")
 	}
-	// The string aliases body only while parsing; kept values are cloned.
-	gjson.Parse(unsafe.String(&body[0], len(body))).ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "model":
-			if v.Type == gjson.String {
-				h.Model = strings.Clone(v.Str)
-			}
-		case "stream":
-			h.Stream = v.Type == gjson.True
-		case "max_tokens":
-			if v.Type == gjson.Number {
-				h.MaxTokens, h.HasMax = v.Int(), true
-			}
-		case "metadata":
-			if u := v.Get("user_id"); u.Type == gjson.String {
-				h.User = strings.Clone(u.Str)
-			}
-		case "messages":
-			h.HasMessages = true
-			h.Messages = -1 // not an array
-			if v.IsArray() {
-				h.Messages = 0
-				if inner := strings.TrimSpace(v.Raw[1:]); inner != "" && inner[0] != ']' {
-					h.Messages = 1 // at least one; the count itself is not needed
-				}
+	// Fields are matched as an upstream built on encoding/json matches them
+	// (without regard to case); two candidates for one is refused.
+	field := func(name string) ([]byte, bool, error) {
+		raw, ok, err := obj.Field(name)
+		if err != nil || !ok || jsonscan.IsNull(raw) {
+			return nil, false, headError(err, name)
+		}
+		return raw, true, nil
+	}
+	if raw, ok, err := field("model"); err != nil {
+		return head{}, err
+	} else if ok {
+		if h.Model, err = jsonscan.String(raw); err != nil {
+			return head{}, headError(err, "model")
+		}
+	}
+	if raw, ok, err := field("stream"); err != nil {
+		return head{}, err
+	} else if ok {
+		if h.Stream, err = jsonscan.Bool(raw); err != nil {
+			return head{}, headError(err, "stream")
+		}
+	}
+	if raw, ok, err := field("max_tokens"); err != nil {
+		return head{}, err
+	} else if ok {
+		if h.MaxTokens, err = jsonscan.Int64(raw); err != nil {
+			return head{}, headError(err, "max_tokens")
+		}
+		h.HasMax = true
+	}
+	if raw, ok, err := field("metadata"); err != nil {
+		return head{}, err
+	} else if ok {
+		md, err := jsonscan.Scan(raw, jsonscan.Options{MaxDepth: openai.MaxDepth - 1})
+		if err != nil {
+			return head{}, headError(err, "metadata")
+		}
+		if u, ok, err := md.Field("user_id"); err != nil {
+			return head{}, headError(err, "metadata.user_id")
+		} else if ok && !jsonscan.IsNull(u) {
+			if h.User, err = jsonscan.String(u); err != nil {
+				return head{}, headError(err, "metadata.user_id")
 			}
 		}
-		return true
-	})
-	return h, true
+	}
+	if raw, ok, err := field("messages"); err != nil {
+		return head{}, err
+	} else if ok {
+		h.HasMessages = true
+		h.Messages = -1 // not an array
+		if b := bytes.TrimSpace(raw); len(b) > 0 && b[0] == '[' {
+			h.Messages = 0
+			if inner := bytes.TrimSpace(b[1:]); len(inner) > 0 && inner[0] != ']' {
+				h.Messages = 1 // at least one; the count itself is not needed
+			}
+		}
+	}
+	return h, nil
+}
+
+// headError is the 400 for a body whose head cannot be read unambiguously.
+func headError(err error, field string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if len(msg) > 200 {
+		msg = strings.ToValidUTF8(msg[:200], "")
+	}
+	switch {
+	case errors.Is(err, jsonscan.ErrTooDeep):
+		msg = fmt.Sprintf("The request body nests deeper than %d levels.", openai.MaxDepth)
+	case errors.Is(err, jsonscan.ErrDuplicate):
+		msg = field + ": appears more than once (names are matched without regard to case): " + msg
+	case errors.Is(err, jsonscan.ErrType):
+		msg = field + ": " + msg
+	case field == "":
+		msg = "The request body is not valid JSON: " + msg
+	}
+	e := apierr.BadRequest("invalid_request", msg)
+	e.Param = field
+	return e
 }
 
 // Parse validates a Messages or count_tokens request as Anthropic does and
@@ -115,9 +170,9 @@ func (d *Dialect) Parse(in *proxy.Inbound) (proxy.Request, error) {
 		return nil, apierr.New(http.StatusMethodNotAllowed, apierr.InvalidRequest, "method_not_allowed",
 			"Method Not Allowed: use POST")
 	}
-	h, ok := parseHead(in.Body)
-	if !ok {
-		return nil, apierr.BadRequest("invalid_json", "The request body is not valid JSON.")
+	h, err := parseHead(in.Body)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case h.Model == "":

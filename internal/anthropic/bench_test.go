@@ -75,7 +75,7 @@ func BenchmarkRequestOpenAIBaseline(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := openai.ParseHead(body); !ok {
+		if _, err := openai.ParseHead(body); err != nil {
 			b.Fatal("bad body")
 		}
 		if _, err := openai.SetIncludeUsage(body); err != nil {

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"unicode/utf8"
 )
 
 // Kinds of error. The values are OpenAI's type names, so the OpenAI dialect
@@ -77,34 +76,4 @@ func Redact(s string) string {
 		return s
 	}
 	return secretPattern.ReplaceAllString(s, "[redacted]")
-}
-
-// PlainText reduces an error body (text, HTML) to a short line for a
-// message: tags dropped, whitespace collapsed, cut at 200 bytes on a rune
-// boundary, then sanitized.
-func PlainText(body []byte) string {
-	var b strings.Builder
-	inTag, space := false, false
-	for _, r := range strings.ToValidUTF8(string(body[:min(len(body), 4096)]), "") {
-		switch {
-		case r == '<':
-			inTag = true
-		case r == '>' && inTag:
-			inTag, space = false, true
-		case inTag:
-		case r == ' ' || r == '\t' || r == '\n' || r == '\r':
-			space = true
-		case r < 0x20 || r == 0x7f:
-		default:
-			if space && b.Len() > 0 {
-				b.WriteByte(' ')
-			}
-			space = false
-			if b.Len()+utf8.RuneLen(r) > 200 {
-				return Sanitize(b.String())
-			}
-			b.WriteRune(r)
-		}
-	}
-	return Sanitize(b.String())
 }

@@ -210,6 +210,37 @@ func TestUpstreamErrorPassesThroughUnchanged(t *testing.T) {
 	}
 }
 
+// TestNonJSONUpstreamErrorsAreWrapped: SDKs cannot parse a text/plain 404
+// or a CDN's HTML 502; clients get the envelope with the status kept, and
+// never an internal socket address.
+func TestNonJSONUpstreamErrorsAreWrapped(t *testing.T) {
+	tests := []struct {
+		name   string
+		fault  fakeupstream.Fault
+		status int
+		want   string
+	}{
+		{"text 404", fakeupstream.Fault{Status: 404, Body: "404 page not found",
+			Header: http.Header{"Content-Type": {"text/plain"}}}, 404, "404 page not found"},
+		{"html 502", fakeupstream.Fault{Status: 502,
+			Body:   "<html><head><title>502 Bad Gateway</title></head><body><center>cloudflare</center></body></html>",
+			Header: http.Header{"Content-Type": {"text/html"}}}, 502, "502 Bad Gateway"},
+		{"reset", fakeupstream.Fault{ResetBeforeHeaders: true}, 502, "connection"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.fake.Enqueue(tt.fault, tt.fault, tt.fault)
+			status, hdr, got := h.post(t, "/v1/chat/completions", chatBody)
+			msg := gjson.GetBytes(got, "error.message").Str
+			if status != tt.status || !strings.HasPrefix(hdr.Get("Content-Type"), "application/json") ||
+				!strings.Contains(msg, tt.want) || strings.Contains(string(got), "127.0.0.1") || strings.Contains(string(got), "<") {
+				t.Errorf("got %d %s %q; want %d with an envelope saying %q", status, hdr.Get("Content-Type"), got, tt.status, tt.want)
+			}
+		})
+	}
+}
+
 func TestMidStreamResetEndsWithErrorEvent(t *testing.T) {
 	h := newHarness(t)
 	h.fake.Enqueue(fakeupstream.Fault{ResetAfterChunks: 2})

@@ -1,15 +1,12 @@
 package openai
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 
-	"github.com/tidwall/gjson"
-
 	"github.com/tollgate/tollgate/internal/apierr"
+	"github.com/tollgate/tollgate/internal/upstreamerr"
 )
 
 // Error types used in the envelope, as OpenAI names them.
@@ -91,26 +88,17 @@ func SSEError(e *Error, requestID string) []byte {
 }
 
 // WrapUpstreamError shapes an upstream error response for an OpenAI client:
-// a JSON object carrying "error" passes through unchanged (SDKs and users
-// match on the upstream's own wording); anything else (a text/plain 404, a
-// CDN's HTML 502) is wrapped in the envelope, its text shortened and
-// sanitized into the message. The status is kept.
+// an OpenAI-shaped JSON error passes through unchanged (SDKs and users match
+// on the upstream's own wording) unless it quotes an address or a credential;
+// anything else (a text/plain 404, a CDN's HTML 502) is wrapped in the
+// envelope with a short, sanitized message. The status is kept.
 func WrapUpstreamError(status int, contentType string, body []byte) (int, []byte, string) {
-	if isJSONError(body) {
+	v := upstreamerr.Inspect(status, contentType, body)
+	if v.PassThrough {
 		return status, body, "application/json"
 	}
-	msg := fmt.Sprintf("the upstream answered %d %s", status, http.StatusText(status))
-	if text := apierr.PlainText(body); text != "" {
-		msg += ": " + text
-	}
-	e := &Error{Status: status, Type: typeForStatus(status), Code: "upstream_error", Message: msg}
+	e := &Error{Status: status, Type: typeForStatus(status), Code: "upstream_error", Message: v.Message}
 	return status, Marshal(e, ""), "application/json"
-}
-
-// isJSONError reports whether body is a JSON object with an "error" member.
-func isJSONError(body []byte) bool {
-	b := bytes.TrimSpace(body)
-	return len(b) > 0 && b[0] == '{' && gjson.ValidBytes(b) && gjson.GetBytes(b, "error").Exists()
 }
 
 // typeForStatus is the envelope type of a wrapped upstream status.

@@ -96,7 +96,7 @@ func (ex *exchange) attempt(t upstream.Target, att *upstream.Attempt, last, next
 			drain.Stop()
 			att.Done(upstream.Result{Status: resp.StatusCode, TTFB: headersIn, RetryAfter: ra})
 			endSpan(resp.StatusCode, nil)
-			return ra, false, fmt.Errorf("%s answered %d", u.Name(), resp.StatusCode)
+			return ra, false, &statusError{upstream: u.Name(), status: resp.StatusCode}
 		}
 	}
 	ex.idle = time.AfterFunc(p.idleTimeout(), func() { acancel(errIdle) })
@@ -152,6 +152,14 @@ func (ex *exchange) answerLocally(status int, body []byte, ct string) {
 	_, _ = ex.w.Write(body)
 	ex.firstByte()
 }
+
+// statusError is an attempt that ended with a retryable status.
+type statusError struct {
+	upstream string
+	status   int
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("%s answered %d", e.upstream, e.status) }
 
 func (ex *exchange) remaining() time.Duration {
 	if ex.p.Timeout <= 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/tollgate/tollgate/internal/apierr"
 	"github.com/tollgate/tollgate/internal/ledger"
 	"github.com/tollgate/tollgate/internal/upstream"
+	"github.com/tollgate/tollgate/internal/upstreamerr"
 )
 
 // exchange is the state of one request while it is served.
@@ -241,9 +242,22 @@ func (ex *exchange) exhausted(lastErr error) error {
 	}
 	msg := "the upstream could not be reached"
 	if lastErr != nil {
-		msg += ": " + apierr.Sanitize(lastErr.Error())
+		msg += ": " + failureText(lastErr)
 	}
 	return apierr.New(http.StatusBadGateway, apierr.Upstream, "upstream_unreachable", msg)
+}
+
+// failureText says why an attempt failed without quoting what a transport
+// error carries (socket addresses, URLs).
+func failureText(err error) string {
+	var se *statusError
+	switch {
+	case errors.As(err, &se):
+		return se.Error()
+	case errors.Is(err, errAttemptTimeout):
+		return errAttemptTimeout.Error()
+	}
+	return upstreamerr.SanitizeTransportError(err)
 }
 
 // wait sleeps before retry n (1-based): Retry-After when the same upstream

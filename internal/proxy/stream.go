@@ -12,6 +12,7 @@ import (
 	"github.com/tollgate/tollgate/internal/ledger"
 	"github.com/tollgate/tollgate/internal/sse"
 	"github.com/tollgate/tollgate/internal/upstream"
+	"github.com/tollgate/tollgate/internal/upstreamerr"
 )
 
 const (
@@ -98,20 +99,12 @@ func (ex *exchange) relayError(resp *http.Response, reply Reply) {
 	h.Set("Content-Length", fmt.Sprint(len(out)))
 	ex.rec.Status = status
 	ex.rec.Outcome = outcomeOfStatus(status)
-	ex.rec.Error = apierr.Sanitize(errorText(body))
+	ex.rec.Error = upstreamerr.Sanitize(body, 300)
 	ex.tail = body
 	ex.w.WriteHeader(status)
 	ex.wrote = true
 	_, _ = ex.w.Write(out)
 	ex.firstByte()
-}
-
-// errorText is a short plain form of an upstream error body for the ledger.
-func errorText(body []byte) string {
-	if len(body) > 300 {
-		body = body[:300]
-	}
-	return string(body)
 }
 
 // streamFailed ends a response that broke after its headers were sent.
@@ -124,7 +117,7 @@ func (ex *exchange) streamFailed(err error, res *upstream.Result) {
 	case ex.ctx.Err() != nil:
 		rec.Outcome, rec.Error = ledger.OutcomeTimeout, "request deadline exceeded mid-stream"
 	default:
-		rec.Outcome, rec.Error = ledger.OutcomeUpstreamError, "upstream stream broke: "+apierr.Sanitize(err.Error())
+		rec.Outcome, rec.Error = ledger.OutcomeUpstreamError, "upstream stream broke: "+upstreamerr.SanitizeTransportError(err)
 		res.Err = err
 	}
 	// Close the connection so no client mistakes the truncated body for a

@@ -14,6 +14,8 @@ package responses
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -23,6 +25,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/tollgate/tollgate/internal/apierr"
+	"github.com/tollgate/tollgate/internal/jsonscan"
 	"github.com/tollgate/tollgate/internal/openai"
 	"github.com/tollgate/tollgate/internal/proxy"
 )
@@ -104,8 +107,8 @@ type fields struct {
 // is refused per attempt in Outbound.
 func (d *Dialect) Parse(in *proxy.Inbound) (proxy.Request, error) {
 	body := in.Body
-	if len(body) == 0 || !gjson.ValidBytes(body) {
-		return nil, apierr.BadRequest("invalid_json", "the request body is not valid JSON")
+	if err := checkHead(body); err != nil {
+		return nil, err
 	}
 	root := gjson.Parse(unsafe.String(&body[0], len(body)))
 	if !root.IsObject() {
@@ -228,4 +231,43 @@ func oneLine(raw string) string {
 		return raw
 	}
 	return strings.NewReplacer("\r", "", "\n", "").Replace(raw)
+}
+
+// headFields decide routing, permissions, metering and statefulness. They are
+// read by their exact names; an upstream built on encoding/json would also
+// read a case variant, so a duplicate or a variant is refused rather than
+// read differently on the two sides.
+var headFields = []string{"model", "stream", "user", "safety_identifier", "max_output_tokens", "store", "previous_response_id"}
+
+// checkHead validates body without recursion (bounded depth) and refuses
+// ambiguous head fields.
+func checkHead(body []byte) error {
+	obj, err := jsonscan.Scan(body, jsonscan.Options{MaxDepth: openai.MaxDepth})
+	if err != nil {
+		if errors.Is(err, jsonscan.ErrTooDeep) {
+			return apierr.BadRequest("json_too_deep", fmt.Sprintf("the request body nests deeper than %d levels", openai.MaxDepth))
+		}
+		return apierr.BadRequest("invalid_json", "the request body is not a valid JSON object: "+clip(err.Error()))
+	}
+	for _, name := range headFields {
+		_, ok, err := obj.Field(name)
+		if err == nil && ok {
+			if _, exact := obj.Exact(name); !exact {
+				err = fmt.Errorf("use the field name %q exactly", name)
+			}
+		}
+		if err != nil {
+			e := apierr.BadRequest("duplicate_field", "'"+name+"' is ambiguous: "+clip(err.Error()))
+			e.Param = name
+			return e
+		}
+	}
+	return nil
+}
+
+func clip(s string) string {
+	if len(s) > 200 {
+		return strings.ToValidUTF8(s[:200], "")
+	}
+	return s
 }
