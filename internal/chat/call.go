@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -59,9 +60,22 @@ func toUsage(u openai.Usage) usageJSON {
 	return usageJSON{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
 }
 
+// bodyTimeout bounds reading a request body.
+const bodyTimeout = 60 * time.Second
+
 // readRequest reads and validates the body.
 func readRequest(w http.ResponseWriter, r *http.Request) (*chatRequest, *apiError) {
+	// A slow sender is cut off, as on /v1: the connection closes after the answer.
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(time.Now().Add(bodyTimeout)) == nil
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err == nil && deadline {
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		w.Header().Set("Connection", "close")
+		return nil, &apiError{Status: http.StatusRequestTimeout, Message: "the request body was not received in time"}
+	}
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, &apiError{Status: http.StatusRequestEntityTooLarge,
