@@ -23,6 +23,7 @@ import (
 	"github.com/tollgate/tollgate/internal/metrics"
 	"github.com/tollgate/tollgate/internal/openai"
 	"github.com/tollgate/tollgate/internal/proxy"
+	"github.com/tollgate/tollgate/internal/realip"
 	"github.com/tollgate/tollgate/internal/server"
 	"github.com/tollgate/tollgate/internal/store"
 	"github.com/tollgate/tollgate/internal/store/storeopen"
@@ -54,6 +55,10 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 		return nil, usageErr("config: prices: %v", err)
 	}
 	a.prices = prices
+	trusted, err := realip.ParseTrusted(cfg.TrustedProxies)
+	if err != nil {
+		return nil, usageErr("config: trusted_proxies: %v", err)
+	}
 
 	tracing, err := telemetry.SetupTracing(ctx, e.lookup, version)
 	if err != nil {
@@ -115,6 +120,7 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 		MaxBody:      int64(cfg.MaxBody),
 		LogBodies:    cfg.LogBodies,
 		LogContent:   cfg.LogContent,
+		ClientIP:     (&realip.Resolver{Trusted: trusted}).ClientIP,
 	}
 	if gate != nil {
 		px.Gate = gate

@@ -117,6 +117,9 @@ type Proxy struct {
 	SaturationWait time.Duration
 	// LogBodies / LogContent control what of the bodies the ledger keeps.
 	LogBodies, LogContent bool
+	// ClientIP answers the client address recorded in the ledger and used by
+	// per-IP limits (Call.ClientIP); nil means the TCP peer address.
+	ClientIP func(*http.Request) string
 
 	bufPool sync.Pool
 }
@@ -150,7 +153,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ID:       w.Header().Get("X-Request-Id"),
 			Time:     start.UTC(),
 			Endpoint: r.URL.Path,
-			ClientIP: clientIP(r),
+			ClientIP: p.clientIP(r),
 			User:     r.Header.Get("X-Tollgate-User"),
 		},
 	}
@@ -239,8 +242,12 @@ func (ex *exchange) logAccess() {
 	)
 }
 
-// clientIP is the peer address; X-Forwarded-For is not trusted by default.
-func clientIP(r *http.Request) string {
+// clientIP is the peer address unless ClientIP says otherwise;
+// X-Forwarded-For is not trusted by default.
+func (p *Proxy) clientIP(r *http.Request) string {
+	if p.ClientIP != nil {
+		return p.ClientIP(r)
+	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
