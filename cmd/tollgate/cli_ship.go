@@ -66,13 +66,13 @@ func versionText() string {
 func healthcheckCmd(ctx context.Context, args []string, e env, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	url := fs.String("url", "", "health URL (default: http://127.0.0.1:PORT/healthz, PORT from TOLLGATE_LISTEN or PORT, else 3000)")
+	url := fs.String("url", "", "health URL (default: http://HOST:PORT/healthz from TOLLGATE_LISTEN or PORT; HOST 127.0.0.1 unless the listen address names one)")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return usageErr("healthcheck: %w", err)
 	}
 	if *url == "" {
-		*url = "http://" + net.JoinHostPort("127.0.0.1", listenPort(e)) + "/healthz"
+		*url = "http://" + listenAddr(e) + "/healthz"
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
@@ -93,18 +93,23 @@ func healthcheckCmd(ctx context.Context, args []string, e env, stdout, stderr io
 	return nil
 }
 
-// listenPort is the port serve would listen on, from the environment only
-// (a healthcheck runs beside the server, in its environment).
-func listenPort(e env) string {
+// listenAddr is where serve listens, from the environment only (a
+// healthcheck runs beside the server, in its environment): loopback unless
+// the listen address names a specific host.
+func listenAddr(e env) string {
+	host, port := "127.0.0.1", "3000"
+	if v, ok := e.lookup("PORT"); ok && v != "" {
+		port = v
+	}
 	if v, ok := e.lookup("TOLLGATE_LISTEN"); ok && v != "" {
-		if _, port, err := net.SplitHostPort(v); err == nil && port != "" {
-			return port
+		if h, p, err := net.SplitHostPort(v); err == nil && p != "" {
+			port = p
+			if ip := net.ParseIP(h); h != "" && (ip == nil || !ip.IsUnspecified()) {
+				host = h
+			}
 		}
 	}
-	if v, ok := e.lookup("PORT"); ok && v != "" {
-		return v
-	}
-	return "3000"
+	return net.JoinHostPort(host, port)
 }
 
 const backupUsage = `usage: tollgate backup [--db URL] [--config FILE] FILE

@@ -253,3 +253,23 @@ func TestKeysRevokeRotateByName(t *testing.T) {
 		t.Errorf("ambiguous name: %v", err)
 	}
 }
+
+func TestListenAddr(t *testing.T) {
+	tests := []struct {
+		vars map[string]string
+		want string
+	}{
+		{nil, "127.0.0.1:3000"},
+		{map[string]string{"PORT": "8080"}, "127.0.0.1:8080"},
+		{map[string]string{"PORT": "8080", "TOLLGATE_LISTEN": ":9000"}, "127.0.0.1:9000"},
+		{map[string]string{"TOLLGATE_LISTEN": "0.0.0.0:9000"}, "127.0.0.1:9000"},
+		{map[string]string{"TOLLGATE_LISTEN": "[::]:9000"}, "127.0.0.1:9000"},
+		{map[string]string{"TOLLGATE_LISTEN": "10.1.2.3:9000"}, "10.1.2.3:9000"},
+		{map[string]string{"TOLLGATE_LISTEN": "[::1]:9000"}, "[::1]:9000"},
+	}
+	for _, tt := range tests {
+		if got := listenAddr(env{lookup: mapEnv(tt.vars)}); got != tt.want {
+			t.Errorf("listenAddr(%v) = %s, want %s", tt.vars, got, tt.want)
+		}
+	}
+}
