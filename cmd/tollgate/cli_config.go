@@ -79,23 +79,18 @@ func checkConfig(cfg config.Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	prices, err := ledger.NewPrices(priceOverrides(cfg.Prices))
-	if err != nil {
+	if err := checkPrices(cfg); err != nil {
 		return fmt.Errorf("prices: %w", err)
 	}
 	if _, err := realip.ParseTrusted(cfg.TrustedProxies); err != nil {
 		return fmt.Errorf("trusted_proxies: %w", err)
 	}
-	_, err = upstream.NewPool(upstream.Options{
+	_, err := upstream.NewPool(upstream.Options{ // Price is only needed to route
 		Upstreams: cfg.UpstreamConfigs(),
 		Aliases:   cfg.Models,
 		Routing:   cfg.Routing,
 		Breaker:   cfg.Breaker,
 		Logger:    slog.New(slog.DiscardHandler),
-		Price: func(model string) (int64, bool) {
-			p, ok := prices.Lookup(model)
-			return (p.InputNano + p.OutputNano) * 1_000_000 / 2, ok
-		},
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("upstreams: %w", err)
@@ -106,6 +101,12 @@ func checkConfig(cfg config.Config) error {
 		}
 	}
 	return nil
+}
+
+// checkPrices validates the configured price overrides as newApp does.
+func checkPrices(cfg config.Config) error {
+	_, err := ledger.NewPrices(priceOverrides(cfg.Prices))
+	return err
 }
 
 // secretWords mark a YAML key as secret when they are one of its words
