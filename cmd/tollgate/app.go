@@ -24,6 +24,7 @@ import (
 	"github.com/tollgate/tollgate/internal/metrics"
 	"github.com/tollgate/tollgate/internal/openai"
 	"github.com/tollgate/tollgate/internal/proxy"
+	"github.com/tollgate/tollgate/internal/realip"
 	"github.com/tollgate/tollgate/internal/responses"
 	"github.com/tollgate/tollgate/internal/server"
 	"github.com/tollgate/tollgate/internal/store"
@@ -61,6 +62,10 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 		refresh, stopRefresh := context.WithCancel(context.Background())
 		go priceLoader.Run(refresh, cfg.PricesRefresh)
 		a.closers = append(a.closers, func(context.Context) error { stopRefresh(); return nil })
+	}
+	trusted, err := realip.ParseTrusted(cfg.TrustedProxies)
+	if err != nil {
+		return nil, usageErr("config: trusted_proxies: %v", err)
 	}
 
 	tracing, err := telemetry.SetupTracing(ctx, e.lookup, version)
@@ -123,6 +128,7 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 		MaxBody:      int64(cfg.MaxBody),
 		LogBodies:    cfg.LogBodies,
 		LogContent:   cfg.LogContent,
+		ClientIP:     (&realip.Resolver{Trusted: trusted}).ClientIP,
 	}
 	if gate != nil {
 		px.Gate = gate

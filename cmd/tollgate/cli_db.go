@@ -116,8 +116,8 @@ func (f *dbFlags) open(ctx context.Context, e env, stderr io.Writer, mustExist b
 const keysUsage = `usage: tollgate keys create --name NAME [--models 'gpt-4o,claude-*'] [--rpm N] [--tpm N]
                             [--max-parallel N] [--budget 10USD/day] [--expires 30d]
        tollgate keys list [--format table|json]
-       tollgate keys revoke ID
-       tollgate keys rotate ID
+       tollgate keys revoke ID|NAME
+       tollgate keys rotate ID|NAME
 common flags: --db URL, --config FILE`
 
 // keysCmd manages gateway keys: create, list, revoke, rotate.
@@ -157,8 +157,11 @@ func keysCmd(ctx context.Context, args []string, e env, stdout, stderr io.Writer
 		if len(pos) != 1 {
 			return usageErr("keys %s: want exactly one key id\n%s", sub, keysUsage)
 		}
-		id := pos[0]
 		return withStore(ctx, f, e, stderr, true, func(st store.Store) error {
+			id, err := resolveKeyRef(ctx, st, pos[0]) // an id or a key name
+			if err != nil {
+				return err
+			}
 			m := auth.NewManager(st, nil)
 			if sub == "revoke" {
 				if err := m.Revoke(ctx, id); err != nil {

@@ -108,6 +108,10 @@ type Config struct {
 	// RedisURL shares limits and budgets between replicas. Env TOLLGATE_REDIS_URL.
 	RedisURL string `yaml:"redis_url"`
 	Limits   Limits `yaml:"limits"`
+	// TrustedProxies are the CIDRs or addresses of reverse proxies whose
+	// X-Forwarded-For is believed for the client IP (ledger, per-IP limits).
+	// Env TOLLGATE_TRUSTED_PROXIES (comma-separated); default none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 
 	Log  Log  `yaml:"log"`
 	Chat Chat `yaml:"chat"`

@@ -130,6 +130,7 @@ var vars = []struct {
 	{"TOLLGATE_TPM", intVar(func(c *Config) *int { return &c.Limits.TPM })},
 	{"TOLLGATE_MAX_PARALLEL", intVar(func(c *Config) *int { return &c.Limits.MaxParallel })},
 	{"TOLLGATE_IP_RPM", intVar(func(c *Config) *int { return &c.Limits.IPRPM })},
+	{"TOLLGATE_TRUSTED_PROXIES", func(c *Config, v string) error { c.TrustedProxies = strings.Split(v, ","); return nil }},
 	{"TOLLGATE_LIMIT_FAIL_POLICY", func(c *Config, v string) error { c.Limits.FailPolicy = v; return nil }},
 	{"TOLLGATE_UNPRICED", func(c *Config, v string) error { c.Limits.Unpriced = strings.ToLower(v); return nil }},
 	{"TOLLGATE_BUDGET_WARN", func(c *Config, v string) error {

@@ -8,7 +8,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -39,10 +39,13 @@ type Tracing struct {
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set (as seen through lookup, usually
 // os.LookupEnv) and OTEL_SDK_DISABLED is not "true". The OTLP/HTTP exporter
 // then reads the standard OTEL_EXPORTER_OTLP_* variables (headers, timeout,
-// TLS) itself, and the SDK reads OTEL_TRACES_SAMPLER; spans leave through a
+// compression, TLS) through lookup, and the SDK reads OTEL_TRACES_SAMPLER; spans leave through a
 // batch processor so exporting never blocks a request. service.name is
 // "tollgate" unless OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES say
 // otherwise. When tracing is off the returned Tracing is a no-op.
+//
+// The exporter is our own OTLP/HTTP protobuf client (otlphttp.go), not
+// otlptracehttp, which links gRPC into the binary.
 func SetupTracing(ctx context.Context, lookup func(string) (string, bool), serviceVersion string) (*Tracing, error) {
 	get := func(k string) string {
 		v, _ := lookup(k)
@@ -52,7 +55,11 @@ func SetupTracing(ctx context.Context, lookup func(string) (string, bool), servi
 		(get("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "") {
 		return &Tracing{}, nil
 	}
-	exp, err := otlptracehttp.New(ctx)
+	client, err := newOTLPHTTPClient(lookup)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	exp, err := otlptrace.New(ctx, client)
 	if err != nil {
 		return nil, fmt.Errorf("tracing: otlp exporter: %w", err)
 	}
