@@ -1,7 +1,7 @@
 import { h, clear, table, meter, badge } from './dom.js';
 import { api, query } from './api.js';
 import { t } from './i18n.js';
-import { money, int, pct, ms, time } from './fmt.js';
+import { money, int, pct, ms, time, currency } from './fmt.js';
 import { lineChart } from './chart.js';
 
 const ranges = ['1h', '24h', '7d', '30d', 'custom'];
@@ -107,7 +107,7 @@ export function overview(main, state) {
     charts.append(
       lineChart(t('chart.requests'), xs, [[t('requests'), g.map(r => r.requests)], [t('errors'), g.map(r => r.errors)]], w),
       lineChart(t('chart.tokens'), xs, [[t('tokens.input'), g.map(r => r.prompt_tokens)], [t('tokens.cached'), g.map(r => r.cached_tokens)], [t('tokens.output'), g.map(r => r.completion_tokens)]], w),
-      lineChart(t('chart.cost'), xs, [[t('cost') + ' (USD)', g.map(r => r.cost_nano_usd / 1e9)]], w),
+      lineChart(t('chart.cost', currency()), xs, [[t('cost') + ' (' + currency() + ')', g.map(r => r.cost_nano_usd / 1e9)]], w),
       lineChart(t('chart.latency'), xs, [[t('latency.p50'), g.map(r => r.p50_ms)], [t('latency.p95'), g.map(r => r.p95_ms)]], w));
   }
 
