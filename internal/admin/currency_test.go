@@ -111,3 +111,25 @@ func TestCurrencyDefault(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestUsagePercentilesParam: percentiles=estimate keeps the report on the
+// aggregates (the dashboard's overview); the default is exact for small
+// ranges.
+func TestUsagePercentilesParam(t *testing.T) {
+	f := newFixture(t, nil)
+	f.insert(rec("a", time.Hour, nil), rec("b", 2*time.Hour, nil))
+	for _, tt := range []struct {
+		query string
+		exact bool
+	}{{"", true}, {"?percentiles=exact", true}, {"?percentiles=estimate&group_by=hour", false}} {
+		status, body := f.do(http.MethodGet, "/admin/usage"+tt.query, "")
+		if status != http.StatusOK {
+			t.Fatalf("%s: %d %s", tt.query, status, body)
+		}
+		if rep := decode[store.UsageReport](t, body); rep.Total.ExactPercentiles != tt.exact || rep.Total.Requests != 2 {
+			t.Errorf("%s: exact %v requests %d; want %v, 2", tt.query, rep.Total.ExactPercentiles, rep.Total.Requests, tt.exact)
+		}
+	}
+	status, body := f.do(http.MethodGet, "/admin/usage?percentiles=fast", "")
+	wantError(t, status, body, http.StatusBadRequest, "percentiles")
+}

@@ -75,12 +75,25 @@ func (h *handler) usage(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, badParam("format", fmt.Sprintf("unknown format %q: use json or csv", format)))
 		return
 	}
+	// percentiles=estimate keeps the report on the aggregates (the
+	// dashboard's overview); by default small ranges get exact ones from
+	// the raw rows.
+	estimate := false
+	switch p := q.Get("percentiles"); p {
+	case "", "exact":
+	case "estimate":
+		estimate = true
+	default:
+		writeErr(w, badParam("percentiles", fmt.Sprintf("unknown percentiles %q: use exact or estimate", p)))
+		return
+	}
 	keyID := q.Get("key")
 	if id, ok := KeyScope(r.Context()); ok {
 		keyID = id
 	}
 	rep, err := h.opts.Store.Usage(r.Context(), store.UsageQuery{
 		Since: since, Until: until, GroupBy: groupBy, KeyID: keyID, Location: h.opts.Location,
+		EstimatePercentiles: estimate,
 	})
 	if err != nil {
 		h.internalErr(w, r, "usage", err)

@@ -37,7 +37,8 @@ export function overview(main, state) {
   async function load() {
     const my = ++seq;
     const sp = span();
-    const base = { since: sp.since, until: sp.until };
+    // Aggregates only: estimated percentiles keep the overview off the raw log table.
+    const base = { since: sp.since, until: sp.until, percentiles: 'estimate' };
     try {
       const [series, grouped, keyList, spenders] = await Promise.all([
         api('admin/usage' + query({ ...base, group_by: sp.bucket })),
@@ -53,6 +54,9 @@ export function overview(main, state) {
     }
   }
 
+  // pms marks percentiles estimated from the hourly histogram with "~".
+  const pms = (row, x) => (row.exact_percentiles || !row.requests ? '' : '~') + ms(x);
+
   function render(series, grouped, keyList, spenders) {
     const tot = series.total;
     const names = Object.fromEntries(keyList.map(k => [k.id, k.name]));
@@ -64,8 +68,8 @@ export function overview(main, state) {
       [t('tokens.output'), int(tot.completion_tokens)],
       [t('cost'), money(tot.cost_nano_usd)],
       [t('error_rate'), pct(tot.requests ? tot.errors / tot.requests : 0)],
-      [t('latency.p50'), ms(tot.p50_ms)],
-      [t('latency.p95'), ms(tot.p95_ms)],
+      [t('latency.p50'), pms(tot, tot.p50_ms)],
+      [t('latency.p95'), pms(tot, tot.p95_ms)],
     ].map(([k, v]) => h('div', { class: 'card' }, h('div', { class: 'k' }, k), h('div', { class: 'v' }, v))));
     const g = series.groups || [];
     const xs = g.map(r => Date.parse(r.group) / 1000);
@@ -81,8 +85,8 @@ export function overview(main, state) {
         { label: t('tokens.output'), num: true, cell: r => int(r.completion_tokens) },
         { label: t('cost'), num: true, cell: r => money(r.cost_nano_usd) },
         { label: t('error_rate'), num: true, cell: r => pct(r.requests ? r.errors / r.requests : 0) },
-        { label: t('latency.p50'), num: true, cell: r => ms(r.p50_ms) },
-        { label: t('latency.p95'), num: true, cell: r => ms(r.p95_ms) },
+        { label: t('latency.p50'), num: true, cell: r => pms(r, r.p50_ms) },
+        { label: t('latency.p95'), num: true, cell: r => pms(r, r.p95_ms) },
       ], grouped.groups || []));
     if (spenders) {
       parts.push(h('h2', {}, t('top_spenders')),
