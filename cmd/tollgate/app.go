@@ -81,6 +81,7 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 			IsKnownModel: a.knownModel,
 			Upstreams:    func() []upstream.Status { return a.pool.Load().Status() },
 			Ledger:       a.ledgerStats,
+			Currency:     cfg.Currency,
 		})
 		metricsHandler = metrics.Handler(reg)
 	}
@@ -185,8 +186,13 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 	go ledger.RunRetention(retention, st, cfg.Retention, time.Hour, logger)
 	a.closers = append(a.closers, func(context.Context) error { stopRetention(); return nil })
 
+	loc, err := cfg.Location()
+	if err != nil {
+		return nil, usageErr("config: %v", err)
+	}
 	adminOpts := admin.Options{
 		Token: cfg.AdminToken, Store: st, Keys: a.manager, Logger: logger,
+		Currency: cfg.Currency, Location: loc,
 		Upstreams: func() []upstream.Status { return a.pool.Load().Status() },
 		Recent:    a.ring.Recent,
 		Reload:    func(context.Context) error { return a.reload(e) },
@@ -326,6 +332,7 @@ func (a *app) newGate(ctx context.Context, cfg config.Config, st store.Store, st
 	}
 	mgr := auth.NewManager(st, time.Now)
 	mgr.OnChange = cache.Invalidate
+	mgr.Currency, mgr.Location = cfg.Currency, loc
 	a.keys, a.manager = cache, mgr
 	plaintext, created, err := auth.EnsureInitialKey(ctx, mgr)
 	if err != nil {

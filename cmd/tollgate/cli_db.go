@@ -115,6 +115,7 @@ func (f *dbFlags) open(ctx context.Context, e env, stderr io.Writer, mustExist b
 
 const keysUsage = `usage: tollgate keys create --name NAME [--models 'gpt-4o,claude-*'] [--rpm N] [--tpm N]
                             [--max-parallel N] [--budget 10USD/day] [--expires 30d]
+         (budgets are in the deployment currency, TOLLGATE_CURRENCY: 10CNY/day, or just 10/day)
        tollgate keys list [--format table|json]
        tollgate keys revoke ID|NAME
        tollgate keys rotate ID|NAME
@@ -146,8 +147,12 @@ func keysCmd(ctx context.Context, args []string, e env, stdout, stderr io.Writer
 		if *format != "table" && *format != "json" {
 			return usageErr("keys list: --format must be table or json")
 		}
+		cfg, err := f.moneyConfig(e)
+		if err != nil {
+			return err
+		}
 		return withStore(ctx, f, e, stderr, true, func(st store.Store) error {
-			return keysList(ctx, auth.NewManager(st, nil), *format, stdout)
+			return keysList(ctx, keyManager(cfg, st), *format, stdout)
 		})
 	case "revoke", "rotate":
 		pos, err := f.parse(args)
@@ -157,12 +162,16 @@ func keysCmd(ctx context.Context, args []string, e env, stdout, stderr io.Writer
 		if len(pos) != 1 {
 			return usageErr("keys %s: want exactly one key id\n%s", sub, keysUsage)
 		}
+		cfg, err := f.moneyConfig(e)
+		if err != nil {
+			return err
+		}
 		return withStore(ctx, f, e, stderr, true, func(st store.Store) error {
 			id, err := resolveKeyRef(ctx, st, pos[0]) // an id or a key name
 			if err != nil {
 				return err
 			}
-			m := auth.NewManager(st, nil)
+			m := keyManager(cfg, st)
 			if sub == "revoke" {
 				if err := m.Revoke(ctx, id); err != nil {
 					return keyErr(id, err)
@@ -179,6 +188,15 @@ func keysCmd(ctx context.Context, args []string, e env, stdout, stderr io.Writer
 		})
 	}
 	return usageErr("keys: unknown subcommand %q\n%s", sub, keysUsage)
+}
+
+// keyManager is the key Manager over st with the configured currency and
+// time zone (checked by moneyConfig), as the server builds it.
+func keyManager(cfg config.Config, st store.Store) *auth.Manager {
+	m := auth.NewManager(st, nil)
+	m.Currency = cfg.Currency
+	m.Location, _ = cfg.Location()
+	return m
 }
 
 // keyErr words a Manager error for the terminal.
@@ -205,7 +223,7 @@ func keysCreate(ctx context.Context, f *dbFlags, args []string, e env, stdout, s
 	rpm := f.fs.Int("rpm", 0, "requests per minute (0: server default)")
 	tpm := f.fs.Int("tpm", 0, "tokens per minute (0: server default)")
 	parallel := f.fs.Int("max-parallel", 0, "requests in flight (0: server default)")
-	budget := f.fs.String("budget", "", "spend limit, e.g. 10USD/day, 50USD/month, 100USD/total")
+	budget := f.fs.String("budget", "", "spend limit in the deployment currency (TOLLGATE_CURRENCY), e.g. 10USD/day, 50CNY/month, 100/total")
 	expires := f.fs.String("expires", "", "lifetime, e.g. 30d or 12h (default: never)")
 	pos, err := f.parse(args)
 	if err != nil {
@@ -219,8 +237,12 @@ func keysCreate(ctx context.Context, f *dbFlags, args []string, e env, stdout, s
 	case *rpm < 0 || *tpm < 0 || *parallel < 0:
 		return usageErr("keys create: --rpm, --tpm and --max-parallel must not be negative")
 	}
+	cfg, err := f.moneyConfig(e)
+	if err != nil {
+		return err
+	}
 	// Validate here so a typo is a usage error (exit 2), not a failure.
-	if _, _, err := auth.ParseBudget(*budget); err != nil {
+	if _, _, err := auth.ParseBudget(*budget, cfg.Currency); err != nil {
 		return usageErr("keys create: --budget: %v", err)
 	}
 	if *expires != "" {
@@ -235,7 +257,7 @@ func keysCreate(ctx context.Context, f *dbFlags, args []string, e env, stdout, s
 		opts.Models = strings.Split(*models, ",")
 	}
 	return withStore(ctx, f, e, stderr, false, func(st store.Store) error {
-		plaintext, k, err := auth.NewManager(st, nil).Create(ctx, opts)
+		plaintext, k, err := keyManager(cfg, st).Create(ctx, opts)
 		if err != nil {
 			return err
 		}
@@ -268,7 +290,7 @@ func keysList(ctx context.Context, m *auth.Manager, format string, stdout io.Wri
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSTATUS\tMODELS\tRPM\tTPM\tPARALLEL\tBUDGET\tSPEND\tLAST USED")
+	fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSTATUS\tMODELS\tRPM\tTPM\tPARALLEL\tBUDGET\tSPEND\tLAST USED (UTC)")
 	for _, k := range keys {
 		models := "*"
 		if len(k.Models) > 0 {
@@ -278,9 +300,10 @@ func keysList(ctx context.Context, m *auth.Manager, format string, stdout io.Wri
 		if !k.LastUsed.IsZero() {
 			last = k.LastUsed.UTC().Format("2006-01-02 15:04")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t$%s\t%s\n", k.ID, k.Name, k.Prefix, k.Status, models,
+		// Spend and budget in the same form: "0.12CNY" of "10CNY/day".
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, k.Status, models,
 			limitText(k.RPM), limitText(k.TPM), limitText(k.MaxParallel),
-			auth.FormatBudget(k.BudgetNano, k.BudgetPeriod), auth.FormatUSD(k.SpendThisPeriod), last)
+			auth.FormatBudget(k.BudgetNano, k.BudgetPeriod, k.Currency), ledger.FormatAmount(k.SpendThisPeriod)+k.Currency, last)
 	}
 	return tw.Flush()
 }
@@ -449,8 +472,12 @@ func logsCmd(ctx context.Context, args []string, e env, stdout, stderr io.Writer
 	if err != nil {
 		return usageErr("logs: --%v", err)
 	}
+	cfg, err := f.moneyConfig(e)
+	if err != nil {
+		return err
+	}
 	filter := store.LogFilter{Since: from, Model: *model, KeyID: *keyID, User: *user, Outcome: *outcome, Limit: *limit}
-	out := &logPrinter{w: stdout, json: *format == "json"}
+	out := &logPrinter{w: stdout, json: *format == "json", currency: cfg.Currency}
 	return withStore(ctx, f, e, stderr, true, func(st store.Store) error {
 		recs, _, err := st.ListLogs(ctx, filter)
 		if err != nil {
@@ -538,18 +565,20 @@ func tailLogs(ctx context.Context, st store.Store, f store.LogFilter, first []le
 // logPrinter writes log rows as fixed-width lines (so rows printed across
 // polls line up) or JSON lines; it keeps the first write error.
 type logPrinter struct {
-	w    io.Writer
-	json bool
-	err  error
+	w        io.Writer
+	json     bool
+	currency string // of the COST column
+	err      error
 }
 
+// Times are UTC, as the header says.
 const logLineFormat = "%-19s  %-26s  %-16s  %-20s  %-12s  %-14s  %3s  %7s  %10s  %8s  %s\n"
 
 func (p *logPrinter) header() {
 	if p.json || p.err != nil {
 		return
 	}
-	_, p.err = fmt.Fprintf(p.w, logLineFormat, "TIME", "ID", "KEY", "MODEL", "UPSTREAM", "OUTCOME", "ST", "TOKENS", "COST USD", "MS", "ERROR")
+	_, p.err = fmt.Fprintf(p.w, logLineFormat, "TIME (UTC)", "ID", "KEY", "MODEL", "UPSTREAM", "OUTCOME", "ST", "TOKENS", "COST "+cmp.Or(p.currency, auth.DefaultCurrency), "MS", "ERROR")
 }
 
 func (p *logPrinter) row(r ledger.Record) {
@@ -557,7 +586,7 @@ func (p *logPrinter) row(r ledger.Record) {
 		return
 	}
 	if p.json {
-		b, err := json.Marshal(admin.NewLogRow(r, false))
+		b, err := json.Marshal(admin.NewLogRow(r, p.currency, false))
 		if err != nil {
 			p.err = err
 			return
@@ -573,7 +602,7 @@ func (p *logPrinter) row(r ledger.Record) {
 	if r.Estimated {
 		tokens = "~" + tokens
 	}
-	cost := auth.FormatUSD(r.CostNanoUSD)
+	cost := ledger.FormatAmount(r.CostNanoUSD)
 	if !r.Priced {
 		cost = "-"
 	}

@@ -88,7 +88,7 @@ func TestKeysCmd(t *testing.T) {
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "ID") {
 		t.Fatalf("list:\n%s", list)
 	}
-	for _, want := range []string{id, "team-a", plaintext[:11], "active", "gpt-4o,claude-*", "60", "default", "10USD/day", "$0", "never"} {
+	for _, want := range []string{id, "team-a", plaintext[:11], "active", "gpt-4o,claude-*", "60", "default", "10USD/day", "0USD", "never"} {
 		if !strings.Contains(lines[1], want) {
 			t.Errorf("list row lacks %q:\n%s", want, list)
 		}
@@ -291,8 +291,52 @@ func TestLogsCmd(t *testing.T) {
 	}
 	out := mustRun(t, logsCmd, e, "--format", "json", "--limit", "1", "--db", db)
 	var row admin.LogRow
-	if err := json.Unmarshal([]byte(out), &row); err != nil || row.ID != "req-new" || row.CostNanoUSD != 1_500_000 {
+	if err := json.Unmarshal([]byte(out), &row); err != nil || row.ID != "req-new" || row.CostNanoUSD != 1_500_000 || row.Currency != "USD" {
 		t.Fatalf("json row: %v\n%s", err, out)
+	}
+
+	// In a CNY deployment the cost column and JSON rows say so.
+	cny := dbTestEnv(t, map[string]string{"TOLLGATE_CURRENCY": "cny"})
+	out = mustRun(t, logsCmd, cny, "--limit", "1", "--db", db)
+	if head, _, _ := strings.Cut(out, "\n"); !strings.Contains(head, "COST CNY") || !strings.Contains(out, "0.0015") {
+		t.Fatalf("CNY logs:\n%s", out)
+	}
+	out = mustRun(t, logsCmd, cny, "--format", "json", "--limit", "1", "--db", db)
+	if err := json.Unmarshal([]byte(out), &row); err != nil || row.Currency != "CNY" {
+		t.Fatalf("CNY json row: %v\n%s", err, out)
+	}
+}
+
+// TestKeysCmdCurrency: budgets are given and listed in the deployment
+// currency, and spend is read from the start of the period in the
+// configured zone.
+func TestKeysCmdCurrency(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "keys.db")
+	e := dbTestEnv(t, map[string]string{"TOLLGATE_CURRENCY": "CNY", "TOLLGATE_TIMEZONE": "Asia/Shanghai"})
+	_, _, err := runDBCmd(t, keysCmd, e, "create", "--db", db, "--name", "usd", "--budget", "10USD/day")
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "CNY") {
+		t.Fatalf("a USD budget in a CNY deployment: %v", err)
+	}
+	out := mustRun(t, keysCmd, e, "create", "--db", db, "--name", "cny", "--budget", "50/day")
+	id := regexp.MustCompile(`key_[a-z2-7]{16}`).FindString(out)
+	list := mustRun(t, keysCmd, e, "list", "--db", db)
+	if !strings.Contains(list, "50CNY/day") || !strings.Contains(list, "0CNY") || strings.Contains(list, "$") || strings.Contains(list, "USD") {
+		t.Fatalf("list:\n%s", list)
+	}
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	midnight := func() time.Time {
+		now := time.Now().In(sh)
+		return time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, sh)
+	}
+	before := midnight()
+	var infos []auth.KeyInfo
+	js := mustRun(t, keysCmd, e, "list", "--format", "json", "--db", db)
+	if err := json.Unmarshal([]byte(js), &infos); err != nil || len(infos) != 1 || infos[0].ID != id {
+		t.Fatalf("json: %v\n%s", err, js)
+	}
+	// Either side of a local midnight passing during the call.
+	if got := infos[0]; got.Currency != "CNY" || !got.PeriodStart.Equal(before) && !got.PeriodStart.Equal(midnight()) {
+		t.Fatalf("period start %v currency %q; want Shanghai midnight %v, CNY", got.PeriodStart, got.Currency, before)
 	}
 }
 
@@ -417,7 +461,7 @@ func TestDBCmdUsageErrors(t *testing.T) {
 		{"keys without subcommand", keysCmd, nil},
 		{"keys unknown subcommand", keysCmd, []string{"explode"}},
 		{"keys create without name", keysCmd, []string{"create"}},
-		{"keys create bad budget", keysCmd, []string{"create", "--name", "a", "--budget", "10/day"}},
+		{"keys create bad budget", keysCmd, []string{"create", "--name", "a", "--budget", "10EUR/day"}},
 		{"keys create bad expiry", keysCmd, []string{"create", "--name", "a", "--expires", "soon"}},
 		{"keys create negative rpm", keysCmd, []string{"create", "--name", "a", "--rpm", "-1"}},
 		{"keys create unknown flag", keysCmd, []string{"create", "--name", "a", "--colour", "red"}},

@@ -47,6 +47,13 @@ type Options struct {
 	// Recent returns up to n of the newest records from the live ring,
 	// newest first, for GET /admin/recent. Nil answers 404.
 	Recent func(n int) []ledger.Record
+	// Currency is the deployment currency (config currency) of every
+	// amount the API shows and of budgets it is given; empty means USD.
+	// Keys should be a Manager with the same Currency.
+	Currency string
+	// Location is the configured time zone (config timezone) of usage
+	// reports' day and hour groups; nil means UTC.
+	Location *time.Location
 	// Now is the clock for relative times ("24h" back from now); nil means
 	// time.Now.
 	Now func() time.Time
@@ -56,9 +63,10 @@ type Options struct {
 
 // handler holds the API's dependencies; its methods are the routes.
 type handler struct {
-	opts Options
-	now  func() time.Time
-	log  *slog.Logger
+	opts     Options
+	now      func() time.Time
+	log      *slog.Logger
+	currency string // opts.Currency, upper case, USD when unset
 }
 
 // New returns the admin API handler. Its routes include the /admin/ prefix,
@@ -96,7 +104,10 @@ func New(opts Options) http.Handler {
 // dashboard does with its session cookie. Requests whose context carries a
 // key scope (WithKeyScope) see only that key's data, read-only.
 func NewAPI(opts Options) http.Handler {
-	h := &handler{opts: opts, now: opts.Now, log: opts.Logger}
+	h := &handler{opts: opts, now: opts.Now, log: opts.Logger, currency: strings.ToUpper(opts.Currency)}
+	if h.currency == "" {
+		h.currency = auth.DefaultCurrency
+	}
 	if h.now == nil {
 		h.now = time.Now
 	}

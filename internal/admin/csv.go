@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/tollgate/tollgate/internal/auth"
+	"github.com/tollgate/tollgate/internal/ledger"
 	"github.com/tollgate/tollgate/internal/store"
 )
 
@@ -23,7 +23,7 @@ func (h *handler) logsCSV(w http.ResponseWriter, r *http.Request, f store.LogFil
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"id", "time", "key_id", "key_name", "user", "endpoint", "model", "model_used", "upstream",
 		"stream", "outcome", "status", "attempts", "prompt_tokens", "completion_tokens", "cached_tokens",
-		"reasoning_tokens", "total_tokens", "estimated", "cost_usd", "priced", "duration_ms", "ttfb_ms", "error"})
+		"reasoning_tokens", "total_tokens", "estimated", "cost_usd", "priced", "duration_ms", "ttfb_ms", "error", "currency"})
 	f.Limit = MaxLogLimit
 	written := 0
 	for {
@@ -37,13 +37,13 @@ func (h *handler) logsCSV(w http.ResponseWriter, r *http.Request, f store.LogFil
 		for _, rec := range recs {
 			i := func(n int64) string { return strconv.FormatInt(n, 10) }
 			fl := func(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
-			row := NewLogRow(rec, false)
+			row := NewLogRow(rec, h.currency, false)
 			_ = cw.Write([]string{row.ID, row.Time.Format("2006-01-02T15:04:05.000000Z07:00"), row.KeyID, row.KeyName,
 				row.User, row.Endpoint, row.Model, row.ModelUsed, row.Upstream, strconv.FormatBool(row.Stream),
 				row.Outcome, strconv.Itoa(row.Status), strconv.Itoa(row.Attempts), i(row.PromptTokens),
 				i(row.CompletionTokens), i(row.CachedTokens), i(row.ReasoningTokens), i(row.TotalTokens),
-				strconv.FormatBool(row.Estimated), auth.FormatUSD(row.CostNanoUSD), strconv.FormatBool(row.Priced),
-				fl(row.DurationMS), fl(row.TTFBMS), row.Error})
+				strconv.FormatBool(row.Estimated), ledger.FormatAmount(row.CostNanoUSD), strconv.FormatBool(row.Priced),
+				fl(row.DurationMS), fl(row.TTFBMS), row.Error, row.Currency})
 		}
 		written += len(recs)
 		if next == "" {

@@ -26,7 +26,8 @@ type keyRequest struct {
 	RPM         *int      `json:"rpm"`
 	TPM         *int      `json:"tpm"`
 	MaxParallel *int      `json:"max_parallel"`
-	// Budget as auth.ParseBudget reads it ("10USD/day"); "" or "none" clears.
+	// Budget in the deployment currency as auth.ParseBudget reads it
+	// ("10CNY/day", "10/day"); "" or "none" clears.
 	Budget *string `json:"budget"`
 	// Expires is a lifetime from now ("30d"); "" or "never" clears the expiry.
 	Expires   *string    `json:"expires"`
@@ -42,7 +43,7 @@ type createdKey struct {
 
 // options overlays req on base and validates the result, so that a bad
 // value is a 400 naming its field rather than an opaque Manager error.
-func (req *keyRequest) options(base auth.CreateOptions, now time.Time) (auth.CreateOptions, *openai.Error) {
+func (req *keyRequest) options(base auth.CreateOptions, now time.Time, currency string) (auth.CreateOptions, *openai.Error) {
 	o := base
 	if req.Name != nil {
 		o.Name = strings.TrimSpace(*req.Name)
@@ -70,7 +71,7 @@ func (req *keyRequest) options(base auth.CreateOptions, now time.Time) (auth.Cre
 		*f.dst = *f.src
 	}
 	if req.Budget != nil {
-		if _, _, err := auth.ParseBudget(*req.Budget); err != nil {
+		if _, _, err := auth.ParseBudget(*req.Budget, currency); err != nil {
 			return o, badParam("budget", err.Error())
 		}
 		o.Budget = *req.Budget
@@ -146,7 +147,7 @@ func (h *handler) listKeys(w http.ResponseWriter, r *http.Request) {
 	if all == nil {
 		all = []auth.KeyInfo{}
 	}
-	h.writeJSON(w, r, http.StatusOK, map[string]any{"data": all})
+	h.writeJSON(w, r, http.StatusOK, map[string]any{"data": all, "currency": h.currency})
 }
 
 func (h *handler) getKey(w http.ResponseWriter, r *http.Request) {
@@ -168,7 +169,7 @@ func (h *handler) createKey(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, badParam("name", "name is required"))
 		return
 	}
-	opts, e := req.options(auth.CreateOptions{}, h.now())
+	opts, e := req.options(auth.CreateOptions{}, h.now(), h.currency)
 	if e != nil {
 		writeErr(w, e)
 		return
@@ -191,7 +192,7 @@ func (h *handler) answerPlaintext(w http.ResponseWriter, r *http.Request, status
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "key listing failed after change", slog.Any("error", err))
 		info = auth.KeyInfo{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Models: k.Models, RPM: k.RPM, TPM: k.TPM,
 			MaxParallel: k.MaxParallel, BudgetNano: k.BudgetNano, BudgetPeriod: k.BudgetPeriod,
-			ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt, Status: "active"}
+			ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt, Status: "active", Currency: h.currency}
 	}
 	h.writeJSON(w, r, status, createdKey{Key: plaintext, KeyInfo: info})
 }
@@ -214,9 +215,9 @@ func (h *handler) updateKey(w http.ResponseWriter, r *http.Request) {
 	}
 	base := auth.CreateOptions{
 		Name: cur.Name, Models: cur.Models, RPM: cur.RPM, TPM: cur.TPM, MaxParallel: cur.MaxParallel,
-		Budget: auth.FormatBudget(cur.BudgetNano, cur.BudgetPeriod), ExpiresAt: cur.ExpiresAt,
+		Budget: auth.FormatBudget(cur.BudgetNano, cur.BudgetPeriod, h.currency), ExpiresAt: cur.ExpiresAt,
 	}
-	opts, e := req.options(base, h.now())
+	opts, e := req.options(base, h.now(), h.currency)
 	if e != nil {
 		writeErr(w, e)
 		return

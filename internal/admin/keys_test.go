@@ -27,7 +27,7 @@ func TestKeysLifecycle(t *testing.T) {
 	if !strings.HasPrefix(created.Key, auth.KeyPrefix) || !strings.HasPrefix(created.Key, created.Prefix) {
 		t.Fatalf("plaintext %q / prefix %q", created.Key, created.Prefix)
 	}
-	if created.RPM != 60 || created.BudgetNano != 10*auth.NanoPerUSD || created.BudgetPeriod != "day" ||
+	if created.RPM != 60 || created.BudgetNano != 10*auth.NanoPerUnit || created.BudgetPeriod != "day" ||
 		!created.ExpiresAt.Equal(now().Add(30*24*time.Hour)) || created.Status != "active" || len(created.Models) != 2 {
 		t.Fatalf("created = %+v", created.KeyInfo)
 	}
@@ -103,7 +103,7 @@ func TestKeysErrors(t *testing.T) {
 	}{
 		{"POST", "/admin/keys", `{}`, 400, "name"},
 		{"POST", "/admin/keys", `{"name":"  "}`, 400, "name"},
-		{"POST", "/admin/keys", `{"name":"a","budget":"10/day"}`, 400, "budget"},
+		{"POST", "/admin/keys", `{"name":"a","budget":"10EUR/day"}`, 400, "budget"},
 		{"POST", "/admin/keys", `{"name":"a","budget":"10USD/week"}`, 400, "budget"},
 		{"POST", "/admin/keys", `{"name":"a","rpm":-1}`, 400, "rpm"},
 		{"POST", "/admin/keys", `{"name":"a","max_parallel":-3}`, 400, "max_parallel"},

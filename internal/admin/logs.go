@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,7 +65,7 @@ func TimeRange(since, until string, now time.Time) (from, to time.Time, err erro
 
 // LogRow is one ledger record as the admin API and `tollgate logs --format
 // json` show it. Costs come both as a float for display and as exact
-// nano-USD.
+// nano-units of Currency (the JSON names predate the currency setting).
 type LogRow struct {
 	ID               string    `json:"id"`
 	Time             time.Time `json:"time"`
@@ -88,6 +89,7 @@ type LogRow struct {
 	CostUSD          float64   `json:"cost_usd"`
 	CostNanoUSD      int64     `json:"cost_nano_usd"`
 	Priced           bool      `json:"priced"`
+	Currency         string    `json:"currency"`
 	DurationMS       float64   `json:"duration_ms"`
 	TTFBMS           float64   `json:"ttfb_ms"`
 	ClientIP         string    `json:"client_ip"`
@@ -99,15 +101,17 @@ type LogRow struct {
 	ResponseBody any `json:"response_body,omitempty"`
 }
 
-// NewLogRow converts a record; withBodies copies stored bodies.
-func NewLogRow(rec ledger.Record, withBodies bool) LogRow {
+// NewLogRow converts a record whose cost is in currency ("" means USD);
+// withBodies copies stored bodies.
+func NewLogRow(rec ledger.Record, currency string, withBodies bool) LogRow {
 	row := LogRow{
 		ID: rec.ID, Time: rec.Time.UTC(), KeyID: rec.KeyID, KeyName: rec.KeyName, User: rec.User,
 		Endpoint: rec.Endpoint, Model: rec.Model, ModelUsed: rec.ModelUsed, Upstream: rec.Upstream,
 		Stream: rec.Stream, Outcome: string(rec.Outcome), Status: rec.Status, Attempts: rec.Attempts,
 		PromptTokens: rec.PromptTokens, CompletionTokens: rec.CompletionTokens, CachedTokens: rec.CachedTokens,
 		ReasoningTokens: rec.ReasoningTokens, TotalTokens: rec.TotalTokens, Estimated: rec.Estimated,
-		CostUSD: float64(rec.CostNanoUSD) / auth.NanoPerUSD, CostNanoUSD: rec.CostNanoUSD, Priced: rec.Priced,
+		CostUSD: float64(rec.CostNanoUSD) / auth.NanoPerUnit, CostNanoUSD: rec.CostNanoUSD, Priced: rec.Priced,
+		Currency:   strings.ToUpper(cmp.Or(currency, auth.DefaultCurrency)),
 		DurationMS: ms(rec.Duration), TTFBMS: ms(rec.TTFB), ClientIP: rec.ClientIP, Error: rec.Error,
 	}
 	if withBodies {
@@ -135,6 +139,7 @@ func bodyValue(b []byte) any {
 type logPage struct {
 	Data       []LogRow `json:"data"`
 	NextCursor *string  `json:"next_cursor"`
+	Currency   string   `json:"currency"`
 }
 
 // intParam reads a positive integer query parameter bounded by max; absent
@@ -218,9 +223,9 @@ func (h *handler) listLogs(w http.ResponseWriter, r *http.Request) {
 		h.internalErr(w, r, "list logs", err)
 		return
 	}
-	page := logPage{Data: make([]LogRow, 0, len(recs))}
+	page := logPage{Data: make([]LogRow, 0, len(recs)), Currency: h.currency}
 	for _, rec := range recs {
-		page.Data = append(page.Data, NewLogRow(rec, false))
+		page.Data = append(page.Data, NewLogRow(rec, h.currency, false))
 	}
 	if next != "" {
 		page.NextCursor = &next
@@ -256,7 +261,7 @@ func (h *handler) getLog(w http.ResponseWriter, r *http.Request) {
 		h.internalErr(w, r, "get log", err)
 		return
 	}
-	h.writeJSON(w, r, http.StatusOK, NewLogRow(rec, true))
+	h.writeJSON(w, r, http.StatusOK, NewLogRow(rec, h.currency, true))
 }
 
 func (h *handler) recent(w http.ResponseWriter, r *http.Request) {
@@ -282,8 +287,8 @@ func (h *handler) recent(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		if (!scoped || rec.KeyID == scope) && (id == "" || rec.ID == id) {
-			data = append(data, NewLogRow(rec, false))
+			data = append(data, NewLogRow(rec, h.currency, false))
 		}
 	}
-	h.writeJSON(w, r, http.StatusOK, map[string]any{"data": data})
+	h.writeJSON(w, r, http.StatusOK, map[string]any{"data": data, "currency": h.currency})
 }

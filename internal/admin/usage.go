@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/tollgate/tollgate/internal/auth"
+	"github.com/tollgate/tollgate/internal/ledger"
 	"github.com/tollgate/tollgate/internal/store"
 )
 
@@ -29,18 +31,20 @@ func ValidGroupBy(s string) bool {
 const TotalLabel = "TOTAL"
 
 // WriteUsageCSV writes rep as CSV: a header row, one row per group, then a
-// TOTAL row (the only row when rep is not grouped). Costs are exact decimal
-// dollars.
+// TOTAL row (the only row when rep is not grouped). Costs are exact
+// decimals in rep.Currency, named in the last column (the cost columns keep
+// their old "usd" names for compatibility).
 func WriteUsageCSV(w io.Writer, rep store.UsageReport) error {
+	currency := cmp.Or(rep.Currency, auth.DefaultCurrency)
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"group", "requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens",
-		"reasoning_tokens", "cost_usd", "cost_nano_usd", "unpriced_requests", "p50_ms", "p95_ms"})
+		"reasoning_tokens", "cost_usd", "cost_nano_usd", "unpriced_requests", "p50_ms", "p95_ms", "currency"})
 	row := func(label string, t store.UsageTotals) {
 		i := func(n int64) string { return strconv.FormatInt(n, 10) }
 		f := func(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
 		_ = cw.Write([]string{label, i(t.Requests), i(t.Errors), i(t.PromptTokens), i(t.CompletionTokens),
-			i(t.CachedTokens), i(t.ReasoningTokens), auth.FormatUSD(t.CostNanoUSD), i(t.CostNanoUSD),
-			i(t.Unpriced), f(t.P50Ms), f(t.P95Ms)})
+			i(t.CachedTokens), i(t.ReasoningTokens), ledger.FormatAmount(t.CostNanoUSD), i(t.CostNanoUSD),
+			i(t.Unpriced), f(t.P50Ms), f(t.P95Ms), currency})
 	}
 	for _, g := range rep.Groups {
 		row(g.Group, g)
@@ -71,15 +75,31 @@ func (h *handler) usage(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, badParam("format", fmt.Sprintf("unknown format %q: use json or csv", format)))
 		return
 	}
+	// percentiles=estimate keeps the report on the aggregates (the
+	// dashboard's overview); by default small ranges get exact ones from
+	// the raw rows.
+	estimate := false
+	switch p := q.Get("percentiles"); p {
+	case "", "exact":
+	case "estimate":
+		estimate = true
+	default:
+		writeErr(w, badParam("percentiles", fmt.Sprintf("unknown percentiles %q: use exact or estimate", p)))
+		return
+	}
 	keyID := q.Get("key")
 	if id, ok := KeyScope(r.Context()); ok {
 		keyID = id
 	}
-	rep, err := h.opts.Store.Usage(r.Context(), store.UsageQuery{Since: since, Until: until, GroupBy: groupBy, KeyID: keyID})
+	rep, err := h.opts.Store.Usage(r.Context(), store.UsageQuery{
+		Since: since, Until: until, GroupBy: groupBy, KeyID: keyID, Location: h.opts.Location,
+		EstimatePercentiles: estimate,
+	})
 	if err != nil {
 		h.internalErr(w, r, "usage", err)
 		return
 	}
+	rep.Currency = h.currency
 	if rep.Groups == nil {
 		rep.Groups = []store.UsageTotals{} // [] rather than null for clients
 	}

@@ -152,74 +152,74 @@ func TestParseDuration(t *testing.T) {
 
 func TestParseBudget(t *testing.T) {
 	tests := []struct {
-		in      string
-		nano    int64
-		period  string
-		errText string // substring of the error; "" for success
+		in       string
+		currency string // the deployment currency; "" = USD
+		nano     int64
+		period   string
+		errText  string // substring of the error; "" for success
 	}{
-		{"10USD/day", 10_000_000_000, "day", ""},
-		{"$10/day", 10_000_000_000, "day", ""},
-		{"0.01USD/total", 10_000_000, "total", ""},
-		{"25 usd / Month", 25_000_000_000, "month", ""},
-		{"$0.000000001/day", 1, "day", ""},
-		{"$.5/day", 500_000_000, "day", ""},
-		{"$1./day", 1_000_000_000, "day", ""},
-		{"", 0, "", ""},
-		{"none", 0, "", ""},
-		{"10USD", 0, "", "missing period"},
-		{"10USD/week", 0, "", "period must be"},
-		{"10/day", 0, "", "in USD"},
-		{"10EUR/day", 0, "", "in USD"},
-		{"$0/day", 0, "", "must be positive"},
-		{"$1.0000000001/day", 0, "", "9 decimal places"},
-		{"$1e3/day", 0, "", "plain decimal"},
-		{"$-1/day", 0, "", "plain decimal"},
-		{"$/day", 0, "", "missing amount"},
-		{"$99999999999/day", 0, "", "too large"},
+		{"10USD/day", "", 10_000_000_000, "day", ""},
+		{"$10/day", "", 10_000_000_000, "day", ""},
+		{"0.01USD/total", "USD", 10_000_000, "total", ""},
+		{"25 usd / Month", "", 25_000_000_000, "month", ""},
+		{"$0.000000001/day", "", 1, "day", ""},
+		{"$.5/day", "", 500_000_000, "day", ""},
+		{"$1./day", "", 1_000_000_000, "day", ""},
+		{"10/day", "", 10_000_000_000, "day", ""}, // a bare amount is in the deployment currency
+		{"", "", 0, "", ""},
+		{"none", "CNY", 0, "", ""},
+		// Another deployment currency: budgets are given in it.
+		{"10CNY/day", "CNY", 10_000_000_000, "day", ""},
+		{"10 cny/month", "cny", 10_000_000_000, "month", ""},
+		{"0.5/day", "CNY", 500_000_000, "day", ""},
+		{"¥20/day", "CNY", 20_000_000_000, "day", ""},
+		{"￥20/day", "CNY", 20_000_000_000, "day", ""},
+		{"€3/total", "EUR", 3_000_000_000, "total", ""},
+		{"10USD/day", "CNY", 0, "", "in USD; give it in CNY"},
+		{"$10/day", "CNY", 0, "", "$ is not CNY"},
+		{"¥10/day", "USD", 0, "", "¥ is not USD"},
+		{"10CNY/day", "", 0, "", "give it in USD"},
+		{"10EUR/day", "", 0, "", "in EUR"},
+		{"10USD", "", 0, "", "missing period"},
+		{"10CNY", "CNY", 0, "", "e.g. 10CNY/day"},
+		{"10USD/week", "", 0, "", "period must be"},
+		{"$0/day", "", 0, "", "must be positive"},
+		{"$1.0000000001/day", "", 0, "", "9 decimal places"},
+		{"$1e3/day", "", 0, "", "plain decimal"},
+		{"1e3/day", "", 0, "", "plain decimal"},
+		{"$-1/day", "", 0, "", "plain decimal"},
+		{"$/day", "", 0, "", "missing amount"},
+		{"CNY/day", "CNY", 0, "", "missing amount"},
+		{"$99999999999/day", "", 0, "", "too large"},
 	}
 	for _, tt := range tests {
-		nano, period, err := ParseBudget(tt.in)
+		nano, period, err := ParseBudget(tt.in, tt.currency)
 		if tt.errText == "" {
 			if err != nil || nano != tt.nano || period != tt.period {
-				t.Errorf("ParseBudget(%q) = %d, %q, %v; want %d, %q", tt.in, nano, period, err, tt.nano, tt.period)
+				t.Errorf("ParseBudget(%q, %q) = %d, %q, %v; want %d, %q", tt.in, tt.currency, nano, period, err, tt.nano, tt.period)
 			}
 			continue
 		}
 		if err == nil || !strings.Contains(err.Error(), tt.errText) {
-			t.Errorf("ParseBudget(%q) error = %v; want one mentioning %q", tt.in, err, tt.errText)
+			t.Errorf("ParseBudget(%q, %q) error = %v; want one mentioning %q", tt.in, tt.currency, err, tt.errText)
 		}
 	}
 }
 
 func TestFormatBudgetRoundTrip(t *testing.T) {
-	for _, in := range []string{"10USD/day", "0.01USD/total", "1.5USD/month", "0.000000001USD/day"} {
-		nano, period, err := ParseBudget(in)
+	for _, tt := range []struct{ in, currency string }{
+		{"10USD/day", ""}, {"0.01USD/total", "USD"}, {"1.5USD/month", ""}, {"0.000000001USD/day", ""},
+		{"10CNY/day", "CNY"}, {"0.3EUR/month", "eur"},
+	} {
+		nano, period, err := ParseBudget(tt.in, tt.currency)
 		if err != nil {
-			t.Fatalf("ParseBudget(%q): %v", in, err)
+			t.Fatalf("ParseBudget(%q): %v", tt.in, err)
 		}
-		if got := FormatBudget(nano, period); got != in {
-			t.Errorf("FormatBudget(ParseBudget(%q)) = %q", in, got)
+		if got := FormatBudget(nano, period, tt.currency); got != tt.in {
+			t.Errorf("FormatBudget(ParseBudget(%q)) = %q", tt.in, got)
 		}
 	}
-	if got := FormatBudget(0, ""); got != "none" {
+	if got := FormatBudget(0, "", "CNY"); got != "none" {
 		t.Errorf("FormatBudget(0) = %q; want none", got)
-	}
-}
-
-func TestPeriodStart(t *testing.T) {
-	now := time.Date(2026, 3, 1, 2, 0, 0, 0, time.FixedZone("EST", -5*3600)) // 07:00 UTC
-	tests := []struct {
-		period string
-		want   time.Time
-	}{
-		{PeriodDay, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)},
-		{PeriodMonth, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)},
-		{PeriodTotal, time.Time{}},
-		{"", time.Time{}},
-	}
-	for _, tt := range tests {
-		if got := PeriodStart(tt.period, now); !got.Equal(tt.want) {
-			t.Errorf("PeriodStart(%q) = %v; want %v", tt.period, got, tt.want)
-		}
 	}
 }

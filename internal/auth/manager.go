@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/limit"
 	"github.com/tollgate/tollgate/internal/store"
 )
 
@@ -29,6 +30,14 @@ var ErrKeyRevoked = errors.New("the key is revoked")
 type Manager struct {
 	ks  KeyStore
 	now func() time.Time
+
+	// Currency is the deployment currency (config currency): budgets are
+	// given and shown in it. Empty means USD. Set it before use.
+	Currency string
+	// Location is the time zone of budget periods (config timezone), as
+	// the limiters use it, so that listed spend covers the same period the
+	// budget is enforced over. Nil means UTC. Set it before use.
+	Location *time.Location
 
 	// OnChange, if set, is called after every successful change, typically
 	// with Cache.Invalidate so this replica sees the change at once. Set it
@@ -53,8 +62,8 @@ type CreateOptions struct {
 	// RPM, TPM and MaxParallel cap requests per minute, tokens per minute
 	// and requests in flight; 0 means the server's default.
 	RPM, TPM, MaxParallel int
-	// Budget is a spend limit as ParseBudget reads it ("10USD/day"); empty
-	// means none.
+	// Budget is a spend limit in the Manager's currency as ParseBudget
+	// reads it ("10CNY/day"); empty means none.
 	Budget string
 	// Expires is a lifetime from now as ParseDuration reads it ("30d");
 	// ExpiresAt is an absolute expiry. Set at most one; neither means never.
@@ -64,22 +73,29 @@ type CreateOptions struct {
 
 // KeyInfo is what listings show about a key: everything but its hash.
 type KeyInfo struct {
-	ID           string    `json:"id"`
-	Name         string    `json:"name"`
-	Prefix       string    `json:"prefix"`
-	Models       []string  `json:"models"`
-	RPM          int       `json:"rpm"`
-	TPM          int       `json:"tpm"`
-	MaxParallel  int       `json:"max_parallel"`
+	ID          string   `json:"id"`
+	Name        string   `json:"name"`
+	Prefix      string   `json:"prefix"`
+	Models      []string `json:"models"`
+	RPM         int      `json:"rpm"`
+	TPM         int      `json:"tpm"`
+	MaxParallel int      `json:"max_parallel"`
+	// BudgetNano is in nano-units of Currency (the JSON name predates the
+	// currency setting and is kept for compatibility); so is the spend.
 	BudgetNano   int64     `json:"budget_nano_usd"`
 	BudgetPeriod string    `json:"budget_period"`
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
 	RevokedAt    time.Time `json:"revoked_at,omitzero"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
-	// SpendThisPeriod is the ledger's spend since the start of the key's
-	// budget period (all time when the key has no budget), in nano-USD.
+	// SpendThisPeriod is the ledger's spend since PeriodStart (all time
+	// when the key has no budget), in nano-units of Currency.
 	SpendThisPeriod int64 `json:"spend_this_period_nano_usd"`
+	// PeriodStart is the start of the current budget period in the
+	// configured time zone; zero for "total" or no budget.
+	PeriodStart time.Time `json:"period_start,omitzero"`
+	// Currency is the deployment currency of the amounts.
+	Currency string `json:"currency"`
 	// LastUsed is the time of the key's newest ledger row; zero if never.
 	LastUsed time.Time `json:"last_used,omitzero"`
 	// Status is "active", "revoked" or "expired" at listing time.
@@ -104,11 +120,11 @@ func newKeyID() string {
 }
 
 // apply validates opts and copies them onto k.
-func (o CreateOptions) apply(k *store.Key, now time.Time) error {
+func (o CreateOptions) apply(k *store.Key, now time.Time, currency string) error {
 	if o.RPM < 0 || o.TPM < 0 || o.MaxParallel < 0 {
 		return errors.New("rpm, tpm and max_parallel must not be negative")
 	}
-	nano, period, err := ParseBudget(o.Budget)
+	nano, period, err := ParseBudget(o.Budget, currency)
 	if err != nil {
 		return err
 	}
@@ -150,7 +166,7 @@ func (o CreateOptions) apply(k *store.Key, now time.Time) error {
 func (m *Manager) Create(ctx context.Context, opts CreateOptions) (string, store.Key, error) {
 	now := m.now().UTC()
 	var k store.Key
-	if err := opts.apply(&k, now); err != nil {
+	if err := opts.apply(&k, now, m.Currency); err != nil {
 		return "", store.Key{}, fmt.Errorf("auth: create key: %w", err)
 	}
 	if k.Name == "" {
@@ -178,7 +194,7 @@ func (m *Manager) Update(ctx context.Context, id string, opts CreateOptions) (st
 	}
 	now := m.now().UTC()
 	name := k.Name
-	if err := opts.apply(&k, now); err != nil {
+	if err := opts.apply(&k, now, m.Currency); err != nil {
 		return store.Key{}, fmt.Errorf("auth: update key %s: %w", id, err)
 	}
 	if k.Name == "" {
@@ -208,7 +224,9 @@ func (m *Manager) List(ctx context.Context) ([]KeyInfo, error) {
 	out := make([]KeyInfo, 0, len(keys))
 	for i := range keys {
 		k := &keys[i]
-		spend, err := m.ks.KeySpend(ctx, k.ID, PeriodStart(k.BudgetPeriod, now))
+		// An unknown period (none) starts at the zero time: all time.
+		start, _ := limit.PeriodStartIn(k.BudgetPeriod, now, m.Location)
+		spend, err := m.ks.KeySpend(ctx, k.ID, start)
 		if err != nil {
 			return nil, fmt.Errorf("auth: spend of key %s: %w", k.ID, err)
 		}
@@ -222,7 +240,7 @@ func (m *Manager) List(ctx context.Context) ([]KeyInfo, error) {
 			BudgetNano: k.BudgetNano, BudgetPeriod: k.BudgetPeriod,
 			ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt,
 			CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt,
-			SpendThisPeriod: spend, LastUsed: lastUsed[k.ID],
+			SpendThisPeriod: spend, PeriodStart: start, Currency: m.currency(), LastUsed: lastUsed[k.ID],
 			Status: keyStatus(k, now),
 		})
 	}
@@ -266,6 +284,14 @@ func (m *Manager) Rotate(ctx context.Context, id string) (string, store.Key, err
 	}
 	m.changed()
 	return plaintext, k, nil
+}
+
+// currency is the deployment currency, USD when unset.
+func (m *Manager) currency() string {
+	if m.Currency == "" {
+		return DefaultCurrency
+	}
+	return strings.ToUpper(m.Currency)
 }
 
 func (m *Manager) changed() {

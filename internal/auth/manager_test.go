@@ -33,7 +33,7 @@ func TestManagerCreate(t *testing.T) {
 	want := store.Key{
 		ID: k.ID, Name: "ci", Prefix: plain[:11], Hash: HashKey(plain),
 		Models: []string{"gpt-4o", "claude-*"}, RPM: 60, TPM: 10000, MaxParallel: 4,
-		BudgetNano: 10 * NanoPerUSD, BudgetPeriod: "day",
+		BudgetNano: 10 * NanoPerUnit, BudgetPeriod: "day",
 		ExpiresAt: t0.Add(30 * 24 * time.Hour), CreatedAt: t0, UpdatedAt: t0,
 	}
 	if diff := cmp.Diff(want, k); diff != "" {
@@ -92,7 +92,7 @@ func TestManagerRotateRevoke(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Rotate: %v", err)
 	}
-	if fresh == old || rk.ID != k.ID || rk.RPM != 7 || rk.BudgetNano != NanoPerUSD || rk.Prefix != fresh[:11] || !rk.UpdatedAt.Equal(now) {
+	if fresh == old || rk.ID != k.ID || rk.RPM != 7 || rk.BudgetNano != NanoPerUnit || rk.Prefix != fresh[:11] || !rk.UpdatedAt.Equal(now) {
 		t.Errorf("Rotate kept id/limits wrongly or reused the secret: %+v", rk)
 	}
 	if err := c.Reload(ctx); err != nil {
@@ -221,5 +221,54 @@ func TestEnsureInitialKey(t *testing.T) {
 	fs.setFail(errors.New("db down"))
 	if _, _, err := EnsureInitialKey(ctx, m); err == nil {
 		t.Errorf("EnsureInitialKey with a failing store succeeded")
+	}
+}
+
+// TestManagerZoneAndCurrency: budgets are parsed in the Manager's currency,
+// and List reads spend since the period start in its time zone (the same
+// period the limiters enforce), saying both.
+func TestManagerZoneAndCurrency(t *testing.T) {
+	sh, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2026-11-30 17:00 UTC is already 1 December 01:00 in Shanghai.
+	now := time.Date(2026, 11, 30, 17, 0, 0, 0, time.UTC)
+	fs := newFakeStore()
+	m := NewManager(fs, func() time.Time { return now })
+	m.Currency, m.Location = "CNY", sh
+	ctx := t.Context()
+	if _, _, err := m.Create(ctx, CreateOptions{Name: "usd", Budget: "$5/day"}); err == nil {
+		t.Fatal("a USD budget was accepted in a CNY deployment")
+	}
+	_, day, err := m.Create(ctx, CreateOptions{Name: "day", Budget: "50CNY/day"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, month, err := m.Create(ctx, CreateOptions{Name: "month", Budget: "300/month"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if day.BudgetNano != 50*NanoPerUnit || month.BudgetNano != 300*NanoPerUnit {
+		t.Fatalf("budgets = %d, %d; want 50 and 300 CNY", day.BudgetNano, month.BudgetNano)
+	}
+	infos, err := m.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStart := time.Date(2026, 12, 1, 0, 0, 0, 0, sh) // 2026-11-30 16:00 UTC
+	for _, id := range []string{day.ID, month.ID} {
+		if !fs.since[id].Equal(wantStart) {
+			t.Errorf("spend of %s read since %v; want Shanghai's 1 December, %v", id, fs.since[id].UTC(), wantStart.UTC())
+		}
+	}
+	for _, in := range infos {
+		if in.Currency != "CNY" || !in.PeriodStart.Equal(wantStart) {
+			t.Errorf("%s: currency %q, period start %v; want CNY, %v", in.Name, in.Currency, in.PeriodStart, wantStart)
+		}
+	}
+	js, _ := json.Marshal(infos[0])
+	if !strings.Contains(string(js), `"period_start":"2026-12-01T00:00:00+08:00"`) || !strings.Contains(string(js), `"currency":"CNY"`) {
+		t.Errorf("JSON does not name the zone and currency: %s", js)
 	}
 }

@@ -1,18 +1,17 @@
 package auth
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/tollgate/tollgate/internal/limit"
+	"github.com/tollgate/tollgate/internal/ledger"
 )
-
-// NanoPerUSD is the number of budget units (nano-USD) in one US dollar.
-const NanoPerUSD = 1_000_000_000
 
 // Budget periods, as stored in store.Key.BudgetPeriod.
 const (
@@ -54,18 +53,49 @@ func ParseDuration(s string) (time.Duration, error) {
 	return total, nil
 }
 
-// ParseBudget parses a spend limit such as "10USD/day", "$10/day",
-// "0.01USD/total" or "25 usd / month" into nano-USD (exactly: the amount is
-// parsed as a decimal, never as a float) and a period ("day", "month" or
-// "total"). An empty string or "none" means no budget and returns 0, "".
-func ParseBudget(s string) (nano int64, period string, err error) {
+// NanoPerUnit is the number of budget units (nano-units) in one unit of
+// the deployment currency: amounts are kept in 1e-9 of it.
+const NanoPerUnit = 1_000_000_000
+
+// DefaultCurrency is the currency when none is configured.
+const DefaultCurrency = "USD"
+
+// symbolCurrencies returns the currency symbol amount starts with and the
+// currencies it can mean ("¥" is both yuan and yen), or "", nil.
+func symbolCurrencies(amount string) (string, []string) {
+	for _, sym := range []string{"$", "¥", "￥", "€", "£"} {
+		if strings.HasPrefix(amount, sym) {
+			switch sym {
+			case "$":
+				return sym, []string{"USD"}
+			case "€":
+				return sym, []string{"EUR"}
+			case "£":
+				return sym, []string{"GBP"}
+			}
+			return sym, []string{"CNY", "JPY"}
+		}
+	}
+	return "", nil
+}
+
+// ParseBudget parses a spend limit in the deployment currency (currency;
+// "" means USD) such as "10CNY/day", "10 cny / month", "10/day" (a bare
+// amount is in the deployment currency), "$10/day" (a symbol that names
+// it) or "0.01USD/total", into nano-units (exactly: the amount is parsed
+// as a decimal, never as a float) and a period ("day", "month" or "total").
+// An amount in another currency is an error: one deployment keeps one
+// currency. An empty string or "none" means no budget and returns 0, "".
+func ParseBudget(s, currency string) (nano int64, period string, err error) {
+	currency = strings.ToUpper(cmp.Or(currency, DefaultCurrency))
 	s = strings.TrimSpace(s)
 	if s == "" || strings.EqualFold(s, "none") {
 		return 0, "", nil
 	}
+	example := "10" + currency + "/day"
 	amount, per, ok := strings.Cut(s, "/")
 	if !ok {
-		return 0, "", fmt.Errorf("invalid budget %q: missing period, want e.g. 10USD/day, $5/month or 100USD/total", s)
+		return 0, "", fmt.Errorf("invalid budget %q: missing period, want e.g. %s, 5%s/month or 100%s/total", s, example, currency, currency)
 	}
 	period = strings.ToLower(strings.TrimSpace(per))
 	switch period {
@@ -73,15 +103,12 @@ func ParseBudget(s string) (nano int64, period string, err error) {
 	default:
 		return 0, "", fmt.Errorf("invalid budget %q: period must be day, month or total", s)
 	}
-	amount = strings.TrimSpace(amount)
-	if a, ok := strings.CutPrefix(amount, "$"); ok {
-		amount = a
-	} else if len(amount) >= 3 && strings.EqualFold(amount[len(amount)-3:], "usd") {
-		amount = amount[:len(amount)-3]
-	} else {
-		return 0, "", fmt.Errorf("invalid budget %q: give the amount in USD, e.g. 10USD/day or $10/day", s)
+	amount, err = stripCurrency(strings.TrimSpace(amount), currency)
+	if err != nil {
+		return 0, "", fmt.Errorf("invalid budget %q: %w; give it in %s, the deployment currency (TOLLGATE_CURRENCY), e.g. %s",
+			s, err, currency, example)
 	}
-	nano, err = parseUSD(strings.TrimSpace(amount))
+	nano, err = parseAmount(strings.TrimSpace(amount))
 	if err != nil {
 		return 0, "", fmt.Errorf("invalid budget %q: %w", s, err)
 	}
@@ -91,14 +118,40 @@ func ParseBudget(s string) (nano int64, period string, err error) {
 	return nano, period, nil
 }
 
-// parseUSD parses a decimal dollar amount into nano-USD exactly.
-func parseUSD(s string) (int64, error) {
+// stripCurrency removes a currency symbol before or a currency code after
+// the amount, checking that it names currency.
+func stripCurrency(amount, currency string) (string, error) {
+	if sym, currencies := symbolCurrencies(amount); sym != "" {
+		if !slices.Contains(currencies, currency) {
+			return "", fmt.Errorf("%s is not %s", sym, currency)
+		}
+		return amount[len(sym):], nil
+	}
+	// A trailing code: the letters after the number.
+	i := len(amount)
+	for i > 0 && isLetter(amount[i-1]) {
+		i--
+	}
+	code := amount[i:]
+	switch {
+	case code == "":
+		return amount, nil
+	case !strings.EqualFold(code, currency):
+		return "", fmt.Errorf("the amount is in %s", strings.ToUpper(code))
+	}
+	return amount[:i], nil
+}
+
+func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+
+// parseAmount parses a plain decimal amount into nano-units exactly.
+func parseAmount(s string) (int64, error) {
 	whole, frac, _ := strings.Cut(s, ".")
 	if whole == "" && frac == "" {
 		return 0, errors.New("missing amount")
 	}
 	if len(frac) > 9 {
-		return 0, errors.New("amount has more than 9 decimal places (the unit is 1e-9 USD)")
+		return 0, errors.New("amount has more than 9 decimal places (the unit is 1e-9)")
 	}
 	if strings.TrimLeft(whole+frac, "0123456789") != "" {
 		return 0, errors.New("amount must be a plain decimal number")
@@ -106,43 +159,21 @@ func parseUSD(s string) (int64, error) {
 	var w, f int64
 	var err error
 	if whole != "" {
-		if w, err = strconv.ParseInt(whole, 10, 64); err != nil || w > math.MaxInt64/NanoPerUSD-1 {
+		if w, err = strconv.ParseInt(whole, 10, 64); err != nil || w > math.MaxInt64/NanoPerUnit-1 {
 			return 0, errors.New("amount is too large")
 		}
 	}
 	if frac != "" {
 		f, _ = strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64)
 	}
-	return w*NanoPerUSD + f, nil
+	return w*NanoPerUnit + f, nil
 }
 
-// FormatBudget renders a budget the way ParseBudget reads it ("10.5USD/day"),
-// or "none".
-func FormatBudget(nano int64, period string) string {
+// FormatBudget renders a budget the way ParseBudget reads it
+// ("10.5CNY/day"), or "none". currency "" means USD.
+func FormatBudget(nano int64, period, currency string) string {
 	if nano <= 0 || period == "" {
 		return "none"
 	}
-	return FormatUSD(nano) + "USD/" + period
-}
-
-// FormatUSD renders nano-USD as a decimal dollar amount without trailing
-// zeros ("10", "0.000001").
-func FormatUSD(nano int64) string {
-	sign := ""
-	if nano < 0 {
-		sign, nano = "-", -nano
-	}
-	s := strconv.FormatInt(nano/NanoPerUSD, 10)
-	if frac := nano % NanoPerUSD; frac != 0 {
-		s += "." + strings.TrimRight(fmt.Sprintf("%09d", frac), "0")
-	}
-	return sign + s
-}
-
-// PeriodStart returns the start of the budget period containing now: UTC
-// midnight for "day", the first of the UTC month for "month", and the zero
-// time for "total" or no period.
-func PeriodStart(period string, now time.Time) time.Time {
-	t, _ := limit.PeriodStart(period, now) // an unknown period starts at the zero time
-	return t
+	return ledger.FormatAmount(nano) + strings.ToUpper(cmp.Or(currency, DefaultCurrency)) + "/" + period
 }

@@ -10,7 +10,9 @@
 package metrics
 
 import (
+	"cmp"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +70,10 @@ type Options struct {
 	Upstreams func() []upstream.Status
 	// Ledger returns the ledger writer's state; it is called on each scrape.
 	Ledger func() LedgerStats
+	// Currency is the deployment currency (config currency) of
+	// tollgate_cost_usd_total, carried as its constant "currency" label
+	// (one value per process, so no cardinality); empty means USD.
+	Currency string
 }
 
 // Metrics records tollgate's request, upstream and limiter metrics. It is
@@ -152,9 +158,12 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 			Name: "tollgate_tokens_total",
 			Help: "Tokens used, by model and kind (cached is part of prompt, reasoning part of completion).",
 		}, []string{"model", "kind"}),
+		// The name predates the currency setting and is kept so dashboards
+		// and alerts keep working; the unit is the currency label's.
 		cost: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tollgate_cost_usd_total",
-			Help: "Cost of priced requests in USD.",
+			Name:        "tollgate_cost_usd_total",
+			Help:        "Cost of priced requests in whole units of the deployment currency named by the currency label (USD unless configured; the name is historical).",
+			ConstLabels: prometheus.Labels{"currency": cmp.Or(strings.ToUpper(opts.Currency), "USD")},
 		}, []string{"model"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_upstream_retries_total",

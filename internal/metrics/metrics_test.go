@@ -500,3 +500,20 @@ func BenchmarkObserve(b *testing.B) {
 		end()
 	}
 }
+
+// TestCostCurrencyLabel: the cost counter names the deployment currency
+// in a constant label (USD by default), keeping its historical name.
+func TestCostCurrencyLabel(t *testing.T) {
+	for _, tc := range []struct{ opt, want string }{{"", "USD"}, {"cny", "CNY"}} {
+		m, reg := newTest(t, Options{KnownModels: []string{"gpt-4o"}, Currency: tc.opt})
+		m.Request(okRecord())
+		want := `
+# HELP tollgate_cost_usd_total Cost of priced requests in whole units of the deployment currency named by the currency label (USD unless configured; the name is historical).
+# TYPE tollgate_cost_usd_total counter
+tollgate_cost_usd_total{currency="` + tc.want + `",model="gpt-4o"} 0.0025
+`
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "tollgate_cost_usd_total"); err != nil {
+			t.Errorf("currency %q: %v", tc.opt, err)
+		}
+	}
+}

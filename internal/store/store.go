@@ -62,6 +62,11 @@ type UsageQuery struct {
 	// whole number of hours (Asia/Shanghai, Europe/Berlin, ...); in others
 	// (Asia/Kolkata) a day group is off by the odd minutes.
 	Location *time.Location
+	// EstimatePercentiles reads the aggregates only: percentiles come from
+	// the hourly histogram even when the range is small enough for exact
+	// ones from raw rows (see MaxExactRows). The dashboard's overview asks
+	// for this, to stay off the raw log table.
+	EstimatePercentiles bool
 }
 
 // UsageTotals are the sums for one group (or the whole range).

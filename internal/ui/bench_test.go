@@ -135,18 +135,20 @@ func benchDashboard(b *testing.B, dbURL string, n int) {
 			b.Fatalf("%s: %d %s", path, res.StatusCode, body)
 		}
 	}
+	// The page asks for estimated percentiles (aggregates only).
+	const est = "&percentiles=estimate"
 	for _, r := range []struct{ since, bucket string }{{"24h", "hour"}, {"7d", "hour"}, {"30d", "day"}} {
 		b.Run("overview/"+r.since, func(b *testing.B) {
 			for b.Loop() {
-				get(b, "usage?since="+r.since+"&group_by="+r.bucket)
-				get(b, "usage?since="+r.since+"&group_by=model")
+				get(b, "usage?since="+r.since+"&group_by="+r.bucket+est)
+				get(b, "usage?since="+r.since+"&group_by=model"+est)
 				get(b, "keys")
-				get(b, "usage?since="+r.since+"&group_by=key")
+				get(b, "usage?since="+r.since+"&group_by=key"+est)
 			}
 		})
 		if os.Getenv("TOLLGATE_BENCH_SPLIT") != "" {
-			for _, p := range []string{"usage?since=" + r.since + "&group_by=" + r.bucket, "usage?since=" + r.since + "&group_by=model",
-				"keys", "usage?since=" + r.since + "&group_by=key"} {
+			for _, p := range []string{"usage?since=" + r.since + "&group_by=" + r.bucket + est, "usage?since=" + r.since + "&group_by=model" + est,
+				"keys", "usage?since=" + r.since + "&group_by=key" + est} {
 				b.Run("part/"+strings.ReplaceAll(p, "/", "_"), func(b *testing.B) {
 					for b.Loop() {
 						get(b, p)

@@ -25,7 +25,8 @@ var migrations embed.FS
 
 // Store is a store.Store backed by a pool of pgx connections.
 type Store struct {
-	pool *pool
+	pool  *pool
+	usage *store.UsageCache // per-bucket sums for Usage
 }
 
 var _ store.Store = (*Store)(nil)
@@ -47,7 +48,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		p.close()
 		return nil, err
 	}
-	return &Store{pool: p}, nil
+	return &Store{pool: p, usage: store.NewUsageCache(store.UsageCacheRows)}, nil
 }
 
 // Migrate applies pending migrations to the database at url.
@@ -322,92 +323,4 @@ func (s *Store) DeleteLogsBefore(ctx context.Context, t time.Time, limit int) (i
 		return 0, fmt.Errorf("postgres: delete logs: %w", err)
 	}
 	return int(tag.RowsAffected()), nil
-}
-
-// Usage sums the aggregates over the hours overlapping [q.Since, q.Until):
-// whole days from usage_daily, the partial days at the ends from
-// usage_hourly (see store.SplitRange). The resolution is one hour; a partly
-// covered hour counts whole.
-func (s *Store) Usage(ctx context.Context, uq store.UsageQuery) (store.UsageReport, error) {
-	q := uq
-	q.GroupBy = store.SQLGroupBy(uq)
-	col, err := store.UsageGroupColumn(q.GroupBy)
-	if err != nil {
-		return store.UsageReport{}, err
-	}
-	var out []store.UsageRow
-	for _, sp := range store.UsageSpans(uq) {
-		grp := "''::text"
-		switch {
-		case q.GroupBy == "day":
-			grp = "(" + sp.Col + " - " + sp.Col + " % 86400)::text"
-		case col == "hour":
-			grp = sp.Col + "::text"
-		case col != "":
-			grp = col
-		}
-		sqlq := `SELECT ` + grp + ` AS g, ` + store.UsageSumColumns("::bigint") + ` FROM ` + sp.Table +
-			` WHERE ` + sp.Col + ` >= $1 AND ` + sp.Col + ` < $2`
-		args := []any{sp.From, sp.To}
-		if q.KeyID != "" {
-			sqlq += " AND key_id = $3"
-			args = append(args, q.KeyID)
-		}
-		if q.GroupBy != "" {
-			sqlq += " GROUP BY 1"
-		}
-		err := s.pool.query(ctx, sqlq, args, func(rows pgx.Rows) error {
-			var r store.UsageRow
-			err := rows.Scan(r.ScanDest()...)
-			if r.Totals.Requests > 0 {
-				out = append(out, r)
-			}
-			return err
-		})
-		if err != nil {
-			return store.UsageReport{}, fmt.Errorf("postgres: usage: %w", err)
-		}
-	}
-	rep := store.BuildReportFor(uq, store.MergeRows(out))
-	if rep.Total.Requests > 0 && rep.Total.Requests <= store.MaxExactRows {
-		raws, err := s.rawRows(ctx, uq)
-		if err != nil {
-			return store.UsageReport{}, fmt.Errorf("postgres: usage: %w", err)
-		}
-		store.ApplyExactPercentiles(&rep, uq, raws)
-	}
-	return rep, nil
-}
-
-// rawRows reads the group value, time and duration of the raw rows q's
-// aggregates cover, at most store.MaxExactRows+1 of them.
-func (s *Store) rawRows(ctx context.Context, q store.UsageQuery) ([]store.RawRow, error) {
-	from, to, ok := store.RawRange(q)
-	if !ok {
-		return nil, nil
-	}
-	grp := "''::text"
-	if col, _ := store.UsageGroupColumn(q.GroupBy); col != "" && col != "hour" {
-		grp = col
-	}
-	sqlq := `SELECT ` + grp + `, time, duration_ns FROM requests WHERE time >= $1 AND time < $2`
-	args := []any{time.Unix(from, 0).UTC(), time.Unix(to, 0).UTC()}
-	if q.KeyID != "" {
-		sqlq += " AND key_id = $3"
-		args = append(args, q.KeyID)
-	}
-	sqlq += fmt.Sprintf(" LIMIT %d", store.MaxExactRows+1)
-	var out []store.RawRow
-	err := s.pool.query(ctx, sqlq, args, func(rows pgx.Rows) error {
-		var r store.RawRow
-		var t time.Time
-		var dur int64
-		if err := rows.Scan(&r.Group, &t, &dur); err != nil {
-			return err
-		}
-		r.Unix, r.Duration = t.Unix(), time.Duration(dur)
-		out = append(out, r)
-		return nil
-	})
-	return out, err
 }

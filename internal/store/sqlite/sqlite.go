@@ -10,9 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -46,6 +44,8 @@ type Store struct {
 	r *sql.DB // readers: WAL lets them run beside the writer
 
 	ins *inserter // the InsertRecords statements, see insert.go
+
+	usage *store.UsageCache // per-bucket sums for Usage
 }
 
 var _ store.Store = (*Store)(nil)
@@ -78,7 +78,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
-	s := &Store{w: w, r: r}
+	s := &Store{w: w, r: r, usage: store.NewUsageCache(store.UsageCacheRows)}
 	if s.ins, err = prepareInserter(ctx, w); err != nil {
 		s.Close()
 		return nil, err
@@ -246,116 +246,6 @@ func (s *Store) DeleteLogsBefore(ctx context.Context, t time.Time, limit int) (i
 		return 0, fmt.Errorf("sqlite: delete logs: %w", err)
 	}
 	return int(n), nil
-}
-
-// Usage sums the aggregates over the hours overlapping [q.Since, q.Until):
-// whole days from usage_daily, the partial days at the ends from
-// usage_hourly (see store.SplitRange). The resolution is one hour; a partly
-// covered hour counts whole. The spans are summed in parallel on separate
-// reader connections.
-func (s *Store) Usage(ctx context.Context, uq store.UsageQuery) (store.UsageReport, error) {
-	q := uq
-	q.GroupBy = store.SQLGroupBy(uq)
-	col, err := store.UsageGroupColumn(q.GroupBy)
-	if err != nil {
-		return store.UsageReport{}, err
-	}
-	spans := store.UsageSpans(uq)
-	results := make([][]store.UsageRow, len(spans))
-	errs := make([]error, len(spans))
-	var wg sync.WaitGroup
-	for i, sp := range spans {
-		wg.Go(func() { results[i], errs[i] = s.usageSpan(ctx, q, col, sp) })
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return store.UsageReport{}, fmt.Errorf("sqlite: usage: %w", err)
-	}
-	rep := store.BuildReportFor(uq, store.MergeRows(slices.Concat(results...)))
-	if rep.Total.Requests > 0 && rep.Total.Requests <= store.MaxExactRows {
-		raws, err := s.rawRows(ctx, uq)
-		if err != nil {
-			return store.UsageReport{}, fmt.Errorf("sqlite: usage: %w", err)
-		}
-		store.ApplyExactPercentiles(&rep, uq, raws)
-	}
-	return rep, nil
-}
-
-// rawRows reads the group value, time and duration of the raw rows q's
-// aggregates cover, at most store.MaxExactRows+1 of them.
-func (s *Store) rawRows(ctx context.Context, q store.UsageQuery) ([]store.RawRow, error) {
-	from, to, ok := store.RawRange(q)
-	if !ok {
-		return nil, nil
-	}
-	grp := "''"
-	if col, _ := store.UsageGroupColumn(q.GroupBy); col != "" && col != "hour" {
-		grp = col
-	}
-	sqlq := `SELECT ` + grp + `, time_us, duration_ns FROM requests WHERE time_us >= ? AND time_us < ?`
-	args := []any{from * 1e6, to * 1e6}
-	if q.KeyID != "" {
-		sqlq += " AND key_id = ?"
-		args = append(args, q.KeyID)
-	}
-	sqlq += " LIMIT ?"
-	args = append(args, store.MaxExactRows+1)
-	rows, err := s.r.QueryContext(ctx, sqlq, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.RawRow
-	for rows.Next() {
-		var r store.RawRow
-		var us, dur int64
-		if err := rows.Scan(&r.Group, &us, &dur); err != nil {
-			return nil, err
-		}
-		r.Unix, r.Duration = us/1e6, time.Duration(dur)
-		out = append(out, r)
-	}
-	return out, rows.Err()
-}
-
-func (s *Store) usageSpan(ctx context.Context, q store.UsageQuery, col string, sp store.Span) ([]store.UsageRow, error) {
-	grp := "''"
-	switch {
-	case q.GroupBy == "day":
-		grp = "CAST(" + sp.Col + " - " + sp.Col + " % 86400 AS TEXT)"
-	case col == "hour":
-		grp = "CAST(" + sp.Col + " AS TEXT)"
-	case col != "":
-		grp = col
-	}
-	sqlq := `SELECT ` + grp + ` AS g, ` + store.UsageSumColumns("") + ` FROM ` + sp.Table +
-		` WHERE ` + sp.Col + ` >= ? AND ` + sp.Col + ` < ?`
-	args := []any{sp.From, sp.To}
-	if q.KeyID != "" {
-		sqlq += " AND key_id = ?"
-		args = append(args, q.KeyID)
-	}
-	if q.GroupBy != "" {
-		// Without GROUP BY, SQLite needs no sorter for the totals.
-		sqlq += " GROUP BY g"
-	}
-	rows, err := s.r.QueryContext(ctx, sqlq, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.UsageRow
-	for rows.Next() {
-		var r store.UsageRow
-		if err := rows.Scan(r.ScanDest()...); err != nil {
-			return nil, err
-		}
-		if r.Totals.Requests > 0 {
-			out = append(out, r)
-		}
-	}
-	return out, rows.Err()
 }
 
 // boolInt is SQLite's storage of a boolean column.

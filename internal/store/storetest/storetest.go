@@ -35,6 +35,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UsageMath", testUsageMath},
 		{"UsageEqualsRows", testUsageEqualsRows},
 		{"UsageTimezone", testUsageTimezone},
+		{"UsageDailyEqualsHourly", testUsageDailyEqualsHourly},
+		{"UsageCacheLateRows", testUsageCacheLateRows},
 		{"Percentiles", testPercentiles},
 		{"ListLogsPaging", testListLogsPaging},
 		{"ListLogsConcurrentInserts", testListLogsConcurrent},

@@ -1,6 +1,8 @@
 // The page's only channel to the server. The session cookie is HttpOnly;
 // the CSRF token lives in this module's memory and goes in a header on
 // every unsafe request.
+import { setCurrency } from './fmt.js';
+
 let csrf = '';
 export function setCSRF(t) { csrf = t || ''; }
 
@@ -20,6 +22,7 @@ export async function api(path, { method = 'GET', body } = {}) {
     if (r.status === 401 && !path.startsWith('login')) window.dispatchEvent(new Event('tg-signed-out'));
     throw new APIError(r.status, (data && data.error && data.error.message) || r.statusText);
   }
+  if (data && typeof data.currency === 'string') setCurrency(data.currency);
   return data;
 }
 

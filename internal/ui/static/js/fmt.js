@@ -1,7 +1,14 @@
 import { lang } from './i18n.js';
 
-// money renders nano-USD exactly (the ledger's unit is 1e-9 USD): at least
-// two decimals, up to nine, no float rounding.
+// cur is the deployment currency; every admin API answer with amounts names
+// it (api.js passes it to setCurrency).
+let cur = 'USD';
+export function setCurrency(c) { if (c) cur = c; }
+export const currency = () => cur;
+
+// money renders nano-units of the deployment currency exactly (the ledger's
+// unit is 1e-9 of it): at least two decimals, up to nine, no float rounding;
+// "$1.50" in USD, "1.50 CNY" in any other currency.
 export function money(nano) {
   if (nano === undefined || nano === null) return '';
   let n = BigInt(Math.trunc(nano));
@@ -9,7 +16,9 @@ export function money(nano) {
   const whole = n / 1000000000n;
   let frac = (n % 1000000000n).toString().padStart(9, '0').replace(/0+$/, '');
   if (frac.length < 2) frac = frac.padEnd(2, '0');
-  return (neg ? '-$' : '$') + Number(whole).toLocaleString(lang()) + '.' + frac;
+  const num = Number(whole).toLocaleString(lang()) + '.' + frac;
+  if (cur === 'USD') return (neg ? '-$' : '$') + num;
+  return (neg ? '-' : '') + num + ' ' + cur;
 }
 
 export const int = n => (n ?? 0).toLocaleString(lang());

@@ -1,7 +1,7 @@
 import { h, clear, table, badge, meter } from './dom.js';
 import { api } from './api.js';
 import { t } from './i18n.js';
-import { money, int, time } from './fmt.js';
+import { money, int, time, currency } from './fmt.js';
 
 export function keys(main) {
   const err = h('div', { class: 'err', id: 'keys-error' });
@@ -74,7 +74,7 @@ export function keys(main) {
     const rpm = inp('rpm', v.rpm || '', { type: 'number', min: 0 });
     const tpm = inp('tpm', v.tpm || '', { type: 'number', min: 0 });
     const par = inp('parallel', v.max_parallel || '', { type: 'number', min: 0 });
-    const budget = inp('budget', budgetUSD, { type: 'number', min: 0, step: 'any', placeholder: 'USD' });
+    const budget = inp('budget', budgetUSD, { type: 'number', min: 0, step: 'any', placeholder: currency() });
     const period = h('select', { id: 'kf-period' }, ['day', 'month', 'total'].map(p => h('option', { value: p, selected: p === (v.budget_period || 'month') }, t('period.' + p))));
     const expires = inp('expires', '', { placeholder: k ? t('keys.expires_keep') : '30d, 12h, never' });
     const lab = (l, el) => h('label', {}, l, el);
@@ -84,7 +84,7 @@ export function keys(main) {
       const body = {
         name: name.value, models: models.value.split(',').map(s => s.trim()).filter(Boolean),
         rpm: n(rpm), tpm: n(tpm), max_parallel: n(par),
-        budget: budget.value && parseFloat(budget.value) > 0 ? budget.value + 'USD/' + period.value : 'none',
+        budget: budget.value && parseFloat(budget.value) > 0 ? budget.value + currency() + '/' + period.value : 'none',
       };
       if (expires.value.trim() || !k) body.expires = expires.value.trim() || 'never';
       await act(async () => {
@@ -94,7 +94,7 @@ export function keys(main) {
       });
     } },
     lab(t('name'), name), lab(t('models'), models), lab('RPM', rpm), lab('TPM', tpm), lab(t('parallel'), par),
-    lab(t('budget') + ' (USD)', budget), lab(t('period'), period), lab(t('expires'), expires),
+    lab(t('budget') + ' (' + currency() + ')', budget), lab(t('period'), period), lab(t('expires'), expires),
     h('div', { class: 'actions' }, h('button', { class: 'primary', id: 'kf-save' }, k ? t('save') : t('keys.create')),
       h('button', { type: 'button', onclick: () => clear(formBox) }, t('cancel'))));
     clear(formBox).append(h('h2', {}, k ? t('edit') + ': ' + k.name : t('keys.create')), f);

@@ -1,7 +1,7 @@
 import { h, clear, table, meter, badge } from './dom.js';
 import { api, query } from './api.js';
 import { t } from './i18n.js';
-import { money, int, pct, ms, time } from './fmt.js';
+import { money, int, pct, ms, time, currency } from './fmt.js';
 import { lineChart } from './chart.js';
 
 const ranges = ['1h', '24h', '7d', '30d', 'custom'];
@@ -37,7 +37,8 @@ export function overview(main, state) {
   async function load() {
     const my = ++seq;
     const sp = span();
-    const base = { since: sp.since, until: sp.until };
+    // Aggregates only: estimated percentiles keep the overview off the raw log table.
+    const base = { since: sp.since, until: sp.until, percentiles: 'estimate' };
     try {
       const [series, grouped, keyList, spenders] = await Promise.all([
         api('admin/usage' + query({ ...base, group_by: sp.bucket })),
@@ -53,6 +54,9 @@ export function overview(main, state) {
     }
   }
 
+  // pms marks percentiles estimated from the hourly histogram with "~".
+  const pms = (row, x) => (row.exact_percentiles || !row.requests ? '' : '~') + ms(x);
+
   function render(series, grouped, keyList, spenders) {
     const tot = series.total;
     const names = Object.fromEntries(keyList.map(k => [k.id, k.name]));
@@ -64,8 +68,8 @@ export function overview(main, state) {
       [t('tokens.output'), int(tot.completion_tokens)],
       [t('cost'), money(tot.cost_nano_usd)],
       [t('error_rate'), pct(tot.requests ? tot.errors / tot.requests : 0)],
-      [t('latency.p50'), ms(tot.p50_ms)],
-      [t('latency.p95'), ms(tot.p95_ms)],
+      [t('latency.p50'), pms(tot, tot.p50_ms)],
+      [t('latency.p95'), pms(tot, tot.p95_ms)],
     ].map(([k, v]) => h('div', { class: 'card' }, h('div', { class: 'k' }, k), h('div', { class: 'v' }, v))));
     const g = series.groups || [];
     const xs = g.map(r => Date.parse(r.group) / 1000);
@@ -81,8 +85,8 @@ export function overview(main, state) {
         { label: t('tokens.output'), num: true, cell: r => int(r.completion_tokens) },
         { label: t('cost'), num: true, cell: r => money(r.cost_nano_usd) },
         { label: t('error_rate'), num: true, cell: r => pct(r.requests ? r.errors / r.requests : 0) },
-        { label: t('latency.p50'), num: true, cell: r => ms(r.p50_ms) },
-        { label: t('latency.p95'), num: true, cell: r => ms(r.p95_ms) },
+        { label: t('latency.p50'), num: true, cell: r => pms(r, r.p50_ms) },
+        { label: t('latency.p95'), num: true, cell: r => pms(r, r.p95_ms) },
       ], grouped.groups || []));
     if (spenders) {
       parts.push(h('h2', {}, t('top_spenders')),
@@ -107,7 +111,7 @@ export function overview(main, state) {
     charts.append(
       lineChart(t('chart.requests'), xs, [[t('requests'), g.map(r => r.requests)], [t('errors'), g.map(r => r.errors)]], w),
       lineChart(t('chart.tokens'), xs, [[t('tokens.input'), g.map(r => r.prompt_tokens)], [t('tokens.cached'), g.map(r => r.cached_tokens)], [t('tokens.output'), g.map(r => r.completion_tokens)]], w),
-      lineChart(t('chart.cost'), xs, [[t('cost') + ' (USD)', g.map(r => r.cost_nano_usd / 1e9)]], w),
+      lineChart(t('chart.cost', currency()), xs, [[t('cost') + ' (' + currency() + ')', g.map(r => r.cost_nano_usd / 1e9)]], w),
       lineChart(t('chart.latency'), xs, [[t('latency.p50'), g.map(r => r.p50_ms)], [t('latency.p95'), g.map(r => r.p95_ms)]], w));
   }
 
