@@ -197,6 +197,12 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 		Recent:    a.ring.Recent,
 		Reload:    func(context.Context) error { return a.reload(e) },
 	}
+	if cfg.AdminToken != "" {
+		// Fill the usage cache the dashboard's overview reads, off the request path.
+		warm, stopWarm := context.WithCancel(context.Background())
+		a.closers = append(a.closers, func(context.Context) error { stopWarm(); return nil })
+		go func() { defer stopWarm(); _ = admin.WarmOverview(warm, st, loc) }()
+	}
 	var adminAPI http.Handler
 	if cfg.AdminToken != "" {
 		adminAPI = admin.New(adminOpts)
