@@ -30,7 +30,13 @@ trap cleanup EXIT
 if [ ! -d "$here/node_modules" ]; then
 	(cd "$here" && npm ci --no-audit --no-fund)
 fi
-(cd "$root" && CGO_ENABLED=0 go build -o "$work/tollgate" ./cmd/tollgate)
+# TOLLGATE_BIN: a tollgate binary built already (the Go test that runs these
+# scripts builds it once for both); else build one.
+if [ -n "${TOLLGATE_BIN:-}" ]; then
+	cp "$TOLLGATE_BIN" "$work/tollgate"
+else
+	(cd "$root" && CGO_ENABLED=0 go build -o "$work/tollgate" ./cmd/tollgate)
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 fport=$(free_port)
@@ -86,7 +92,7 @@ else
 		-c 'model_providers.tollgate.request_max_retries=0' \
 		-c check_for_update_on_startup=false -c analytics.enabled=false \
 		-c 'otel.exporter="none"' \
-		"say hello" >"$work/codex.out" 2>"$work/codex.err" || crc=$?
+		"say hello" </dev/null >"$work/codex.out" 2>"$work/codex.err" || crc=$?
 	# The fake echoes the last user message: "echo: say hello".
 	if [ "$crc" -eq 0 ] && grep -q '^echo: say hello' "$work/codex.out"; then
 		echo "ok - codex exec \"say hello\" answered: $(head -n 1 "$work/codex.out")"
