@@ -1,10 +1,12 @@
 package anthropic
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -42,6 +44,8 @@ type translator struct {
 	names   toolNames
 	dropped []string // what had no translation, for one debug line
 	parts   []byte   // scratch: the user content parts of one message
+	text    []byte   // scratch: the joined text of one message
+	calls   []byte   // scratch: the tool calls of one assistant message
 }
 
 func (tr *translator) drop(what string) {
@@ -57,7 +61,8 @@ func (tr *translator) chat(body []byte, model string, stream bool) ([]byte, erro
 	out = append(out, `{"model":`...)
 	out = appendString(out, model)
 	var rest []byte // members copied after the messages
-	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
+	// The results alias body, which stays unchanged while they are used.
+	gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body))).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "model", "stream":
 		case "system":
@@ -99,8 +104,8 @@ func (tr *translator) chat(body []byte, model string, stream bool) ([]byte, erro
 			out = appendRawMessage(out, &n, "system", system)
 		}
 	} else if system.Exists() {
-		if text := joinText(system, "system", tr); text != "" {
-			out = appendMessage(out, &n, "system", text)
+		if text := tr.joinText(system, "system"); len(text) > 2 {
+			out = appendJSONMessage(out, &n, "system", text)
 		}
 	}
 	var err error
@@ -141,6 +146,12 @@ func appendMessage(out []byte, n *int, role, text string) []byte {
 // appendRawMessage is appendMessage for a JSON string value, copied as is
 // (the body was validated, so it needs no re-escaping).
 func appendRawMessage(out []byte, n *int, role string, v gjson.Result) []byte {
+	return appendJSONMessage(out, n, role, []byte(v.Raw))
+}
+
+// appendJSONMessage is appendMessage for content that is a JSON string
+// literal already.
+func appendJSONMessage(out []byte, n *int, role string, content []byte) []byte {
 	if *n > 0 {
 		out = append(out, ',')
 	}
@@ -148,47 +159,123 @@ func appendRawMessage(out []byte, n *int, role string, v gjson.Result) []byte {
 	out = append(out, `{"role":"`...)
 	out = append(out, role...)
 	out = append(out, `","content":`...)
-	out = append(out, v.Raw...)
+	out = append(out, content...)
 	return append(out, '}')
 }
 
-// joinText returns the text of a string or of an array of text blocks,
-// blocks joined by a blank line; other blocks are dropped.
-func joinText(v gjson.Result, where string, tr *translator) string {
-	if v.Type == gjson.String {
-		return v.Str
-	}
-	var sb strings.Builder
-	v.ForEach(func(_, b gjson.Result) bool {
-		if b.Get("type").Str != "text" {
-			tr.drop(where + "." + b.Get("type").Str)
-			return true
+// block is what the translator reads of one content block, in one pass
+// over its members. String members keep their raw JSON, so text is copied
+// without unescaping and escaping it again.
+type block struct {
+	typ, text, id, name, input, source, content, isError, toolUseID gjson.Result
+}
+
+func readBlock(b gjson.Result) block {
+	var k block
+	b.ForEach(func(key, v gjson.Result) bool {
+		switch key.Str {
+		case "type":
+			k.typ = v
+		case "text":
+			k.text = v
+		case "id":
+			k.id = v
+		case "name":
+			k.name = v
+		case "input":
+			k.input = v
+		case "source":
+			k.source = v
+		case "content":
+			k.content = v
+		case "is_error":
+			k.isError = v
+		case "tool_use_id":
+			k.toolUseID = v
 		}
-		if sb.Len() > 0 {
-			sb.WriteString("\n\n")
-		}
-		sb.WriteString(b.Get("text").Str)
 		return true
 	})
-	return sb.String()
+	return k
+}
+
+// rawString is v's raw JSON when v is a string, else "" as JSON.
+func rawString(v gjson.Result) string {
+	if v.Type == gjson.String {
+		return v.Raw
+	}
+	return `""`
+}
+
+// textJoiner joins raw JSON strings into one JSON string, separated by a
+// blank line, without decoding them: the body was validated, so each one's
+// escaped content is valid inside any JSON string.
+type textJoiner struct {
+	b []byte
+	n int
+}
+
+func (j *textJoiner) add(raw string) {
+	if j.n == 0 {
+		j.b = append(j.b, '"')
+	} else {
+		j.b = append(j.b, `\n\n`...)
+	}
+	j.n++
+	j.b = append(j.b, raw[1:len(raw)-1]...)
+}
+
+// json returns the joined string literal ("" when nothing was added).
+func (j *textJoiner) json() []byte {
+	if j.n == 0 {
+		return append(j.b, `""`...)
+	}
+	return append(j.b, '"')
+}
+
+// joinText returns, as a JSON string literal, the text of a string or of an
+// array of text blocks, blocks joined by a blank line; other blocks are
+// dropped.
+func (tr *translator) joinText(v gjson.Result, where string) []byte {
+	if v.Type == gjson.String {
+		return []byte(v.Raw)
+	}
+	var j textJoiner
+	v.ForEach(func(_, b gjson.Result) bool {
+		k := readBlock(b)
+		if k.typ.Str != "text" {
+			tr.drop(where + "." + k.typ.Str)
+			return true
+		}
+		j.add(rawString(k.text))
+		return true
+	})
+	return j.json()
 }
 
 // message translates one entry of "messages".
 func (tr *translator) message(out []byte, n *int, m gjson.Result) ([]byte, error) {
-	role := m.Get("role").Str
-	content := m.Get("content")
-	switch role {
+	var role, content gjson.Result
+	m.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "role":
+			role = v
+		case "content":
+			content = v
+		}
+		return true
+	})
+	switch role.Str {
 	case "system":
 		if content.Type == gjson.String {
 			return appendRawMessage(out, n, "system", content), nil
 		}
-		return appendMessage(out, n, "system", joinText(content, "system", tr)), nil
+		return appendJSONMessage(out, n, "system", tr.joinText(content, "system")), nil
 	case "assistant":
 		return tr.assistant(out, n, content), nil
 	case "user":
 		return tr.user(out, n, content), nil
 	}
-	e := param("messages", "messages: role must be one of user, assistant; got "+strconv.Quote(role))
+	e := param("messages", "messages: role must be one of user, assistant; got "+strconv.Quote(role.Str))
 	return nil, e
 }
 
@@ -198,44 +285,52 @@ func (tr *translator) assistant(out []byte, n *int, content gjson.Result) []byte
 	if content.Type == gjson.String {
 		return appendRawMessage(out, n, "assistant", content)
 	}
-	var text strings.Builder
+	var text textJoiner
+	text.b = tr.text[:0]
 	calls := 0
-	var tc []byte
+	tc := tr.calls[:0]
 	content.ForEach(func(_, b gjson.Result) bool {
-		switch typ := b.Get("type").Str; typ {
+		k := readBlock(b)
+		switch k.typ.Str {
 		case "text":
-			text.WriteString(b.Get("text").Str)
+			// Joined without a separator, as the turn's one string.
+			if raw := rawString(k.text); text.n == 0 {
+				text.add(raw)
+			} else {
+				text.b = append(text.b, raw[1:len(raw)-1]...)
+			}
 		case "tool_use":
 			if calls > 0 {
 				tc = append(tc, ',')
 			}
 			calls++
 			tc = append(tc, `{"id":`...)
-			tc = appendString(tc, b.Get("id").Str)
+			tc = append(tc, rawString(k.id)...)
 			tc = append(tc, `,"type":"function","function":{"name":`...)
-			tc = appendString(tc, tr.names.up(b.Get("name").Str))
+			tc = appendString(tc, tr.names.up(k.name.Str))
 			tc = append(tc, `,"arguments":`...)
-			in := b.Get("input")
-			raw := in.Raw
-			if !in.IsObject() {
+			raw := k.input.Raw
+			if !k.input.IsObject() {
 				raw = "{}"
 			}
 			tc = append(appendString(tc, raw), `}}`...)
 		default:
-			tr.drop("assistant." + typ)
+			tr.drop("assistant." + k.typ.Str)
 		}
 		return true
 	})
+	tr.calls = tc
 	if *n > 0 {
 		out = append(out, ',')
 	}
 	*n++
 	out = append(out, `{"role":"assistant","content":`...)
-	if text.Len() == 0 && calls > 0 {
+	if text.n == 0 && calls > 0 {
 		out = append(out, "null"...)
 	} else {
-		out = appendString(out, text.String())
+		out = append(out, text.json()...)
 	}
+	tr.text = text.b
 	if calls > 0 {
 		out = append(out, `,"tool_calls":[`...)
 		out = append(out, tc...)
@@ -246,13 +341,16 @@ func (tr *translator) assistant(out []byte, n *int, content gjson.Result) []byte
 
 // user translates a user turn. tool_result blocks become tool messages,
 // placed first (chat completions wants them right after the assistant's
-// tool_calls); the rest becomes one user message.
+// tool_calls); the rest becomes one user message: a string when it is text
+// only, which every chat upstream accepts, else content parts.
 func (tr *translator) user(out []byte, n *int, content gjson.Result) []byte {
 	if content.Type == gjson.String {
 		return appendRawMessage(out, n, "user", content)
 	}
 	parts := tr.parts[:0]
-	nparts, texts := 0, 0
+	var text textJoiner
+	text.b = tr.text[:0]
+	nparts := 0
 	addPart := func(p []byte) {
 		if nparts > 0 {
 			parts = append(parts, ',')
@@ -260,33 +358,43 @@ func (tr *translator) user(out []byte, n *int, content gjson.Result) []byte {
 		nparts++
 		parts = append(parts, p...)
 	}
+	addText := func(raw string) {
+		text.add(raw)
+		if nparts > 0 {
+			parts = append(parts, ',')
+		}
+		nparts++
+		parts = append(parts, `{"type":"text","text":`...)
+		parts = append(parts, raw...)
+		parts = append(parts, '}')
+	}
 	content.ForEach(func(_, b gjson.Result) bool {
-		switch typ := b.Get("type").Str; typ {
+		k := readBlock(b)
+		switch k.typ.Str {
 		case "text":
-			addPart(appendTextPart(nil, b.Get("text").Str))
-			texts++
+			addText(rawString(k.text))
 		case "image":
-			if p := imagePart(b); p != nil {
+			if p := imagePart(k.source); p != nil {
 				addPart(p)
 			} else {
 				tr.drop("image.source")
 			}
 		case "document":
-			if s := b.Get("source"); s.Get("type").Str == "text" {
-				addPart(appendTextPart(nil, s.Get("data").Str))
-				texts++
+			if k.source.Get("type").Str == "text" {
+				addText(rawString(k.source.Get("data")))
 			} else {
 				tr.drop("document")
 			}
 		case "tool_result":
-			out = tr.toolResult(out, n, b, addPart)
+			out = tr.toolResult(out, n, k, addPart)
 		default:
-			tr.drop("user." + typ)
+			tr.drop("user." + k.typ.Str)
 		}
 		return true
 	})
 	tr.parts = parts
 	if nparts == 0 {
+		tr.text = text.b
 		return out
 	}
 	if *n > 0 {
@@ -294,73 +402,60 @@ func (tr *translator) user(out []byte, n *int, content gjson.Result) []byte {
 	}
 	*n++
 	out = append(out, `{"role":"user","content":`...)
-	if texts == nparts {
-		// Text only: one string, which every chat upstream accepts.
-		var sb strings.Builder
-		content.ForEach(func(_, b gjson.Result) bool {
-			var t string
-			switch b.Get("type").Str {
-			case "text":
-				t = b.Get("text").Str
-			case "document":
-				t = b.Get("source.data").Str
-			default:
-				return true
-			}
-			if sb.Len() > 0 {
-				sb.WriteString("\n\n")
-			}
-			sb.WriteString(t)
-			return true
-		})
-		out = appendString(out, sb.String())
+	if text.n == nparts {
+		out = append(out, text.json()...)
 	} else {
 		out = append(out, '[')
 		out = append(out, parts...)
 		out = append(out, ']')
 	}
+	tr.text = text.b
 	return append(out, '}')
 }
 
 // toolResult appends a tool message; images in the result go to the user
 // message that follows (a tool message carries text only).
-func (tr *translator) toolResult(out []byte, n *int, b gjson.Result, addPart func([]byte)) []byte {
-	c := b.Get("content")
-	var text string
+func (tr *translator) toolResult(out []byte, n *int, k block, addPart func([]byte)) []byte {
+	c := k.content
+	var text []byte
 	switch {
 	case c.Type == gjson.String:
-		text = c.Str
+		text = []byte(c.Raw)
 	case c.IsArray():
-		var sb strings.Builder
+		var j textJoiner
 		c.ForEach(func(_, p gjson.Result) bool {
-			switch typ := p.Get("type").Str; typ {
+			pk := readBlock(p)
+			switch pk.typ.Str {
 			case "text":
-				if sb.Len() > 0 {
-					sb.WriteString("\n\n")
-				}
-				sb.WriteString(p.Get("text").Str)
+				j.add(rawString(pk.text))
 			case "image":
-				if ip := imagePart(p); ip != nil {
+				if ip := imagePart(pk.source); ip != nil {
 					addPart(ip)
 				}
 			default:
-				tr.drop("tool_result." + typ)
+				tr.drop("tool_result." + pk.typ.Str)
 			}
 			return true
 		})
-		text = sb.String()
-	}
-	if b.Get("is_error").Bool() && !strings.HasPrefix(text, "Error") {
-		text = "Error: " + text
+		text = j.json()
+	default:
+		text = []byte(`""`)
 	}
 	if *n > 0 {
 		out = append(out, ',')
 	}
 	*n++
 	out = append(out, `{"role":"tool","tool_call_id":`...)
-	out = appendString(out, b.Get("tool_use_id").Str)
+	out = append(out, rawString(k.toolUseID)...)
 	out = append(out, `,"content":`...)
-	out = appendString(out, text)
+	// Compared raw: a text that spells "Error" with \u escapes gets the
+	// prefix twice, which is harmless.
+	if k.isError.Bool() && !bytes.HasPrefix(text, []byte(`"Error`)) {
+		out = append(out, `"Error: `...)
+		out = append(out, text[1:]...)
+	} else {
+		out = append(out, text...)
+	}
 	return append(out, '}')
 }
 
@@ -369,10 +464,10 @@ func appendTextPart(b []byte, text string) []byte {
 	return append(appendString(b, text), '}')
 }
 
-// imagePart returns an image_url content part for an image block: base64
-// data as a data URL, a URL as itself. It returns nil for other sources.
-func imagePart(b gjson.Result) []byte {
-	s := b.Get("source")
+// imagePart returns an image_url content part for an image block's source:
+// base64 data as a data URL, a URL as itself. It returns nil for other
+// sources.
+func imagePart(s gjson.Result) []byte {
 	var p []byte
 	switch s.Get("type").Str {
 	case "base64":

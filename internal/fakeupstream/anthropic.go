@@ -16,8 +16,8 @@ import (
 //
 // Replies follow the same rules as chat completions: "echo: " and the last
 // user text, or, when tools are offered (and tool_choice is not none) and the
-// last user turn carries no tool_result, a tool_use of the first tool with
-// input {"input": <user text>}. Usage: a prompt of bytes/4 tokens; when the
+// last user turn carries no tool_result and no X-Fake-Reply: text asks
+// otherwise, a tool_use of the first tool with input {"input": <user text>}. Usage: a prompt of bytes/4 tokens; when the
 // request uses cache_control, half of it is reported as cache reads and a
 // quarter as cache writes, so cache accounting can be checked.
 
@@ -133,7 +133,7 @@ func (s *Server) messages(c *call) {
 		id: "msg_fake_" + strconv.FormatUint(c.id, 10), model: req.Model,
 		finish: "end_turn", prompt: anthropicPrompt(c.body),
 	}
-	if len(req.Tools) > 0 && req.ToolChoice.Type != "none" && !toolResult {
+	if c.wantsTool(len(req.Tools) > 0 && req.ToolChoice.Type != "none" && !toolResult) {
 		rp.toolID = "toolu_fake_" + strconv.FormatUint(c.id, 10)
 		rp.toolName = req.Tools[0].Name
 		args := appendString([]byte(`{"input":`), truncate(user, maxEcho))

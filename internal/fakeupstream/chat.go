@@ -102,6 +102,12 @@ func (c *call) checkModel(model string) bool {
 	return true
 }
 
+// wantsTool reports whether the reply is a tool call: when the request
+// offers one (offered) and the fault does not ask for text.
+func (c *call) wantsTool(offered bool) bool {
+	return offered && c.fault.Reply != ReplyText
+}
+
 func (c *call) badJSON(err error) {
 	writeError(c.w, http.StatusBadRequest, "invalid_request_error", "",
 		"We could not parse the JSON body of your request. ("+err.Error()+")")
@@ -134,7 +140,7 @@ func (s *Server) chat(c *call) {
 		finish: "stop", prompt: promptTokens(size), includeUsage: req.StreamOptions.IncludeUsage,
 	}
 	// After a tool result the fake answers in text, so an agent loop ends.
-	if len(req.Tools) > 0 && string(req.ToolChoice) != `"none"` && last != "tool" {
+	if c.wantsTool(len(req.Tools) > 0 && string(req.ToolChoice) != `"none"` && last != "tool") {
 		rp.toolID = "call_fake_" + strconv.FormatUint(c.id, 10)
 		rp.toolName = req.Tools[0].Function.Name
 		args := appendString([]byte(`{"input":`), truncate(user, maxEcho))

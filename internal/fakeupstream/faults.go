@@ -23,6 +23,7 @@ import (
 //	X-Fake-Chunk-Delay: 10ms      ChunkDelay
 //	X-Fake-Reset: before          ResetBeforeHeaders
 //	X-Fake-Reset: after:3         ResetAfterChunks = 3
+//	X-Fake-Reply: text            Reply = ReplyText
 //
 // Invalid header values get a 400 naming the header.
 type Fault struct {
@@ -52,7 +53,15 @@ type Fault struct {
 	ChunkDelay time.Duration
 	// Chunks overrides Options.Chunks for this request (capped at 100000).
 	Chunks int
+	// Reply chooses the kind of a normal reply: "" (a call of the first
+	// tool when tools are offered, else text) or ReplyText (text even when
+	// tools are offered). An agent that always sends tools, such as Codex,
+	// can then finish a turn: it sets the header on every request.
+	Reply string
 }
+
+// ReplyText is the Fault.Reply value that makes the fake answer in text.
+const ReplyText = "text"
 
 // headerFault builds a Fault from X-Fake-* request headers.
 func headerFault(h http.Header) (Fault, error) {
@@ -74,6 +83,12 @@ func headerFault(h http.Header) (Fault, error) {
 		if f.Chunks, err = strconv.Atoi(v); err != nil || f.Chunks < 1 || f.Chunks > maxChunks {
 			return f, fmt.Errorf("invalid X-Fake-Chunks %q: want 1..%d", v, maxChunks)
 		}
+	}
+	switch v := h.Get("X-Fake-Reply"); v {
+	case "", ReplyText:
+		f.Reply = v
+	default:
+		return f, fmt.Errorf("invalid X-Fake-Reply %q: want text", v)
 	}
 	switch v := h.Get("X-Fake-Reset"); {
 	case v == "":

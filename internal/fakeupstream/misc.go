@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
 const (
@@ -173,19 +172,12 @@ func embed(vec []float32, in []byte) {
 // passthrough of endpoints it does not know can be tested both ways.
 func (s *Server) echo(c *call) {
 	var head struct {
-		Model  string          `json:"model"`
-		Stream bool            `json:"stream"`
-		Input  json.RawMessage `json:"input"`
+		Stream bool `json:"stream"`
 	}
-	if bytes.Contains(c.body, []byte(`"stream"`)) || bytes.Contains(c.body, []byte(`"model"`)) {
+	if bytes.Contains(c.body, []byte(`"stream"`)) {
 		json.Unmarshal(c.body, &head) //nolint:errcheck // non-JSON bodies are echoed too
 	}
-	path := trimSlash(c.r.URL.Path)
-	switch {
-	case head.Stream && c.r.Method == http.MethodPost && hasSuffix(path, "/responses"):
-		c.streamResponses(head.Model, messageText(head.Input))
-		return
-	case head.Stream || strings.Contains(c.r.Header.Get("Accept"), "text/event-stream"):
+	if head.Stream || strings.Contains(c.r.Header.Get("Accept"), "text/event-stream") {
 		st := c.startStream()
 		for i := range 3 {
 			b := append(st.data(), `{"object":"echo.chunk","index":`...)
@@ -206,54 +198,4 @@ func (s *Server) echo(c *call) {
 	b = append(b, `,"body_bytes":`...)
 	b = strconv.AppendInt(b, int64(len(c.body)), 10)
 	c.writeBody(http.StatusOK, append(b, '}'))
-}
-
-// streamResponses streams a minimal Responses API event sequence (named
-// events, no [DONE]): created, one output_text.delta per piece, completed with
-// usage.
-func (c *call) streamResponses(model, input string) {
-	id := strconv.FormatUint(c.id, 10)
-	rp := &reply{id: "resp_fake_" + id, model: model, created: time.Now().Unix(),
-		prompt: promptTokens(len(input)), pieces: splitWords(echoText(input), c.chunks)}
-	st := c.startStream()
-	seq := 0
-	resp := func(b []byte, status string) []byte {
-		b = append(b, `,"response":{"id":`...)
-		b = appendString(b, rp.id)
-		b = append(b, `,"object":"response","created_at":`...)
-		b = strconv.AppendInt(b, rp.created, 10)
-		b = append(b, `,"status":"`...)
-		b = append(b, status...)
-		b = append(b, `","model":`...)
-		return appendString(b, rp.model)
-	}
-	b := append(st.named("response.created"), `{"type":"response.created","sequence_number":0`...)
-	if !st.send(append(resp(b, "in_progress"), `,"output":[],"usage":null}}`...)) {
-		return
-	}
-	for _, p := range rp.pieces {
-		seq++
-		b := append(st.named("response.output_text.delta"), `{"type":"response.output_text.delta","sequence_number":`...)
-		b = strconv.AppendInt(b, int64(seq), 10)
-		b = append(b, `,"item_id":"msg_fake_`...)
-		b = append(b, id...)
-		b = append(b, `","output_index":0,"content_index":0,"delta":`...)
-		if !st.send(append(appendString(b, p), '}')) {
-			return
-		}
-	}
-	b = append(st.named("response.completed"), `{"type":"response.completed","sequence_number":`...)
-	b = strconv.AppendInt(b, int64(seq+1), 10)
-	b = resp(b, "completed")
-	b = append(b, `,"output":[{"type":"message","id":"msg_fake_`...)
-	b = append(b, id...)
-	b = append(b, `","status":"completed","role":"assistant","content":[{"type":"output_text","text":`...)
-	b = appendString(b, rp.text())
-	b = append(b, `,"annotations":[]}]}],"usage":{"input_tokens":`...)
-	b = strconv.AppendInt(b, int64(rp.prompt), 10)
-	b = append(b, `,"output_tokens":`...)
-	b = strconv.AppendInt(b, int64(len(rp.pieces)), 10)
-	b = append(b, `,"total_tokens":`...)
-	b = strconv.AppendInt(b, int64(rp.prompt+len(rp.pieces)), 10)
-	st.send(append(b, "}}}"...))
 }

@@ -16,6 +16,7 @@
 //	POST .../embeddings         deterministic vectors
 //	GET  .../models             the model list; GET .../models/{id} one model
 //	POST .../messages           Anthropic Messages (see anthropic.go), and .../messages/count_tokens
+//	POST .../responses          the OpenAI Responses API (see responses.go)
 //	anything else               a JSON echo, or a short SSE stream when asked to stream
 //
 // The fake is built to be cheap: canned parts are prepared once, responses are
@@ -72,6 +73,12 @@ type Options struct {
 	// MaxRecorded bounds how many requests are kept: only the most recent
 	// MaxRecorded are returned by Requests. Default 10000.
 	MaxRecorded int
+	// NativeResponses makes POST .../responses answer a non-streamed
+	// request with a Response, as an upstream with `responses: native`
+	// does. Off, such a request is echoed like any unknown path, so a
+	// gateway's verbatim forwarding of it can be seen; a streamed one always
+	// gets a Responses event stream.
+	NativeResponses bool
 }
 
 // Request is one request the fake received.
@@ -261,6 +268,8 @@ func (s *Server) route(c *call) {
 		s.messages(c)
 	case c.r.Method == http.MethodPost && hasSuffix(p, "/messages/count_tokens"):
 		s.countTokens(c)
+	case c.r.Method == http.MethodPost && hasSuffix(p, "/responses"):
+		s.responses(c)
 	case c.r.Method == http.MethodPost && hasSuffix(p, "/chat/completions"):
 		s.chat(c)
 	case c.r.Method == http.MethodPost && hasSuffix(p, "/completions"):

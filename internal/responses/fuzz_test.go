@@ -1,11 +1,13 @@
 package responses
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/tollgate/tollgate/internal/apierr"
+	"github.com/tollgate/tollgate/internal/proxy"
 )
 
 // FuzzBridge feeds arbitrary upstream bytes through the bridge as a chat
@@ -34,6 +36,35 @@ func FuzzBridge(f *testing.F) {
 		}
 		if len(st.Content()) > 4096 {
 			t.Fatalf("kept %d bytes", len(st.Content()))
+		}
+	})
+}
+
+// FuzzTranslate translates arbitrary requests to chat completions: never a
+// panic, and whatever is sent upstream is valid JSON (the encoder is
+// hand-written and does not check its output at run time).
+func FuzzTranslate(f *testing.F) {
+	for _, name := range []string{"codex.json"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "translate", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(goldenRequest))
+	d := testDialect()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := d.Parse(&proxy.Inbound{Method: "POST", Path: "/responses", Body: body})
+		if err != nil {
+			return
+		}
+		req.PromptTokens(func(b []byte) int64 { return int64(len(b)) })
+		out, err := req.Outbound(chatTarget)
+		if err != nil {
+			return
+		}
+		if !json.Valid(out.Body) {
+			t.Fatalf("translation is not JSON:\n%s\nfrom\n%s", out.Body, body)
 		}
 	})
 }

@@ -39,8 +39,9 @@ func (r *request) PromptTokens(estimate func([]byte) int64) int64 {
 	}
 	in.ForEach(func(_, it gjson.Result) bool {
 		n += 4
-		for _, k := range [...]string{"content", "output", "arguments", "input"} {
-			if v := it.Get(k); v.Exists() {
+		m := readMembers(it)
+		for _, v := range [...]gjson.Result{m.content, m.output, m.arguments, m.input} {
+			if v.Exists() {
 				n += estimate([]byte(v.Raw))
 				break
 			}

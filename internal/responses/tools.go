@@ -143,15 +143,17 @@ var customParameters = json.RawMessage(`{"type":"object","properties":{"input":{
 func translateTools(tools gjson.Result, names *toolNames, log *slog.Logger) []chatTool {
 	var out []chatTool
 	tools.ForEach(func(_, t gjson.Result) bool {
-		switch typ := t.Get("type").String(); typ {
+		m := readMembers(t)
+		switch typ := m.typ.String(); typ {
 		case "function", "custom":
-			out = append(out, chatToolOf(t, "", names))
+			out = append(out, chatToolOf(&m, "", names))
 		case "namespace":
-			ns := t.Get("name").String()
-			t.Get("tools").ForEach(func(_, sub gjson.Result) bool {
-				switch st := sub.Get("type").String(); st {
+			ns := m.name.String()
+			m.tools.ForEach(func(_, sub gjson.Result) bool {
+				sm := readMembers(sub)
+				switch st := sm.typ.String(); st {
 				case "function", "custom":
-					out = append(out, chatToolOf(sub, ns, names))
+					out = append(out, chatToolOf(&sm, ns, names))
 				default:
 					log.Debug("responses bridge: left out a namespace tool a chat upstream cannot run", "namespace", ns, "type", st)
 				}
@@ -165,16 +167,16 @@ func translateTools(tools gjson.Result, names *toolNames, log *slog.Logger) []ch
 	return out
 }
 
-func chatToolOf(t gjson.Result, namespace string, names *toolNames) chatTool {
-	custom := t.Get("type").String() == "custom"
-	name := names.add(toolName{namespace: namespace, name: t.Get("name").String(), custom: custom})
-	f := chatFunction{Name: name, Description: raw(t.Get("description"))}
+func chatToolOf(t *members, namespace string, names *toolNames) chatTool {
+	custom := t.typ.String() == "custom"
+	name := names.add(toolName{namespace: namespace, name: t.name.String(), custom: custom})
+	f := chatFunction{Name: name, Description: raw(t.description)}
 	if !custom {
-		f.Parameters, f.Strict = raw(t.Get("parameters")), raw(t.Get("strict"))
+		f.Parameters, f.Strict = raw(t.parameters), raw(t.strict)
 		return chatTool{Type: "function", Function: f}
 	}
-	desc := t.Get("description").String()
-	if fm := t.Get("format"); fm.Get("type").String() == "grammar" {
+	desc := t.description.String()
+	if fm := t.format; fm.Get("type").String() == "grammar" {
 		desc += "\n\nThe input must follow this " + fm.Get("syntax").String() + " grammar:\n" + fm.Get("definition").String()
 	}
 	f.Description, _ = json.Marshal(desc) //nolint:errcheck // a string always marshals
@@ -222,4 +224,52 @@ func raw(v gjson.Result) json.RawMessage {
 		return nil
 	}
 	return json.RawMessage(v.Raw)
+}
+
+// members are the members of an input item, content part or tool that the
+// bridge reads, found in one pass over the object (a Get per member would
+// scan it once each).
+type members struct {
+	typ, role, content, name, namespace, arguments, input, callID, output gjson.Result
+	text, description, parameters, strict, format, tools                  gjson.Result
+}
+
+func readMembers(v gjson.Result) members {
+	var m members
+	v.ForEach(func(k, x gjson.Result) bool {
+		switch k.Str {
+		case "type":
+			m.typ = x
+		case "role":
+			m.role = x
+		case "content":
+			m.content = x
+		case "name":
+			m.name = x
+		case "namespace":
+			m.namespace = x
+		case "arguments":
+			m.arguments = x
+		case "input":
+			m.input = x
+		case "call_id":
+			m.callID = x
+		case "output":
+			m.output = x
+		case "text":
+			m.text = x
+		case "description":
+			m.description = x
+		case "parameters":
+			m.parameters = x
+		case "strict":
+			m.strict = x
+		case "format":
+			m.format = x
+		case "tools":
+			m.tools = x
+		}
+		return true
+	})
+	return m
 }
