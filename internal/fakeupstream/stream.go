@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tollgate/tollgate/internal/jsonscan"
 )
 
 // call is one request being answered, with its fault and per-request knobs.
@@ -116,50 +118,8 @@ func (st *stream) doneEvent() {
 	st.send(append(st.data(), "[DONE]"...))
 }
 
-// appendString appends s as a JSON string. Non-ASCII text is written as
-// UTF-8, invalid UTF-8 becomes U+FFFD, as encoding/json does (HTML characters
-// are not escaped).
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, `\n`...)
-			case '\r':
-				b = append(b, `\r`...)
-			case '\t':
-				b = append(b, `\t`...)
-			default:
-				const hex = "0123456789abcdef"
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+// appendString writes s as a JSON string (jsonscan's writer).
+func appendString(b []byte, s string) []byte { return jsonscan.AppendString(b, s) }
 
 func appendStringOrNull(b []byte, s string) []byte {
 	if s == "" {
