@@ -9,8 +9,6 @@ import (
 // appendString writes s as a JSON string literal (jsonscan's writer).
 func appendString[T string | []byte](b []byte, s T) []byte { return jsonscan.AppendString(b, s) }
 
-const hexDigits = "0123456789abcdef"
-
 // appendRawOr appends raw (a JSON value taken from the request) or, when it
 // is empty, def.
 func appendRawOr(b []byte, raw, def string) []byte {
