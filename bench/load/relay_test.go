@@ -82,9 +82,13 @@ func TestRelayCutRefuseThenResume(t *testing.T) {
 	if err := roundTrip(c1, br1, "after-cut"); err == nil {
 		t.Error("a connection open at the cut still works")
 	}
-	c2, br2 := dial(t, r.Addr())
-	if err := roundTrip(c2, br2, "during"); err == nil {
-		t.Error("a connection opened during the cut was relayed")
+	// The refusal may reset the dial itself or the first round trip.
+	if c2, err := net.Dial("tcp", r.Addr()); err == nil {
+		err = roundTrip(c2, bufio.NewReader(c2), "during")
+		c2.Close()
+		if err == nil {
+			t.Error("a connection opened during the cut was relayed")
+		}
 	}
 	r.Resume()
 	c3, br3 := dial(t, r.Addr())
