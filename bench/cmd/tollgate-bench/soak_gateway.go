@@ -197,6 +197,7 @@ type sample struct {
 	Label      string        `json:"label"`
 	At         time.Duration `json:"at_ns"`
 	RSS        int64         `json:"rss_bytes"`
+	CPU        time.Duration `json:"cpu_ns"` // utime+stime so far
 	Goroutines int           `json:"goroutines"`
 	Err        string        `json:"error,omitempty"`
 }
@@ -207,7 +208,7 @@ func (g *gateway) sample(ctx context.Context, label string, since time.Time) sam
 	if p, err := load.ReadProc(g.pid()); err != nil {
 		errs = append(errs, err.Error())
 	} else {
-		s.RSS = p.RSS
+		s.RSS, s.CPU = p.RSS, p.CPU
 	}
 	n, err := g.goroutines(ctx)
 	if err != nil {

@@ -181,9 +181,15 @@ func (r *soakReport) write(w io.Writer) {
 	for _, k := range slices.Sorted(maps.Keys(l.Outcomes)) {
 		p("  rows %-28s %d", k, l.Outcomes[k])
 	}
-	p("gateway RSS / goroutines:")
+	p("gateway RSS / goroutines / CPU used since the previous sample:")
+	var prev sample
 	for _, s := range r.Samples {
-		p("  %-7s at %-9v %7.1f MB  %5d goroutines %s", s.Label, s.At.Round(time.Second), mb(s.RSS), s.Goroutines, s.Err)
+		cpu := "-"
+		if prev.Label != "" && s.At > prev.At {
+			cpu = fmt.Sprintf("%.0f%% of a core", 100*float64(s.CPU-prev.CPU)/float64(s.At-prev.At))
+		}
+		p("  %-7s at %-9v %7.1f MB  %5d goroutines  cpu %s %s", s.Label, s.At.Round(time.Second), mb(s.RSS), s.Goroutines, cpu, s.Err)
+		prev = s
 	}
 	r.writeOutages(p)
 	d := r.Drain
