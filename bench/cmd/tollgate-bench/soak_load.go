@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -118,23 +119,32 @@ type result struct {
 // outcome names r for the status mix: "200", "503", "200 cut after 2 events",
 // "no answer: reset".
 func (r result) outcome() string {
+	class := errClass(r.err)
+	if r.deadline {
+		class = "client deadline"
+	}
 	switch {
 	case r.status == 0:
-		return "no answer: " + errClass(r.err)
+		return "no answer: " + class
 	case r.err != nil || (r.status == http.StatusOK && !r.done):
-		return fmt.Sprintf("%d cut after %d events (%s)", r.status, r.events, errClass(r.err))
+		return fmt.Sprintf("%d cut after %d events (%s)", r.status, r.events, class)
 	}
 	return fmt.Sprint(r.status)
 }
 
 // errClass reduces an error to a few words without addresses, so outcome
-// keys stay few.
+// keys stay few. The client deadline is told apart by the caller (net
+// timeouts also match context.DeadlineExceeded).
 func errClass(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return "dial " + errClass(op.Err)
+	}
 	switch {
 	case err == nil:
 		return "eof"
 	case errors.Is(err, context.DeadlineExceeded):
-		return "client deadline"
+		return "timeout"
 	case errors.Is(err, syscall.ECONNRESET):
 		return "reset"
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -145,6 +155,21 @@ func errClass(err error) string {
 		return "cancelled"
 	}
 	return "other"
+}
+
+// soakClient is an HTTP/1.1 client for conns concurrent requests whose
+// connects are bounded only by each request's deadline: a gateway that is
+// slow to accept must show up as latency (or a missed deadline), not as a
+// failure the client chose.
+func soakClient(conns int) *http.Client {
+	d := &net.Dialer{KeepAlive: 30 * time.Second}
+	return &http.Client{Transport: &http.Transport{
+		DialContext:         d.DialContext,
+		MaxIdleConns:        conns + 16,
+		MaxIdleConnsPerHost: conns + 16,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}}
 }
 
 // request is one scheduled request.

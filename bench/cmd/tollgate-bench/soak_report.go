@@ -101,8 +101,10 @@ func (r *soakReport) judge(c soakConfig) {
 	if okM && mid.RSS > 0 {
 		growth = float64(end.RSS-mid.RSS) / float64(mid.RSS)
 	}
-	add("RSS end vs middle", "within ±20%", fmt.Sprintf("%.1f MB vs %.1f MB (%+.1f%%)", mb(end.RSS), mb(mid.RSS), growth*100),
-		okM && okE && mid.RSS > 0 && end.RSS > 0 && growth <= 0.2 && growth >= -0.2)
+	// The target is about growth (a leak): an end below the middle is the
+	// heap handing back what an outage's backlog took, and passes.
+	add("RSS end vs middle", "at most +20%", fmt.Sprintf("%.1f MB vs %.1f MB (%+.1f%%)", mb(end.RSS), mb(mid.RSS), growth*100),
+		okM && okE && mid.RSS > 0 && end.RSS > 0 && growth <= 0.2)
 	probes, ready := 0, 0
 	for _, o := range r.Outages {
 		for _, p := range o.Probes {

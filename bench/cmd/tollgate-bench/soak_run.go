@@ -51,7 +51,7 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 func (e *soakEnv) drive(ctx context.Context, log *slog.Logger, c soakConfig, rep *soakReport) *tally {
 	total := int(c.rate * c.duration.Seconds())
 	t := newTally(total + c.drainStreams)
-	client := load.NewClient(1024)
+	client := soakClient(1024)
 	defer client.CloseIdleConnections()
 	url := "http://" + e.gw.addr + "/v1/chat/completions"
 	pgStart := time.Duration(c.pgAt * float64(c.duration))
@@ -175,7 +175,7 @@ type drainReport struct {
 func (e *soakEnv) drain(ctx context.Context, log *slog.Logger, c soakConfig, t *tally, rep *soakReport) {
 	d := drainReport{Streams: c.drainStreams, ExitDeadline: c.drainTimeout + 30*time.Second}
 	base := len(t.state) - c.drainStreams
-	client := load.NewClient(c.drainStreams)
+	client := soakClient(c.drainStreams)
 	defer client.CloseIdleConnections()
 	url := "http://" + e.gw.addr + "/v1/chat/completions"
 	const chunkDelay = 100 * time.Millisecond

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -140,6 +142,9 @@ func TestResultOutcome(t *testing.T) {
 		{result{status: 503, done: true}, "503"},
 		{result{status: 200, events: 3, err: io.ErrUnexpectedEOF}, "200 cut after 3 events (eof)"},
 		{result{err: &os.SyscallError{Syscall: "read", Err: syscall.ECONNRESET}}, "no answer: reset"},
+		{result{err: &net.OpError{Op: "dial", Err: context.DeadlineExceeded}}, "no answer: dial timeout"},
+		{result{err: context.DeadlineExceeded, deadline: true}, "no answer: client deadline"},
+		{result{status: 200, events: 5, err: context.DeadlineExceeded, deadline: true}, "200 cut after 5 events (client deadline)"},
 		{result{err: http.ErrHandlerTimeout}, "no answer: other"},
 	}
 	for _, tt := range tests {
