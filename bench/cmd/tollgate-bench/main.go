@@ -50,6 +50,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return baseline(ctx, args[1:], stderr)
 		case "fake":
 			return fake(ctx, args[1:], stderr)
+		case "soak":
+			return soakCmd(ctx, args[1:], stdout, stderr)
 		}
 	}
 	cfg, err := parseFlags(args, stderr)
