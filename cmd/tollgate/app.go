@@ -293,7 +293,11 @@ func (a *app) newGate(ctx context.Context, cfg config.Config, st store.Store, st
 		}
 		// Fail fast: during a Redis outage each check must not wait on redials.
 		opts.DialTimeout, opts.MaxRetries, opts.DialerRetries = 500*time.Millisecond, -1, 1
-		opts.ReadTimeout, opts.WriteTimeout = time.Second, time.Second
+		opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = time.Second, time.Second, time.Second
+		// go-redis logs every failed dial itself; route it through the same
+		// once-per-10s limit as the gateway's own Redis errors.
+		redis.SetLogger(repeat.Printer{Limiter: repeat.New(10*time.Second, nil), Logger: a.logger,
+			Level: slog.LevelWarn, Key: "go-redis", Msg: "redis client"})
 		client := redis.NewClient(opts)
 		if err := client.Ping(ctx).Err(); err != nil {
 			_ = client.Close()

@@ -46,6 +46,11 @@ type RedisOptions struct {
 	// TotalBudgetTTL is how long an idle "total" budget stays cached in
 	// Redis before it is read from the ledger again. Default 7 days.
 	TotalBudgetTTL time.Duration
+	// DownFor is how long Redis is not asked after a failure: calls in that
+	// window fail (open or closed, per FailClosed) at once instead of each
+	// waiting for its own timeout, so a partitioned Redis costs requests
+	// nothing but the first few waits. Default 1s.
+	DownFor time.Duration
 }
 
 // Redis is the shared backend for several replicas: it implements Limiter,
@@ -54,6 +59,9 @@ type Redis struct {
 	client   redis.UniversalClient
 	opts     RedisOptions
 	failures atomic.Uint64
+	// downUntil (unix nanoseconds) is when Redis is asked again after a
+	// failure.
+	downUntil atomic.Int64
 
 	// seeding shares one ledger read among the callers of this replica that
 	// find the same budget period uninitialised at once (at midnight, every
@@ -80,6 +88,9 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 	if opts.TotalBudgetTTL <= 0 {
 		opts.TotalBudgetTTL = 7 * 24 * time.Hour
 	}
+	if opts.DownFor <= 0 {
+		opts.DownFor = time.Second
+	}
 	return &Redis{client: client, opts: opts, seeding: make(map[string]*spendCall)}
 }
 
@@ -94,11 +105,20 @@ func (r *Redis) fail(ctx context.Context, err error) (open bool, wrapped error) 
 		return false, ctx.Err()
 	}
 	r.failures.Add(1)
-	if r.opts.OnFailure != nil {
-		r.opts.OnFailure(err)
+	if !errors.Is(err, errDown) {
+		r.downUntil.Store(time.Now().Add(r.opts.DownFor).UnixNano())
+		if r.opts.OnFailure != nil {
+			r.opts.OnFailure(err)
+		}
 	}
 	return !r.opts.FailClosed, fmt.Errorf("limit: redis: %w", err)
 }
+
+// errDown is the failure of a call not sent because Redis failed moments ago.
+var errDown = errors.New("not asked: failed within the last moments")
+
+// down reports whether Redis is in its window of not being asked.
+func (r *Redis) down() bool { return time.Now().UnixNano() < r.downUntil.Load() }
 
 // Allow implements Limiter.
 func (r *Redis) Allow(ctx context.Context, key string, limitPerMinute, n int) (Decision, error) {
@@ -140,6 +160,9 @@ func (r *Redis) rate(ctx context.Context, key string, limit, n int, mode string)
 	if r.rateNow != nil {
 		now = strconv.FormatInt(r.rateNow().UnixMicro(), 10)
 	}
+	if r.down() {
+		return [4]int64{}, errDown
+	}
 	res, err := rateScript.Run(ctx, r.client, []string{r.opts.Prefix + "rate:" + key}, limit, n, mode, now).Int64Slice()
 	if err != nil {
 		return [4]int64{}, err
@@ -158,6 +181,13 @@ func (r *Redis) Acquire(ctx context.Context, key string, maxInFlight int) (func(
 	}
 	k := r.opts.Prefix + "conc:" + key
 	ttl := int64(r.opts.ConcurrencyTTL / time.Second)
+	if r.down() {
+		open, err := r.fail(ctx, errDown)
+		if open {
+			return noop, true, nil
+		}
+		return nil, false, err
+	}
 	got, err := acquireScript.Run(ctx, r.client, []string{k}, maxInFlight, max(ttl, 1)).Int()
 	if err != nil {
 		open, err := r.fail(ctx, err)
@@ -286,6 +316,9 @@ func (r *Redis) seedSpend(ctx context.Context, key, keyID string, start time.Tim
 
 // reserve runs the script and returns {status, spent, reserved}.
 func (r *Redis) reserve(ctx context.Context, key string, limit, amount int64, init string, expireAt, ttl int64) ([3]int64, error) {
+	if r.down() {
+		return [3]int64{}, errDown
+	}
 	vals, err := reserveScript.Run(ctx, r.client, []string{key}, limit, amount, init, expireAt, ttl).Int64Slice()
 	if err != nil {
 		return [3]int64{}, err

@@ -9,6 +9,7 @@ package repeat
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -81,4 +82,21 @@ func (l *Limiter) Log(ctx context.Context, logger *slog.Logger, level slog.Level
 		attrs = append(attrs, slog.Int("suppressed", n))
 	}
 	logger.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// Printer adapts a printf-style library logger (go-redis's) to slog through
+// a Limiter: each line goes out as msg with its text in "detail", at most
+// once per interval, so a dependency that logs on every failed dial cannot
+// flood the log during an outage.
+type Printer struct {
+	Limiter *Limiter
+	Logger  *slog.Logger
+	Level   slog.Level
+	Key     string
+	Msg     string
+}
+
+// Printf implements go-redis's internal.Logging.
+func (p Printer) Printf(ctx context.Context, format string, v ...any) {
+	p.Limiter.Log(ctx, p.Logger, p.Level, p.Key, p.Msg, slog.String("detail", fmt.Sprintf(format, v...)))
 }

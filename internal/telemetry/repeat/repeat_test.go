@@ -54,3 +54,19 @@ func TestLimiterBoundedKeys(t *testing.T) {
 		t.Errorf("keys = %d; want at most %d", n, maxKeys)
 	}
 }
+
+func TestPrinterLimitsLibraryLines(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Unix(0, 0)
+	p := Printer{Limiter: New(10*time.Second, func() time.Time { return now }),
+		Logger: slog.New(slog.NewJSONHandler(&buf, nil)), Level: slog.LevelWarn, Key: "lib", Msg: "redis client"}
+	for range 5 {
+		p.Printf(context.Background(), "dial %s failed", "127.0.0.1:6379")
+	}
+	now = now.Add(11 * time.Second)
+	p.Printf(context.Background(), "dial %s failed", "127.0.0.1:6379")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"detail":"dial 127.0.0.1:6379 failed"`) || !strings.Contains(lines[1], `"suppressed":4`) {
+		t.Errorf("log:\n%s\nwant two lines, the second counting 4 suppressed", buf.String())
+	}
+}
