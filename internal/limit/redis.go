@@ -35,9 +35,10 @@ type RedisOptions struct {
 	// limiter should not become an outage of the gateway. Either way the
 	// failure is counted (Failures) and passed to OnFailure.
 	FailClosed bool
-	// OnFailure, if set, is called with every Redis error (so the server can
-	// log loudly and count a metric). It must be quick and safe for
-	// concurrent use.
+	// OnFailure, if set, is called with the Redis error that starts each
+	// DownFor window (so the server can log and count a metric); the calls
+	// failed without asking within the window count in Failures only. It
+	// must be quick and safe for concurrent use.
 	OnFailure func(error)
 	// ConcurrencyTTL bounds how long a concurrency slot survives a replica
 	// that died without releasing it; it is renewed on every Acquire of the
