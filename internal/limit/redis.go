@@ -35,10 +35,10 @@ type RedisOptions struct {
 	// limiter should not become an outage of the gateway. Either way the
 	// failure is counted (Failures) and passed to OnFailure.
 	FailClosed bool
-	// OnFailure, if set, is called with the Redis error that starts each
-	// DownFor window (so the server can log and count a metric); the calls
-	// failed without asking within the window count in Failures only. It
-	// must be quick and safe for concurrent use.
+	// OnFailure, if set, is called with every failed call (so the server
+	// can log and count a metric), including those failed without asking
+	// Redis within a DownFor window. It must be quick and safe for
+	// concurrent use.
 	OnFailure func(error)
 	// ConcurrencyTTL bounds how long a concurrency slot survives a replica
 	// that died without releasing it; it is renewed on every Acquire of the
@@ -108,9 +108,9 @@ func (r *Redis) fail(ctx context.Context, err error) (open bool, wrapped error) 
 	r.failures.Add(1)
 	if !errors.Is(err, errDown) {
 		r.downUntil.Store(time.Now().Add(r.opts.DownFor).UnixNano())
-		if r.opts.OnFailure != nil {
-			r.opts.OnFailure(err)
-		}
+	}
+	if r.opts.OnFailure != nil {
+		r.opts.OnFailure(err)
 	}
 	return !r.opts.FailClosed, fmt.Errorf("limit: redis: %w", err)
 }
