@@ -10,11 +10,27 @@ export class APIError extends Error {
   constructor(status, msg) { super(msg); this.status = status; }
 }
 
+// inflight are the requests not answered yet, so signing out can cancel
+// them: an answer arriving after the session ended would be a 401.
+const inflight = new Set();
+
+export function abortAll() {
+  for (const c of inflight) c.abort();
+  inflight.clear();
+}
+
 export async function api(path, { method = 'GET', body } = {}) {
   const headers = {};
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (method !== 'GET') headers['X-CSRF-Token'] = csrf;
-  const r = await fetch('/ui/api/' + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
+  const ctrl = new AbortController();
+  inflight.add(ctrl);
+  let r;
+  try {
+    r = await fetch('/ui/api/' + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin', signal: ctrl.signal });
+  } finally {
+    inflight.delete(ctrl);
+  }
   const text = await r.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }

@@ -1,5 +1,5 @@
 import { h, clear } from './dom.js';
-import { api, setCSRF } from './api.js';
+import { api, setCSRF, abortAll } from './api.js';
 import { t, lang, setLang, langs } from './i18n.js';
 import { overview } from './overview.js';
 import { logs } from './logs.js';
@@ -93,6 +93,8 @@ function route() {
 }
 
 async function logout() {
+  if (stopPage) { stopPage(); stopPage = null; } // no refresh may start after this
+  abortAll();
   try { await api('logout', { method: 'POST' }); } catch { /* signed out either way */ }
   state.session = null; state.gatewayKey = ''; setCSRF('');
   loginPage();
