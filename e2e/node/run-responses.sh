@@ -9,7 +9,7 @@
 #   e2e/node/run-responses.sh            from the repository root or anywhere
 #
 # Skips (exit 0, with a message) when node or npm is missing. Installs the
-# pinned packages with `npm ci` when node_modules is absent. Every process it
+# pinned packages with `npm ci` when node_modules is absent or older than the lock file. Every process it
 # starts is stopped by its PID on exit; nothing leaves loopback.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -27,7 +27,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ ! -d "$here/node_modules" ]; then
+# Install, or reinstall when the lock file changed since the last install.
+if [ ! -d "$here/node_modules" ] || [ "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]; then
 	(cd "$here" && npm ci --no-audit --no-fund)
 fi
 # TOLLGATE_BIN: a tollgate binary built already (the Go test that runs these
