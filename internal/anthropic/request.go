@@ -131,26 +131,14 @@ func (tr *translator) chat(body []byte, model string, stream bool) ([]byte, erro
 	return out, nil
 }
 
-// appendMessage appends {"role":role,"content":text} with text as a string.
-func appendMessage(out []byte, n *int, role, text string) []byte {
-	if *n > 0 {
-		out = append(out, ',')
-	}
-	*n++
-	out = append(out, `{"role":"`...)
-	out = append(out, role...)
-	out = append(out, `","content":`...)
-	return append(appendString(out, text), '}')
-}
-
-// appendRawMessage is appendMessage for a JSON string value, copied as is
+// appendRawMessage appends {"role":role,"content":v} for a JSON string value, copied as is
 // (the body was validated, so it needs no re-escaping).
 func appendRawMessage(out []byte, n *int, role string, v gjson.Result) []byte {
 	return appendJSONMessage(out, n, role, []byte(v.Raw))
 }
 
-// appendJSONMessage is appendMessage for content that is a JSON string
-// literal already.
+// appendJSONMessage appends {"role":role,"content":content} for content
+// that is a JSON string literal already.
 func appendJSONMessage(out []byte, n *int, role string, content []byte) []byte {
 	if *n > 0 {
 		out = append(out, ',')
@@ -457,11 +445,6 @@ func (tr *translator) toolResult(out []byte, n *int, k block, addPart func([]byt
 		out = append(out, text...)
 	}
 	return append(out, '}')
-}
-
-func appendTextPart(b []byte, text string) []byte {
-	b = append(b, `{"type":"text","text":`...)
-	return append(appendString(b, text), '}')
 }
 
 // imagePart returns an image_url content part for an image block's source:

@@ -118,9 +118,9 @@ type turn struct {
 	endpoint string
 }
 
-// upstreamBody builds the /v1/chat/completions body for msgs.
-func (t *turn) upstreamBody(msgs []wireMessage, stream bool) []byte {
-	u := upstreamRequest{Model: t.model, Messages: msgs, Temperature: t.req.Temperature, MaxTokens: t.req.MaxTokens}
+// upstreamBody builds the /v1/chat/completions body for msgs, asking model.
+func (t *turn) upstreamBody(model string, msgs []wireMessage, stream bool) []byte {
+	u := upstreamRequest{Model: model, Messages: msgs, Temperature: t.req.Temperature, MaxTokens: t.req.MaxTokens}
 	if stream {
 		u.Stream = true
 		u.StreamOptions = &streamOptions{IncludeUsage: true} // the final event reports tokens

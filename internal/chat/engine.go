@@ -60,12 +60,7 @@ func (c *call) PromptTokens(estimate func([]byte) int64) int64 {
 }
 
 func (c *call) Outbound(t proxy.Target) (*proxy.Outbound, error) {
-	u := upstreamRequest{Model: t.Model, Messages: c.msgs, Temperature: c.t.req.Temperature, MaxTokens: c.t.req.MaxTokens}
-	if c.stream {
-		u.Stream = true
-		u.StreamOptions = &streamOptions{IncludeUsage: true} // the final event reports tokens
-	}
-	b, _ := json.Marshal(u) // strings and numbers only: cannot fail
+	b := c.t.upstreamBody(t.Model, c.msgs, c.stream)
 	return &proxy.Outbound{Path: "/chat/completions", Body: b, Reply: &reply{c: c, model: t.Model}}, nil
 }
 
