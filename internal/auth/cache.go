@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/internal/store"
+	"github.com/tollgate/tollgate/internal/telemetry/repeat"
 )
 
 // Errors of Cache.Lookup. Their messages are written for API clients and
@@ -42,6 +43,7 @@ type Cache struct {
 	src     KeyLister
 	refresh time.Duration
 	logger  *slog.Logger
+	warn    *repeat.Limiter // a database outage fails every refresh
 
 	// Now is the clock used for expiry; nil means time.Now. Set it before
 	// the cache is used.
@@ -63,7 +65,7 @@ func NewCache(src KeyLister, refresh time.Duration, logger *slog.Logger) *Cache 
 	if refresh <= 0 {
 		refresh = DefaultRefresh
 	}
-	return &Cache{src: src, refresh: refresh, logger: logger, kick: make(chan struct{}, 1)}
+	return &Cache{src: src, refresh: refresh, logger: logger, warn: repeat.New(time.Minute, nil), kick: make(chan struct{}, 1)}
 }
 
 // Run refreshes the snapshot every refresh interval, and at once after
@@ -103,11 +105,11 @@ func (c *Cache) Reload(ctx context.Context) error {
 	keys, err := c.src.ListKeys(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			attrs := []any{"err", err}
+			attrs := []slog.Attr{slog.Any("err", err)}
 			if old := c.snap.Load(); old != nil {
-				attrs = append(attrs, "snapshot_age", time.Since(old.loaded).Round(time.Millisecond).String())
+				attrs = append(attrs, slog.String("snapshot_age", time.Since(old.loaded).Round(time.Millisecond).String()))
 			}
-			c.logger.Warn("auth: refreshing keys failed; keeping the last snapshot", attrs...)
+			c.warn.Log(ctx, c.logger, slog.LevelWarn, "refresh", "auth: refreshing keys failed; keeping the last snapshot", attrs...)
 		}
 		return fmt.Errorf("auth: loading keys: %w", err)
 	}

@@ -44,9 +44,9 @@ func TestReadiness(t *testing.T) {
 			Report{Status: "ok", Ready: true, Checks: map[string]string{"database": "ok"}}},
 		{"database and redis down", Options{
 			Checks: map[string]func(context.Context) error{"database": fail(dbDown)},
-			Ready:  map[string]func(context.Context) error{"redis": fail(errors.New("redis: connection refused"))},
+			Ready:  map[string]func(context.Context) error{"redis": fail(errors.New("dial tcp 10.1.2.3:6379: connect: connection refused"))},
 		}, true, false, 200, Report{Status: "degraded", Ready: true, Degraded: true, Checks: map[string]string{
-			"database": dbDown.Error(), "redis": "redis: connection refused"}}},
+			"database": "dial tcp [address]: connect: connection refused", "redis": "dial tcp [address]: connect: connection refused"}}},
 		{"circuits open", Options{Upstreams: openUpstreams}, true, false, 200,
 			Report{Status: "degraded", Ready: true, Degraded: true, Checks: map[string]string{}, Upstreams: []UpstreamReport{
 				{Name: "a", State: upstream.StateOpen},

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tollgate/tollgate/internal/openai"
 	"github.com/tollgate/tollgate/internal/upstream"
+	"github.com/tollgate/tollgate/internal/upstreamerr"
 )
 
 // Options are the handlers and settings the server routes to. Nil handlers
@@ -265,7 +266,9 @@ func (s *Server) report(ctx context.Context) Report {
 			defer cancel()
 			res := "ok"
 			if err := check(cctx); err != nil {
-				res = err.Error()
+				// Dependency errors name socket addresses and URLs; the
+				// report is for operators but may be scraped into tickets.
+				res = upstreamerr.Sanitize([]byte(err.Error()), 300)
 			}
 			mu.Lock()
 			rep.Checks[name] = res
