@@ -3,9 +3,12 @@ import { h } from './dom.js';
 const colors = ['#2f6fed', '#c0352b', '#1a7f4b', '#b26a00'];
 
 // lineChart draws series over unix-second xs with the vendored uPlot (a
-// global from uPlot.iife.min.js). Times are shown in the browser's zone.
-export function lineChart(title, xs, series, width) {
-  const box = h('div', { class: 'chart' }, h('div', { class: 't' }, title));
+// global from uPlot.iife.min.js). Times are shown in the browser's zone;
+// null values are gaps. data-points counts each series' non-null values
+// (for tests: the canvas itself cannot be read back).
+export function lineChart(title, xs, series, width, id) {
+  const box = h('div', { class: 'chart', id }, h('div', { class: 't' }, title));
+  box.dataset.points = series.map(s => s[1].filter(v => v !== null && v !== undefined).length).join(',');
   if (!window.uPlot || xs.length === 0) {
     box.append(h('p', { class: 'muted' }, '—'));
     return box;
