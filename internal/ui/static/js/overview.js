@@ -118,7 +118,7 @@ export function overview(main, state) {
       lineChart(t('chart.tokens'), xs, [[t('tokens.input'), g.map(r => r.prompt_tokens)], [t('tokens.cached'), g.map(r => r.cached_tokens)], [t('tokens.output'), g.map(r => r.completion_tokens)]], w),
       lineChart(t('chart.cost', currency()), xs, [[t('cost') + ' (' + currency() + ')', g.map(r => r.cost_nano_usd / 1e9)]], w),
       lineChart(t('chart.latency'), xs, [[t('latency.p50'), g.map(r => r.p50_ms)], [t('latency.p95'), g.map(r => r.p95_ms)],
-        [t('latency.ttft'), g.map(r => r.ttft_ms_avg ?? null)]], w, 'ov-chart-latency'));
+        [t('latency.ttft') + ' ' + t('axis.right'), g.map(r => r.ttft_ms_avg ?? null), { right: true }]], w, 'ov-chart-latency'));
     // data-ready: every panel has its data and the charts are drawn (this
     // frame callback runs after the charts' own), for tests and the
     // first-render benchmark.
