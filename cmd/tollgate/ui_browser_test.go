@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/tollgate/tollgate/internal/auth"
@@ -149,7 +151,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	// A taller viewport for this one, so the shot shows all four charts.
 	b.run("tall", chromedp.EmulateViewport(1280, 880))
 	b.shot("overview")
-	b.run("back to size", chromedp.EmulateReset())
+	if _, err := chromedp.Call(ctx, emulation.ClearDeviceMetricsOverride, cdp.Empty{}); err != nil {
+		t.Fatalf("back to the window's size: %v", err)
+	}
 
 	// Logs: the seeded rows, then a request made with a key created here.
 	b.run("logs", chromedp.Click(chromedp.ID("nav-logs")), chromedp.WaitVisible(chromedp.CSS(`#logs-rows tr[data-id]`)))
