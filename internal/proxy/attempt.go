@@ -1,10 +1,10 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -111,14 +111,22 @@ func (ex *exchange) attempt(t upstream.Target, att *upstream.Attempt, last, next
 
 // upstreamRequest builds the HTTP request of one attempt.
 func (ex *exchange) upstreamRequest(ctx context.Context, u *upstream.Upstream, out *Outbound) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, ex.r.Method, u.URL(out.Path), bytes.NewReader(out.Body))
+	req, err := http.NewRequestWithContext(ctx, ex.r.Method, u.URL(out.Path), nil)
 	if err != nil {
 		return nil, err
 	}
-	if len(out.Body) == 0 {
-		req.Body = http.NoBody
-	}
 	req.ContentLength = int64(len(out.Body))
+	if len(out.Body) == 0 {
+		req.Body, req.GetBody = http.NoBody, func() (io.ReadCloser, error) { return http.NoBody, nil }
+	} else {
+		// The body may alias the pooled buffer of the client's body: each
+		// reader holds a reference to it (see bodybuf.go).
+		body, buf := out.Body, ex.buf
+		if req.Body, err = newOutBody(body, buf); err != nil {
+			return nil, err
+		}
+		req.GetBody = func() (io.ReadCloser, error) { return newOutBody(body, buf) }
+	}
 	req.Header = outboundHeader(ex.r.Header, !out.Verbatim)
 	if !out.Verbatim {
 		req.Header.Set("Content-Type", "application/json")
