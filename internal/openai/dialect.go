@@ -247,8 +247,12 @@ var (
 )
 
 func (s *stream) Event(dst []byte, ev sse.Event) ([]byte, error) {
+	// One search for "usage" serves both questions below. With
+	// include_usage on, OpenAI puts "usage":null in every chunk: only a
+	// chunk whose usage is something else is parsed for it.
+	u := bytes.Index(ev.Data, usageKey)
 	if data := ev.Data; len(data) > 0 && data[0] == '{' {
-		if bytes.Contains(data, usageKey) {
+		if u >= 0 && !onlyUsageNull(data[u:]) {
 			if uj := gjson.GetBytes(data, "usage"); uj.IsObject() {
 				s.u = ParseUsage(uj)
 				if s.hideUsage && gjson.GetBytes(data, "choices.#").Int() == 0 {
@@ -260,7 +264,7 @@ func (s *stream) Event(dst []byte, ev sse.Event) ([]byte, error) {
 			s.appendContent(data)
 		}
 	}
-	if s.hideUsage && ev.Dispatch && bytes.Contains(ev.Data, usageNull) {
+	if s.hideUsage && ev.Dispatch && u >= 0 && bytes.Contains(ev.Data[u:], usageNull) {
 		// OpenAI adds "usage":null to every chunk once include_usage is on;
 		// the client did not ask for it, so it does not see it.
 		dst = append(dst, "data: "...)
@@ -268,6 +272,12 @@ func (s *stream) Event(dst []byte, ev sse.Event) ([]byte, error) {
 		return append(dst, "\n\n"...), nil
 	}
 	return append(dst, ev.Raw...), nil
+}
+
+// onlyUsageNull reports whether b, which starts with "usage", is
+// "usage":null and names usage nowhere else.
+func onlyUsageNull(b []byte) bool {
+	return bytes.HasPrefix(b, usageNull) && !bytes.Contains(b[len(usageNull):], usageKey)
 }
 
 var (
