@@ -239,9 +239,23 @@ func outcomeOfStatus(code int) ledger.Outcome {
 	}
 }
 
+// Buffer sizes of an upstream connection. net/http's 4 KiB each are held for
+// the connection's life, so by every open stream. 2 KiB still writes a chat
+// request's headers and a small body in one syscall (larger bodies go to the
+// socket directly, not through the buffer) and holds several SSE chunks; a
+// large response is read past it, straight into the caller's buffer.
+const (
+	upstreamWriteBuffer = 2 << 10
+	upstreamReadBuffer  = 2 << 10
+)
+
 // NewTransport returns the transport tuned for upstream traffic: bounded
 // dial, TLS and idle times; enough idle connections per host for a busy
-// gateway; no transparent decompression (bodies pass through as bytes).
+// gateway; no transparent decompression (bodies pass through as bytes);
+// smaller connection buffers. HTTPS upstreams are spoken to in HTTP/2 when
+// they offer it (ForceAttemptHTTP2, inherited from http.DefaultTransport):
+// streams then share connections, without a reader and a writer goroutine
+// and their buffers per stream.
 func NewTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 1024
@@ -251,5 +265,6 @@ func NewTransport() *http.Transport {
 	t.ExpectContinueTimeout = 0
 	t.DisableCompression = true
 	t.MaxResponseHeaderBytes = 1 << 20
+	t.WriteBufferSize, t.ReadBufferSize = upstreamWriteBuffer, upstreamReadBuffer
 	return t
 }

@@ -182,3 +182,25 @@ func TestPooledBodiesDoNotMix(t *testing.T) {
 		}
 	}
 }
+
+// TestTransportHTTP2ToHTTPS: NewTransport speaks HTTP/2 to an HTTPS upstream
+// that offers it, so streams share connections.
+func TestTransportHTTP2ToHTTPS(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Proto)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	tr := NewTransport()
+	defer tr.CloseIdleConnections()
+	tr.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	resp, err := (&http.Client{Transport: tr}).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); string(b) != "HTTP/2.0" {
+		t.Errorf("upstream saw %q, want HTTP/2.0", b)
+	}
+}
