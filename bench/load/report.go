@@ -1,6 +1,7 @@
 package load
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -121,15 +122,38 @@ func (r Ratio) Pass() bool {
 
 // Workload names the ratios look for; the tool names its workloads so.
 const (
-	WorkloadOpen       = "open"
+	WorkloadOpen       = "open"      // open loop at the base rate (1000 req/s)
+	WorkloadOpenHigh   = "open-high" // open loop at the high rate (2000 req/s)
 	WorkloadSaturation = "saturation"
 	WorkloadStream     = "stream"
 	WorkloadBigBody    = "body200k"
 	WorkloadIdle       = "idle"
 )
 
-// Ratios computes the issue's targets from Compare'd results. Ratios whose
-// inputs are missing are returned with a NaN value and a note.
+// Memory targets of issue 14, in MB (2^20 bytes).
+const (
+	// SteadyRSSLimit bounds tollgate's RSS at the end of the high-rate
+	// open loop (2000 req/s).
+	SteadyRSSLimit = 60
+	// IdleRSSAt10k is the idle-streams target: 10,000 open streams in
+	// less than 300 MB. For other stream counts it scales as a fixed base
+	// (SteadyRSSLimit) plus the rest per stream: 24 KiB or so each.
+	IdleRSSAt10k = 300
+)
+
+// IdleRSSLimit is the idle-streams RSS target for n open streams:
+// SteadyRSSLimit + (IdleRSSAt10k-SteadyRSSLimit)·n/10000 MB, so 84 MB at
+// 1000 streams, 276 MB at 9000 and 300 MB at 10,000.
+func IdleRSSLimit(n int) float64 {
+	return SteadyRSSLimit + float64(IdleRSSAt10k-SteadyRSSLimit)*float64(n)/10000
+}
+
+// Ratios computes issue 14's targets from the results: tollgate against
+// the bare proxy for latency (p50 ≤ 1.1×, p99 ≤ 1.3× at the base and the
+// high rate), saturation throughput (≥ 1.0×) and CPU per request (≤ 1.0×),
+// the 200 KB body (CPU ≤ 1.3×) and streams (CPU ≤ 1.1×); and tollgate's
+// own RSS with idle streams open and at the high rate. Ratios whose inputs
+// are missing are returned with a NaN value and a note.
 func Ratios(results []Result) []Ratio {
 	get := func(target, workload string) (Result, bool) {
 		for _, r := range results {
@@ -162,32 +186,46 @@ func Ratios(results []Result) []Ratio {
 		}
 		return div(float64(t.CPUPerRequest), float64(b.CPUPerRequest), "CPU per request")
 	}
+	p50 := func(t, b Result) (float64, string) {
+		return div(float64(t.Latency.P50), float64(b.Latency.P50), "p50")
+	}
+	p99 := func(t, b Result) (float64, string) {
+		return div(float64(t.Latency.P99), float64(b.Latency.P99), "p99")
+	}
+	rate := func(workload, fallback string) string {
+		if r, ok := get(Tollgate, workload); ok && r.Rate > 0 {
+			return fmt.Sprintf("@%.0frps", r.Rate)
+		}
+		return fallback
+	}
+	base, high := rate(WorkloadOpen, "open"), rate(WorkloadOpenHigh, "open-high")
 	out := []Ratio{
-		ratio("cpu/request @1000rps (tollgate/baseline)", WorkloadOpen, 1.25, true, cpu),
-		ratio("cpu/request saturation (tollgate/baseline)", WorkloadSaturation, 1.25, true, cpu),
-		ratio("saturation throughput (tollgate/baseline)", WorkloadSaturation, 0.90, false, func(t, b Result) (float64, string) {
+		ratio("p50 "+base+" (tollgate/baseline)", WorkloadOpen, 1.1, true, p50),
+		ratio("p99 "+base+" (tollgate/baseline)", WorkloadOpen, 1.3, true, p99),
+		ratio("p50 "+high+" (tollgate/baseline)", WorkloadOpenHigh, 1.1, true, p50),
+		ratio("p99 "+high+" (tollgate/baseline)", WorkloadOpenHigh, 1.3, true, p99),
+		ratio("saturation throughput (tollgate/baseline)", WorkloadSaturation, 1.0, false, func(t, b Result) (float64, string) {
 			return div(t.RPS, b.RPS, "throughput")
 		}),
-		ratio("added p50 @1000rps (tollgate/baseline)", WorkloadOpen, 1.3, true, func(t, b Result) (float64, string) {
-			return div(float64(t.AddedP50), float64(b.AddedP50), "added p50")
-		}),
-		ratio("added p99 @1000rps (tollgate/baseline)", WorkloadOpen, 1.3, true, func(t, b Result) (float64, string) {
-			return div(float64(t.AddedP99), float64(b.AddedP99), "added p99")
-		}),
-		ratio("stream first-chunk added p50 (tollgate/baseline)", WorkloadStream, 1.3, true, func(t, b Result) (float64, string) {
-			return div(float64(t.AddedFirstChunkP50), float64(b.AddedFirstChunkP50), "added first-chunk p50")
-		}),
-		ratio("stream first-chunk added p99 (tollgate/baseline)", WorkloadStream, 1.3, true, func(t, b Result) (float64, string) {
-			return div(float64(t.AddedFirstChunkP99), float64(b.AddedFirstChunkP99), "added first-chunk p99")
-		}),
+		ratio("cpu/request saturation (tollgate/baseline)", WorkloadSaturation, 1.0, true, cpu),
+		ratio("cpu/request 200KB body (tollgate/baseline)", WorkloadBigBody, 1.3, true, cpu),
+		ratio("cpu/stream (tollgate/baseline)", WorkloadStream, 1.1, true, cpu),
 	}
-	idle := Ratio{Name: "idle-streams RSS, tollgate (MB)", Value: math.NaN(), Limit: 100, Max: true}
+	idle := Ratio{Name: "idle-streams RSS, tollgate (MB)", Value: math.NaN(), Limit: IdleRSSLimit(10000), Max: true}
 	if t, ok := get(Tollgate, WorkloadIdle); ok && t.Proc {
-		idle.Value = float64(t.RSS) / (1 << 20)
+		n := cmp.Or(t.Streams, int(t.Requests))
+		idle.Name = fmt.Sprintf("RSS with %d idle streams, tollgate (MB)", n)
+		idle.Value, idle.Limit = float64(t.RSS)/(1<<20), IdleRSSLimit(n)
 	} else {
 		idle.Note = "needs idle results for tollgate"
 	}
-	return append(out, idle)
+	steady := Ratio{Name: "steady-state RSS " + high + ", tollgate (MB)", Value: math.NaN(), Limit: SteadyRSSLimit, Max: true}
+	if t, ok := get(Tollgate, WorkloadOpenHigh); ok && t.Proc {
+		steady.Value = float64(t.RSS) / (1 << 20)
+	} else {
+		steady.Note = "needs open-high results for tollgate"
+	}
+	return append(out, idle, steady)
 }
 
 // MarshalJSON writes a NaN Value as null, which encoding/json cannot do.

@@ -19,43 +19,53 @@ func res(target, workload string, rps float64, p50, p99, fc50, fc99, cpu time.Du
 }
 
 func TestCompareAndRatios(t *testing.T) {
-	ms := time.Millisecond
+	ms, us := time.Millisecond, time.Microsecond
 	results := []Result{
 		res(Direct, WorkloadOpen, 1000, 1*ms, 2*ms, 0, 0, 0),
-		res(Baseline, WorkloadOpen, 1000, 1*ms+100*time.Microsecond, 3*ms, 0, 0, 100*time.Microsecond),
-		res(Tollgate, WorkloadOpen, 1000, 1*ms+120*time.Microsecond, 4*ms, 0, 0, 120*time.Microsecond),
+		res(Baseline, WorkloadOpen, 1000, 1*ms+100*us, 3*ms, 0, 0, 100*us),
+		res(Tollgate, WorkloadOpen, 1000, 1*ms+200*us, 3900*us, 0, 0, 120*us),
+		res(Baseline, WorkloadOpenHigh, 2000, 1*ms, 4*ms, 0, 0, 90*us),
+		res(Tollgate, WorkloadOpenHigh, 2000, 1200*us, 6*ms, 0, 0, 90*us),
 		res(Direct, WorkloadSaturation, 9000, 5*ms, 9*ms, 0, 0, 0),
-		res(Baseline, WorkloadSaturation, 5000, 6*ms, 10*ms, 0, 0, 80*time.Microsecond),
-		res(Tollgate, WorkloadSaturation, 4000, 7*ms, 12*ms, 0, 0, 120*time.Microsecond),
+		res(Baseline, WorkloadSaturation, 5000, 6*ms, 10*ms, 0, 0, 80*us),
+		res(Tollgate, WorkloadSaturation, 4000, 7*ms, 12*ms, 0, 0, 120*us),
 		res(Direct, WorkloadStream, 500, 110*ms, 120*ms, 1*ms, 2*ms, 0),
-		res(Baseline, WorkloadStream, 500, 111*ms, 122*ms, 2*ms, 4*ms, 0),
-		res(Tollgate, WorkloadStream, 500, 111*ms, 122*ms, 2*ms, 4*ms, 0),
+		res(Baseline, WorkloadStream, 500, 111*ms, 122*ms, 2*ms, 4*ms, 600*us),
+		res(Tollgate, WorkloadStream, 500, 111*ms, 122*ms, 2*ms, 4*ms, 630*us),
+		res(Baseline, WorkloadBigBody, 400, 30*ms, 90*ms, 0, 0, 400*us),
+		res(Tollgate, WorkloadBigBody, 400, 30*ms, 90*ms, 0, 0, 560*us),
 		res(Tollgate, WorkloadIdle, 0, 0, 0, 0, 0, 0),
 	}
-	results[len(results)-1].RSS = 80 << 20
+	results[3].Rate, results[4].Rate = 2000, 2000
+	results[4].RSS = 70 << 20
+	idle := &results[len(results)-1]
+	idle.RSS, idle.Streams = 80<<20, 1000
 	Compare(results)
-	if !results[1].HasAdded || results[1].AddedP50 != 100*time.Microsecond || results[1].AddedP99 != ms {
+	if !results[1].HasAdded || results[1].AddedP50 != 100*us || results[1].AddedP99 != ms {
 		t.Errorf("baseline open added = %v/%v, want 100µs/1ms", results[1].AddedP50, results[1].AddedP99)
 	}
-	if results[9].HasAdded {
+	if idle.HasAdded {
 		t.Error("idle has no direct result, yet got added latency")
 	}
 	want := map[string]struct {
-		v    float64
-		pass bool
+		v     float64
+		limit float64
+		pass  bool
 	}{
-		"cpu/request @1000rps (tollgate/baseline)":         {1.2, true},
-		"cpu/request saturation (tollgate/baseline)":       {1.5, false},
-		"saturation throughput (tollgate/baseline)":        {0.8, false},
-		"added p50 @1000rps (tollgate/baseline)":           {1.2, true},
-		"added p99 @1000rps (tollgate/baseline)":           {2, false},
-		"stream first-chunk added p50 (tollgate/baseline)": {1, true},
-		"stream first-chunk added p99 (tollgate/baseline)": {1, true},
-		"idle-streams RSS, tollgate (MB)":                  {80, true},
+		"p50 open (tollgate/baseline)":               {1.2 / 1.1, 1.1, true},
+		"p99 open (tollgate/baseline)":               {1.3, 1.3, true},
+		"p50 @2000rps (tollgate/baseline)":           {1.2, 1.1, false},
+		"p99 @2000rps (tollgate/baseline)":           {1.5, 1.3, false},
+		"saturation throughput (tollgate/baseline)":  {0.8, 1.0, false},
+		"cpu/request saturation (tollgate/baseline)": {1.5, 1.0, false},
+		"cpu/request 200KB body (tollgate/baseline)": {1.4, 1.3, false},
+		"cpu/stream (tollgate/baseline)":             {1.05, 1.1, true},
+		"RSS with 1000 idle streams, tollgate (MB)":  {80, 84, true},
+		"steady-state RSS @2000rps, tollgate (MB)":   {70, 60, false},
 	}
 	ratios := Ratios(results)
 	if len(ratios) != len(want) {
-		t.Fatalf("got %d ratios, want %d", len(ratios), len(want))
+		t.Fatalf("got %d ratios, want %d: %+v", len(ratios), len(want), ratios)
 	}
 	for _, r := range ratios {
 		w, ok := want[r.Name]
@@ -63,8 +73,8 @@ func TestCompareAndRatios(t *testing.T) {
 			t.Errorf("unexpected ratio %q", r.Name)
 			continue
 		}
-		if math.Abs(r.Value-w.v) > 1e-9 || r.Pass() != w.pass {
-			t.Errorf("%s = %v (pass %v), want %v (pass %v)", r.Name, r.Value, r.Pass(), w.v, w.pass)
+		if math.Abs(r.Value-w.v) > 1e-9 || r.Limit != w.limit || r.Pass() != w.pass {
+			t.Errorf("%s = %v (limit %v, pass %v), want %v (limit %v, pass %v)", r.Name, r.Value, r.Limit, r.Pass(), w.v, w.limit, w.pass)
 		}
 	}
 
@@ -81,8 +91,22 @@ func TestCompareAndRatios(t *testing.T) {
 	if err := WriteRatios(&buf, ratios); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Count(buf.String(), "PASS"); got != 5 {
-		t.Errorf("%d PASS lines, want 5:\n%s", got, buf.String())
+	if got := strings.Count(buf.String(), "PASS"); got != 4 {
+		t.Errorf("%d PASS lines, want 4:\n%s", got, buf.String())
+	}
+}
+
+func TestIdleRSSLimit(t *testing.T) {
+	tests := []struct {
+		streams int
+		want    float64
+	}{
+		{10000, 300}, {9000, 276}, {1000, 84}, {200, 64.8}, {0, 60},
+	}
+	for _, tt := range tests {
+		if got := IdleRSSLimit(tt.streams); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("IdleRSSLimit(%d) = %v, want %v", tt.streams, got, tt.want)
+		}
 	}
 }
 

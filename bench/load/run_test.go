@@ -147,3 +147,34 @@ func TestReadStream(t *testing.T) {
 		})
 	}
 }
+
+func TestRunSendsGatewayKey(t *testing.T) {
+	tests := []struct {
+		name, key, want string
+	}{
+		{"gateway key", "tg-test-key", "Bearer tg-test-key"},
+		{"no key", "", "Bearer sk-bench-client"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := make(chan string, 16)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case got <- r.Header.Get("Authorization"):
+				default:
+				}
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, `{}`)
+			}))
+			t.Cleanup(srv.Close)
+			spec := Spec{Name: "open", Kind: OpenLoop, Rate: 100, Duration: 20 * time.Millisecond, Body: []byte(plainBody)}
+			r, err := Run(t.Context(), discard(), Target{Name: "t", BaseURL: srv.URL + "/v1", APIKey: tt.key}, spec)
+			if err != nil || r.Errors != 0 || r.Rate != 100 {
+				t.Fatalf("Run = %+v, %v", r, err)
+			}
+			if a := <-got; a != tt.want {
+				t.Errorf("Authorization = %q, want %q", a, tt.want)
+			}
+		})
+	}
+}

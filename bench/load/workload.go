@@ -77,6 +77,9 @@ type Target struct {
 	BaseURL string
 	// PID is the process whose CPU and memory are sampled; 0 for none.
 	PID int
+	// APIKey is sent as "Authorization: Bearer APIKey" (a gateway key);
+	// "" sends a placeholder that a target without auth ignores.
+	APIKey string
 }
 
 // Result is what one workload measured against one target.
@@ -84,6 +87,10 @@ type Result struct {
 	Target   string `json:"target"`
 	Workload string `json:"workload"`
 	Kind     Kind   `json:"kind"`
+	// Rate is the open-loop rate asked for (req/s), 0 for other kinds.
+	Rate float64 `json:"rate,omitempty"`
+	// Streams is how many streams an IdleStreams workload tried to hold.
+	Streams int `json:"streams,omitempty"`
 	// Requests is the number that completed successfully.
 	Requests uint64 `json:"requests"`
 	Errors   uint64 `json:"errors"`
@@ -152,6 +159,16 @@ func (c *counters) fail(err error) {
 // with an error, when ctx is cancelled.
 func Run(ctx context.Context, log *slog.Logger, t Target, spec Spec) (Result, error) {
 	res := Result{Target: t.Name, Workload: spec.Name, Kind: spec.Kind}
+	switch spec.Kind {
+	case OpenLoop:
+		res.Rate = spec.Rate
+	case IdleStreams:
+		res.Streams = spec.Workers
+	}
+	auth := "Bearer sk-bench-client"
+	if t.APIKey != "" {
+		auth = "Bearer " + t.APIKey
+	}
 	if spec.Timeout <= 0 {
 		spec.Timeout = 30 * time.Second
 	}
@@ -162,6 +179,7 @@ func Run(ctx context.Context, log *slog.Logger, t Target, spec Spec) (Result, er
 	if spec.Kind == OpenLoop {
 		conns = min(spec.MaxInFlight, 1024)
 	}
+	spec.Header = withAuth(spec.Header, auth)
 	client := NewClient(conns)
 	defer client.CloseIdleConnections()
 	url := strings.TrimSuffix(t.BaseURL, "/") + "/chat/completions"
@@ -303,7 +321,6 @@ func send(ctx context.Context, client *http.Client, url string, spec Spec, due t
 		return 0, fmt.Errorf("new request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer sk-bench-client")
 	for k, v := range spec.Header {
 		req.Header[k] = v
 	}
@@ -326,4 +343,14 @@ func send(ctx context.Context, client *http.Client, url string, spec Spec, due t
 		return 0, nil
 	}
 	return readStream(resp.Body, spec.MinEvents, due, opened)
+}
+
+// withAuth returns a copy of h with the Authorization header set.
+func withAuth(h http.Header, auth string) http.Header {
+	out := h.Clone()
+	if out == nil {
+		out = http.Header{}
+	}
+	out.Set("Authorization", auth)
+	return out
 }

@@ -29,6 +29,9 @@ type env struct {
 	dotenv string
 	// ready, when set, is told the listen address once the server accepts.
 	ready func(addr string)
+	// cgroupRoot is where serve looks for a container memory limit to
+	// derive a Go memory limit from ("" = don't: tests share one process).
+	cgroupRoot string
 }
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -63,7 +66,7 @@ func usageErr(format string, args ...any) error {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], env{lookup: os.LookupEnv}, os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], env{lookup: os.LookupEnv, cgroupRoot: "/sys/fs/cgroup"}, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		code := 1

@@ -194,9 +194,10 @@ func (rp *reply) Stream() proxy.Stream {
 	if !rp.req.metered {
 		return verbatimStream{}
 	}
-	s := &stream{hideUsage: rp.req.hideUsage, requestID: rp.req.in.RequestID, contentPath: "choices.0.delta.content"}
+	s := &stream{hideUsage: rp.req.hideUsage, requestID: rp.req.in.RequestID,
+		contentPath: "choices.0.delta.content", contentName: contentName}
 	if rp.req.in.Path == "/completions" {
-		s.contentPath = "choices.0.text"
+		s.contentPath, s.contentName = "choices.0.text", textName
 	}
 	return s
 }
@@ -244,6 +245,7 @@ type stream struct {
 	hideUsage   bool
 	requestID   string
 	contentPath string
+	contentName []byte // the quoted member name contentPath ends in
 	u           Usage
 	content     []byte
 }
@@ -254,8 +256,12 @@ var (
 )
 
 func (s *stream) Event(dst []byte, ev sse.Event) ([]byte, error) {
+	// One search for "usage" serves both questions below. With
+	// include_usage on, OpenAI puts "usage":null in every chunk: only a
+	// chunk whose usage is something else is parsed for it.
+	u := bytes.Index(ev.Data, usageKey)
 	if data := ev.Data; len(data) > 0 && data[0] == '{' {
-		if bytes.Contains(data, usageKey) {
+		if u >= 0 && !onlyUsageNull(data[u:]) {
 			if uj := gjson.GetBytes(data, "usage"); uj.IsObject() {
 				s.u = ParseUsage(uj)
 				if s.hideUsage && gjson.GetBytes(data, "choices.#").Int() == 0 {
@@ -264,12 +270,10 @@ func (s *stream) Event(dst []byte, ev sse.Event) ([]byte, error) {
 			}
 		}
 		if len(s.content) < maxContent {
-			if c := gjson.GetBytes(data, s.contentPath); c.Type == gjson.String {
-				s.content = append(s.content, c.Str...)
-			}
+			s.appendContent(data)
 		}
 	}
-	if s.hideUsage && ev.Dispatch && bytes.Contains(ev.Data, usageNull) {
+	if s.hideUsage && ev.Dispatch && u >= 0 && bytes.Contains(ev.Data[u:], usageNull) {
 		// OpenAI adds "usage":null to every chunk once include_usage is on;
 		// the client did not ask for it, so it does not see it.
 		dst = append(dst, "data: "...)
@@ -277,6 +281,41 @@ func (s *stream) Event(dst []byte, ev sse.Event) ([]byte, error) {
 		return append(dst, "\n\n"...), nil
 	}
 	return append(dst, ev.Raw...), nil
+}
+
+// onlyUsageNull reports whether b, which starts with "usage", is
+// "usage":null and names usage nowhere else.
+func onlyUsageNull(b []byte) bool {
+	return bytes.HasPrefix(b, usageNull) && !bytes.Contains(b[len(usageNull):], usageKey)
+}
+
+var (
+	contentName = []byte(`"content"`)
+	textName    = []byte(`"text"`)
+)
+
+// appendContent adds the text a chunk carries to s.content (kept to estimate
+// usage an upstream does not report). Nearly every chunk names it once, as a
+// string without escapes: its bytes are then taken as they are, at the cost
+// of two searches rather than a parse of the chunk. Anything else (escapes,
+// null, the name seen twice) goes through gjson.
+func (s *stream) appendContent(data []byte) {
+	name := s.contentName
+	i := bytes.Index(data, name)
+	if i < 0 {
+		return // no member of that name: nothing to take
+	}
+	rest := data[i+len(name):]
+	if len(rest) > 1 && rest[0] == ':' && rest[1] == '"' && bytes.Index(rest, name) < 0 {
+		v := rest[2:]
+		if q := bytes.IndexByte(v, '"'); q >= 0 && bytes.IndexByte(v[:q], '\\') < 0 {
+			s.content = append(s.content, v[:q]...)
+			return
+		}
+	}
+	if c := gjson.GetBytes(data, s.contentPath); c.Type == gjson.String {
+		s.content = append(s.content, c.Str...)
+	}
 }
 
 func (s *stream) End(dst []byte, fail *apierr.Error) []byte {

@@ -1,10 +1,10 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -111,14 +111,22 @@ func (ex *exchange) attempt(t upstream.Target, att *upstream.Attempt, last, next
 
 // upstreamRequest builds the HTTP request of one attempt.
 func (ex *exchange) upstreamRequest(ctx context.Context, u *upstream.Upstream, out *Outbound) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, ex.r.Method, u.URL(out.Path), bytes.NewReader(out.Body))
+	req, err := http.NewRequestWithContext(ctx, ex.r.Method, u.URL(out.Path), nil)
 	if err != nil {
 		return nil, err
 	}
-	if len(out.Body) == 0 {
-		req.Body = http.NoBody
-	}
 	req.ContentLength = int64(len(out.Body))
+	if len(out.Body) == 0 {
+		req.Body, req.GetBody = http.NoBody, func() (io.ReadCloser, error) { return http.NoBody, nil }
+	} else {
+		// The body may alias the pooled buffer of the client's body: each
+		// reader holds a reference to it (see bodybuf.go).
+		body, buf := out.Body, ex.buf
+		if req.Body, err = newOutBody(body, buf); err != nil {
+			return nil, err
+		}
+		req.GetBody = func() (io.ReadCloser, error) { return newOutBody(body, buf) }
+	}
 	req.Header = outboundHeader(ex.r.Header, !out.Verbatim)
 	if !out.Verbatim {
 		req.Header.Set("Content-Type", "application/json")
@@ -231,9 +239,23 @@ func outcomeOfStatus(code int) ledger.Outcome {
 	}
 }
 
+// Buffer sizes of an upstream connection. net/http's 4 KiB each are held for
+// the connection's life, so by every open stream. 2 KiB still writes a chat
+// request's headers and a small body in one syscall (larger bodies go to the
+// socket directly, not through the buffer) and holds several SSE chunks; a
+// large response is read past it, straight into the caller's buffer.
+const (
+	upstreamWriteBuffer = 2 << 10
+	upstreamReadBuffer  = 2 << 10
+)
+
 // NewTransport returns the transport tuned for upstream traffic: bounded
 // dial, TLS and idle times; enough idle connections per host for a busy
-// gateway; no transparent decompression (bodies pass through as bytes).
+// gateway; no transparent decompression (bodies pass through as bytes);
+// smaller connection buffers. HTTPS upstreams are spoken to in HTTP/2 when
+// they offer it (ForceAttemptHTTP2, inherited from http.DefaultTransport):
+// streams then share connections, without a reader and a writer goroutine
+// and their buffers per stream.
 func NewTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 1024
@@ -243,5 +265,6 @@ func NewTransport() *http.Transport {
 	t.ExpectContinueTimeout = 0
 	t.DisableCompression = true
 	t.MaxResponseHeaderBytes = 1 << 20
+	t.WriteBufferSize, t.ReadBufferSize = upstreamWriteBuffer, upstreamReadBuffer
 	return t
 }

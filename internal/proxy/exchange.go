@@ -30,6 +30,7 @@ type exchange struct {
 
 	ctx   context.Context // request context with the whole-request deadline
 	body  []byte          // the client's body (nil when the request was built in Go)
+	buf   *bodyBuf        // the pooled buffer body lives in, nil if none; released by releaseBody
 	wrote bool            // the first byte reached the client: no more retries
 	abort bool            // the response broke mid-way: close the connection
 
@@ -46,11 +47,11 @@ type exchange struct {
 func (ex *exchange) serve() error {
 	p, r := ex.p, ex.r
 	if ex.req == nil {
-		body, err := p.readBody(ex.w, r)
+		body, buf, err := p.readBody(ex.w, r)
 		if err != nil {
 			return ex.bodyError(err)
 		}
-		ex.body = body
+		ex.body, ex.buf = body, buf
 		in := &Inbound{RequestID: ex.rec.ID, Method: r.Method, Path: strings.TrimPrefix(r.URL.Path, "/v1"), Query: r.URL.RawQuery,
 			Header: r.Header, Body: body}
 		if ex.req, err = ex.d.Parse(in); err != nil {
@@ -58,6 +59,10 @@ func (ex *exchange) serve() error {
 		}
 	}
 	ex.head = ex.req.Head()
+	// A dialect may alias its strings into the body, and the body may live
+	// in a pooled buffer: what outlives the request (the ledger row, limits
+	// keyed by model, metric labels) gets copies.
+	ex.head.Model, ex.head.User = strings.Clone(ex.head.Model), strings.Clone(ex.head.User)
 	if ex.head.Metered && ex.head.Model == "" {
 		ex.head.Model = p.DefaultModel
 	}

@@ -126,7 +126,8 @@ type Proxy struct {
 	// LogBodies / LogContent control what of the bodies the ledger keeps.
 	LogBodies, LogContent bool
 
-	bufPool sync.Pool
+	bufPool   sync.Pool
+	bodyPools bodyPools
 }
 
 // Exchange is one call handed to the engine by Go code: the dialect that
@@ -191,6 +192,7 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, x Exchange) (res R
 			ex.recovered(v) // a dialect's bug costs this request, never the process or its record
 		}
 		ex.finish()
+		ex.releaseBody()
 		res = Result{Record: ex.rec, Aborted: ex.abort}
 	}()
 	if err := ex.serve(); err != nil {
@@ -230,6 +232,15 @@ func (ex *exchange) finish() {
 		ex.p.Recorder.Record(*rec)
 	}
 	ex.logAccess()
+}
+
+// releaseBody gives up the exchange's reference to a pooled body buffer;
+// outbound bodies still being written keep theirs.
+func (ex *exchange) releaseBody() {
+	if ex.buf != nil {
+		ex.buf.release()
+		ex.buf, ex.body = nil, nil
+	}
 }
 
 func (ex *exchange) logAccess() {
@@ -345,13 +356,15 @@ func (p *Proxy) bodyReadTimeout() time.Duration {
 // readBody reads the whole request body, bounded by MaxBody and by
 // BodyTimeout. The body is read before forwarding: the dialect's parse needs
 // it, and streaming a request body upstream while the response is already
-// being written cuts streams short under load (golang/go#40747).
-func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// being written cuts streams short under load (golang/go#40747). A large
+// body with a known length is read into a pooled buffer (buf, nil
+// otherwise), which the caller releases when nothing reads the body any more.
+func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request) (body []byte, buf *bodyBuf, err error) {
 	if r.Body == nil || r.Body == http.NoBody {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if r.ContentLength > p.MaxBody {
-		return nil, errTooLarge
+		return nil, nil, errTooLarge
 	}
 	rc := http.NewResponseController(w)
 	deadline := rc.SetReadDeadline(time.Now().Add(p.bodyReadTimeout())) == nil
@@ -359,28 +372,44 @@ func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error)
 	if n < 0 || n > 1<<20 {
 		n = 512
 	}
-	buf := make([]byte, 0, n+1)
+	var b []byte
+	if r.ContentLength >= 0 {
+		// One byte more than announced, so a body longer than its
+		// Content-Length is noticed without growing the buffer.
+		if buf = p.bodyPools.get(int(r.ContentLength) + 1); buf != nil {
+			b = buf.b[:0]
+		}
+	}
+	if b == nil {
+		b = make([]byte, 0, n+1)
+	}
+	defer func() {
+		if err != nil && buf != nil {
+			buf.release()
+			buf = nil
+		}
+	}()
 	lr := io.LimitReader(r.Body, p.MaxBody+1)
 	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
 		}
-		m, err := lr.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+m]
-		if int64(len(buf)) > p.MaxBody {
-			return nil, errTooLarge
+		m, err := lr.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if int64(len(b)) > p.MaxBody {
+			return nil, buf, errTooLarge
 		}
 		if err == io.EOF {
 			if deadline {
 				_ = rc.SetReadDeadline(time.Time{}) // the rest of the exchange is not bounded by it
 			}
-			return buf, nil
+			return b, buf, nil
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil, errSlowBody // the deadline stays: the connection is closed after the answer
+				return nil, buf, errSlowBody // the deadline stays: the connection is closed after the answer
 			}
-			return nil, err
+			return nil, buf, err
 		}
 	}
 }

@@ -25,8 +25,12 @@ type harness struct {
 	self     string // this binary, re-executed for the baseline and fake modes
 	tollgate string // tollgate binary, "" when unavailable
 	taskset  string // "" = no pinning
+	key      string // gateway key sent to every target; "" = tollgate runs with auth disabled
 	procs    []*load.Proc
 }
+
+// db is tollgate's database in the run's temp dir.
+func (h *harness) db() string { return filepath.Join(h.dir, "bench.db") }
 
 func (h *harness) start(pc load.ProcConfig) (*load.Proc, error) {
 	pc.Dir, pc.Taskset = h.dir, h.taskset
@@ -83,7 +87,7 @@ func (h *harness) startFake(ctx context.Context) (string, error) {
 // startTarget starts the proxy for target name (none for direct) and
 // returns the load.Target to drive.
 func (h *harness) startTarget(ctx context.Context, c config, name, fakeAddr string) (load.Target, *load.Proc, error) {
-	t := load.Target{Name: name}
+	t := load.Target{Name: name, APIKey: h.key}
 	if name == load.Direct {
 		t.BaseURL = "http://" + fakeAddr + "/v1"
 		return t, nil, nil
@@ -101,14 +105,17 @@ func (h *harness) startTarget(ctx context.Context, c config, name, fakeAddr stri
 	case load.Tollgate:
 		pc.Path, pc.Args = h.tollgate, []string{"serve"}
 		pc.Scrub = []string{"TOLLGATE_", "TAOTOKEN_", "PORT="}
-		pc.Env = append([]string{
+		pc.Env = []string{
 			"TAOTOKEN_BASE_URL=http://" + fakeAddr + "/v1",
 			"TAOTOKEN_API_KEY=sk-bench",
-			"TOLLGATE_AUTH=disabled",
-			"TOLLGATE_DB=" + filepath.Join(h.dir, "bench.db"),
+			"TOLLGATE_DB=" + h.db(),
 			"TOLLGATE_LOG_LEVEL=warn",
 			"TOLLGATE_LISTEN=" + addr,
-		}, c.tollgateEnv...)
+		}
+		if h.key == "" {
+			pc.Env = append(pc.Env, "TOLLGATE_AUTH=disabled")
+		}
+		pc.Env = append(pc.Env, c.tollgateEnv...)
 		check = load.HTTPCheck("http://" + addr + "/healthz")
 	}
 	p, err := h.start(pc)

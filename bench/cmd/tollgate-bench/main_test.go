@@ -42,7 +42,8 @@ func TestParseFlags(t *testing.T) {
 		check   func(config) bool
 	}{
 		{"defaults", nil, false, func(c config) bool {
-			return c.duration == 10*time.Second && c.rate == 1000 && len(c.targets) == 3 && len(c.workloads) == 5 && c.idleStreams == 1000
+			return c.duration == 10*time.Second && c.rate == 1000 && c.highRate == 2000 && c.auth &&
+				len(c.targets) == 3 && len(c.workloads) == 6 && c.idleStreams == 1000
 		}},
 		{"quick", []string{"--quick"}, false, func(c config) bool { return c.duration == 2*time.Second && c.idleStreams == 200 }},
 		{"subset", []string{"--targets", "direct, baseline", "--workloads", "open"}, false, func(c config) bool {
@@ -53,6 +54,8 @@ func TestParseFlags(t *testing.T) {
 		{"bad workload", []string{"--workloads", "soak"}, true, nil},
 		{"unbounded duration", []string{"--duration", "1h"}, true, nil},
 		{"zero rate", []string{"--rate", "0"}, true, nil},
+		{"zero high rate", []string{"--high-rate", "0"}, true, nil},
+		{"auth off", []string{"--auth=false"}, false, func(c config) bool { return !c.auth }},
 		{"too many idle streams", []string{"--idle-streams", "50000"}, true, nil},
 	}
 	for _, tt := range tests {
@@ -147,7 +150,7 @@ func TestRunEndToEnd(t *testing.T) {
 	jsonPath := filepath.Join(t.TempDir(), "out.json")
 	c, err := parseFlags([]string{
 		"--targets", "direct,baseline", "--duration", "300ms", "--body-duration", "200ms", "--warmup", "0",
-		"--rate", "100", "--workers", "4", "--streams", "4", "--stream-chunks", "5", "--body-workers", "2",
+		"--rate", "100", "--high-rate", "150", "--workers", "4", "--streams", "4", "--stream-chunks", "5", "--body-workers", "2",
 		"--idle-streams", "20", "--idle-hold", "50ms", "--settle", "0", "--pin=false", "--json", jsonPath,
 	}, io.Discard)
 	if err != nil {
@@ -157,7 +160,7 @@ func TestRunEndToEnd(t *testing.T) {
 	if err := run(t.Context(), slog.New(slog.DiscardHandler), c, &out); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"open", "saturation", "stream", "body200k", "idle", "baseline", "20 open", "target check"} {
+	for _, want := range []string{"open", "open-high", "saturation", "stream", "body200k", "idle", "baseline", "20 open", "target check"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
@@ -170,8 +173,8 @@ func TestRunEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatalf("bad JSON: %v", err)
 	}
-	if len(rep.Results) != 10 {
-		t.Fatalf("%d results, want 10 (5 workloads × 2 targets)", len(rep.Results))
+	if len(rep.Results) != 12 {
+		t.Fatalf("%d results, want 12 (6 workloads × 2 targets)", len(rep.Results))
 	}
 	for _, r := range rep.Results {
 		if r.Errors != 0 || r.Requests == 0 {

@@ -30,6 +30,8 @@ type config struct {
 	warmup       time.Duration
 	settle       time.Duration
 	rate         float64
+	highRate     float64
+	auth         bool // create a gateway key and send it; false: TOLLGATE_AUTH=disabled
 	workers      int
 	streamers    int
 	streamChunks int
@@ -59,12 +61,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.tollgate, "tollgate", "", "tollgate binary to test (default: go build ./cmd/tollgate into a temp dir)")
 	fs.Var((*stringList)(&c.tollgateEnv), "tollgate-env", "extra KEY=VALUE environment for tollgate (repeatable)")
 	targets := fs.String("targets", "direct,baseline,tollgate", "targets to run, in order")
-	workloads := fs.String("workloads", "open,saturation,stream,body200k,idle", "workloads to run, in order")
+	workloads := fs.String("workloads", "open,open-high,saturation,stream,body200k,idle", "workloads to run, in order")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "length of the open, saturation and stream workloads")
 	fs.DurationVar(&c.bodyDuration, "body-duration", 5*time.Second, "length of the body200k workload")
 	fs.DurationVar(&c.warmup, "warmup", time.Second, "closed-loop warm-up per target, not measured")
 	fs.DurationVar(&c.settle, "settle", 500*time.Millisecond, "pause before each closing CPU sample")
-	fs.Float64Var(&c.rate, "rate", 1000, "open-loop request rate (req/s)")
+	fs.Float64Var(&c.rate, "rate", 1000, "open-loop request rate (req/s) of the open workload")
+	fs.Float64Var(&c.highRate, "high-rate", 2000, "open-loop request rate (req/s) of the open-high workload")
+	fs.BoolVar(&c.auth, "auth", true, "run tollgate as a new user does: create a gateway key (tollgate keys create) and send it; false starts it with TOLLGATE_AUTH=disabled")
 	fs.IntVar(&c.workers, "workers", 64, "saturation workers")
 	fs.IntVar(&c.streamers, "streams", 100, "concurrent streams in the stream workload")
 	fs.IntVar(&c.streamChunks, "stream-chunks", 50, "chunks per stream (X-Fake-Chunks)")
@@ -103,8 +107,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.duration <= 0 || c.duration > 10*time.Minute || c.bodyDuration <= 0 || c.bodyDuration > 10*time.Minute {
 		return c, fmt.Errorf("%w: durations must be in (0, 10m]", errUsage)
 	}
-	if c.rate <= 0 || c.rate > 100_000 || c.idleStreams < 1 || c.idleStreams > 10_000 {
-		return c, fmt.Errorf("%w: --rate must be in (0, 100000] and --idle-streams in [1, 10000]", errUsage)
+	if c.rate <= 0 || c.rate > 100_000 || c.highRate <= 0 || c.highRate > 100_000 || c.idleStreams < 1 || c.idleStreams > 10_000 {
+		return c, fmt.Errorf("%w: --rate and --high-rate must be in (0, 100000] and --idle-streams in [1, 10000]", errUsage)
 	}
 	return c, nil
 }
@@ -143,6 +147,8 @@ func specFor(c config, w string) (load.Spec, bool) {
 	switch w {
 	case load.WorkloadOpen:
 		s.Kind, s.Rate, s.Duration, s.Body = load.OpenLoop, c.rate, c.duration, chatBody(false, 0)
+	case load.WorkloadOpenHigh:
+		s.Kind, s.Rate, s.Duration, s.Body = load.OpenLoop, c.highRate, c.duration, chatBody(false, 0)
 	case load.WorkloadSaturation:
 		s.Kind, s.Workers, s.Duration, s.Body = load.ClosedLoop, c.workers, c.duration, chatBody(false, 0)
 	case load.WorkloadStream:
@@ -195,6 +201,13 @@ func run(ctx context.Context, log *slog.Logger, c config, stdout io.Writer) erro
 		if h.tollgate, err = tollgateBinary(ctx, log, c.tollgate, dir); err != nil {
 			log.Error("tollgate unavailable; running without it", "err", err)
 			c.targets = remove(c.targets, load.Tollgate)
+		} else if c.auth {
+			// The default configuration a new user runs: auth on, one key
+			// with the server's default limits, in the database tollgate
+			// then serves from.
+			if h.key, err = createKey(ctx, h.tollgate, dir, h.db(), "bench"); err != nil {
+				return err
+			}
 		}
 	}
 	fakeAddr, err := h.startFake(ctx)
@@ -244,7 +257,7 @@ func configMap(c config, pinned bool) map[string]any {
 		"targets": c.targets, "workloads": c.workloads, "duration": c.duration.String(),
 		"body_duration": c.bodyDuration.String(), "rate": c.rate, "workers": c.workers,
 		"streams": c.streamers, "stream_chunks": c.streamChunks, "stream_chunk_delay": c.streamDelay.String(),
-		"body_size": c.bodySize, "body_workers": c.bodyWorkers, "idle_streams": c.idleStreams,
+		"high_rate": c.highRate, "auth": c.auth, "body_size": c.bodySize, "body_workers": c.bodyWorkers, "idle_streams": c.idleStreams,
 		"idle_chunk_delay": c.idleDelay.String(), "fresh_idle": c.freshIdle, "pinned": pinned, "cpus": runtime.NumCPU(),
 		"clock_ticks": load.ClockTicks,
 	}

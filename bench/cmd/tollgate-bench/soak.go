@@ -194,7 +194,10 @@ func (e *soakEnv) setup(ctx context.Context, log *slog.Logger, c soakConfig) err
 	if err := e.setupRedis(c); err != nil {
 		return err
 	}
-	if e.key, err = createKey(ctx, e.h.tollgate, dir, e.directDB); err != nil {
+	if e.key, err = createKey(ctx, e.h.tollgate, dir, e.directDB, "soak",
+		// Limits far above the load: every request consults the limiter
+		// (Redis) and none is refused by it.
+		"--rpm", "1000000000", "--tpm", "2000000000", "--max-parallel", "1000000"); err != nil {
 		return err
 	}
 	fakeAddr, err := e.h.startFake(ctx)
@@ -287,11 +290,11 @@ func withURL(raw, hostport, key, value string) string {
 	return u.String()
 }
 
-// createKey makes a gateway key with limits far above the load, so every
-// request consults the limiter (Redis) and none is refused by it.
-func createKey(ctx context.Context, bin, dir, db string) (string, error) {
-	cmd := exec.CommandContext(ctx, bin, "keys", "create", "--name", "soak",
-		"--rpm", "1000000000", "--tpm", "2000000000", "--max-parallel", "1000000", "--db", db)
+// createKey makes a gateway key with `tollgate keys create --name NAME
+// --db DB [extra...]` and returns its secret (never logged).
+func createKey(ctx context.Context, bin, dir, db, name string, extra ...string) (string, error) {
+	args := append([]string{"keys", "create", "--name", name, "--db", db}, extra...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
 	cmd.Env = scrubTollgateEnv(os.Environ())
 	out, err := cmd.Output()
