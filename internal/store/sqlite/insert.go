@@ -117,6 +117,7 @@ type inserter struct {
 	insRet  sized // the same, RETURNING the rows inserted
 	upsHour sized
 	upsDay  sized
+	upsZone sized
 
 	// unckpt estimates the bytes committed since the last checkpoint.
 	unckpt atomic.Int64
@@ -146,6 +147,7 @@ func prepareInserter(ctx context.Context, db *sql.DB) (*inserter, error) {
 		{&in.insRet, func(n int) string { return insertReqSQL(n, true) }},
 		{&in.upsHour, func(n int) string { return upsertAggSQL("usage_hourly", "hour", n) }},
 		{&in.upsDay, func(n int) string { return upsertAggSQL("usage_daily", "day", n) }},
+		{&in.upsZone, upsertZoneSQL},
 	} {
 		for _, n := range chunkSizes {
 			st, err := db.PrepareContext(ctx, p.q(n))
@@ -161,7 +163,7 @@ func prepareInserter(ctx context.Context, db *sql.DB) (*inserter, error) {
 
 func (in *inserter) close() error {
 	var errs []error
-	for _, z := range []sized{in.ins, in.insRet, in.upsHour, in.upsDay} {
+	for _, z := range []sized{in.ins, in.insRet, in.upsHour, in.upsDay, in.upsZone} {
 		for _, st := range z {
 			errs = append(errs, st.Close())
 		}
@@ -175,7 +177,7 @@ func insertReqSQL(rows int, returning bool) string {
 		names[i] = c.name
 	}
 	q := `INSERT INTO requests (` + strings.Join(names, ", ") + `) VALUES ` + placeholders(rows, len(reqCols)) +
-		` ON CONFLICT(id, time_us) DO NOTHING`
+		` ON CONFLICT(time_us, id) DO NOTHING`
 	if returning {
 		q += ` RETURNING id, time_us`
 	}
@@ -203,6 +205,12 @@ func upsertAggSQL(table, col string, rows int) string {
 	return `INSERT INTO ` + table + ` (` + col + `, key_id, model, upstream, end_user, ` + strings.Join(cols, ", ") +
 		`) VALUES ` + placeholders(rows, 5+len(cols)) +
 		` ON CONFLICT(` + col + `, key_id, model, upstream, end_user) DO UPDATE SET ` + strings.Join(sets, ", ")
+}
+
+// upsertZoneSQL adds rows zone counts to request_zones (store.ZoneCounts).
+func upsertZoneSQL(rows int) string {
+	return `INSERT INTO request_zones (dim, value, bucket, n) VALUES ` + placeholders(rows, 4) +
+		` ON CONFLICT(dim, value, bucket) DO UPDATE SET n = n + excluded.n`
 }
 
 // placeholders returns "(?,...,?),(...)" for rows rows of cols columns.
@@ -378,10 +386,12 @@ type aggVals []int64
 type aggregator struct {
 	hourly, daily map[aggKey]aggVals
 	last          map[string]int64 // newest time_us per key id
+	zones         store.ZoneCounts
 }
 
 func newAggregator() *aggregator {
-	return &aggregator{hourly: map[aggKey]aggVals{}, daily: map[aggKey]aggVals{}, last: map[string]int64{}}
+	return &aggregator{hourly: map[aggKey]aggVals{}, daily: map[aggKey]aggVals{}, last: map[string]int64{},
+		zones: store.ZoneCounts{}}
 }
 
 func (a *aggregator) add(r *ledger.Record) {
@@ -392,6 +402,7 @@ func (a *aggregator) add(r *ledger.Record) {
 	if us := r.Time.UnixMicro(); r.KeyID != "" && us > a.last[r.KeyID] {
 		a.last[r.KeyID] = us
 	}
+	a.zones.Add(r)
 }
 
 func addTo(m map[aggKey]aggVals, k aggKey, r *ledger.Record) {
@@ -411,6 +422,9 @@ func (s *Store) writeAggs(ctx context.Context, tx *sql.Tx, agg *aggregator) erro
 		return err
 	}
 	if err := upsertAggs(ctx, tx, agg.daily, s.ins.upsDay); err != nil {
+		return err
+	}
+	if err := upsertZones(ctx, tx, agg.zones, s.ins.upsZone); err != nil {
 		return err
 	}
 	for id, us := range agg.last {
@@ -442,6 +456,28 @@ func upsertAggs(ctx context.Context, tx *sql.Tx, aggs map[aggKey]aggVals, stmts 
 		}
 		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("sqlite: upsert usage: %w", err)
+		}
+		runtime.Gosched()
+	}
+	return nil
+}
+
+// upsertZones writes a batch's zone counts: a handful of rows per batch.
+func upsertZones(ctx context.Context, tx *sql.Tx, zones store.ZoneCounts, stmts sized) error {
+	keys := make([]store.Zone, 0, len(zones))
+	for z := range zones {
+		keys = append(keys, z)
+	}
+	args := make([]any, 0, chunkSizes[0]*4)
+	for lo := 0; lo < len(keys); {
+		n, st := stmts.pick(len(keys) - lo)
+		args = args[:0]
+		for _, z := range keys[lo : lo+n] {
+			args = append(args, int64(z.Dim), z.Value, z.Bucket, zones[z])
+		}
+		lo += n
+		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("sqlite: upsert zones: %w", err)
 		}
 		runtime.Gosched()
 	}
