@@ -78,10 +78,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
 	s := &Store{w: w, r: r, usage: store.NewUsageCache(store.UsageCacheRows)}
-	if s.ins, err = prepareInserter(ctx, w); err != nil {
-		s.Close()
-		return nil, err
-	}
+	s.ins = &inserter{}
 	return s, nil
 }
 
@@ -121,7 +118,15 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	var err error
 	if s.ins != nil {
-		err = s.ins.close()
+		if conn, cerr := s.w.Conn(context.Background()); cerr == nil {
+			err = conn.Raw(func(dc any) error {
+				if dc != s.ins.conn {
+					return nil
+				}
+				return s.ins.close()
+			})
+			conn.Close()
+		}
 	}
 	return errors.Join(err, s.r.Close(), s.w.Close())
 }

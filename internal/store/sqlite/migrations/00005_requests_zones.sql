@@ -56,16 +56,15 @@ CREATE TABLE request_zones (
     n      INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (dim, value, bucket)
 ) WITHOUT ROWID;
-INSERT INTO request_zones (dim, value, bucket, n)
-SELECT dim, value, bucket, count(*) FROM (
-    SELECT 1 AS dim, key_id AS value, time_us - time_us % 600000000 AS bucket FROM requests WHERE key_id <> ''
-    UNION ALL SELECT 2, model, time_us - time_us % 600000000 FROM requests WHERE model <> ''
-    UNION ALL SELECT 3, end_user, time_us - time_us % 600000000 FROM requests WHERE end_user <> ''
-    UNION ALL SELECT 4, upstream, time_us - time_us % 600000000 FROM requests WHERE upstream <> ''
-    UNION ALL SELECT 5, outcome, time_us - time_us % 600000000 FROM requests WHERE outcome <> ''
-    UNION ALL SELECT 6, CAST(status AS TEXT), time_us - time_us % 600000000 FROM requests WHERE status <> 0
-    UNION ALL SELECT 7, CASE WHEN stream THEN '1' ELSE '0' END, time_us - time_us % 600000000 FROM requests
-) GROUP BY dim, value, bucket;
+-- One statement per dim: each GROUP BY sorts one row per request, and
+-- seven in one statement held about 2 GB in the sorter at 5 million rows.
+INSERT INTO request_zones SELECT 1, key_id, time_us - time_us % 600000000 AS b, count(*) FROM requests WHERE key_id <> '' GROUP BY 2, 3;
+INSERT INTO request_zones SELECT 2, model, time_us - time_us % 600000000 AS b, count(*) FROM requests WHERE model <> '' GROUP BY 2, 3;
+INSERT INTO request_zones SELECT 3, end_user, time_us - time_us % 600000000 AS b, count(*) FROM requests WHERE end_user <> '' GROUP BY 2, 3;
+INSERT INTO request_zones SELECT 4, upstream, time_us - time_us % 600000000 AS b, count(*) FROM requests WHERE upstream <> '' GROUP BY 2, 3;
+INSERT INTO request_zones SELECT 5, outcome, time_us - time_us % 600000000 AS b, count(*) FROM requests WHERE outcome <> '' GROUP BY 2, 3;
+INSERT INTO request_zones SELECT 6, CAST(status AS TEXT), time_us - time_us % 600000000 AS b, count(*) FROM requests WHERE status <> 0 GROUP BY 2, 3;
+INSERT INTO request_zones SELECT 7, CASE WHEN stream THEN '1' ELSE '0' END, time_us - time_us % 600000000 AS b, count(*) FROM requests GROUP BY 2, 3;
 
 -- +goose Down
 DROP TABLE request_zones;
