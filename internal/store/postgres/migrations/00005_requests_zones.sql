@@ -29,6 +29,7 @@ FROM requests r CROSS JOIN LATERAL (VALUES
     (7, CASE WHEN r.stream THEN '1' ELSE '0' END)) AS z(dim, value)
 WHERE z.value <> ''
 GROUP BY 1, 2, 3;
+ANALYZE request_zones;
 
 -- +goose Down
 DROP TABLE request_zones;
