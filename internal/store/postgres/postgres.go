@@ -126,7 +126,10 @@ func insertSQL() string {
 	SELECT ` + selectCols + `, dur_bucket FROM requests_stage
 	ON CONFLICT (id, time) DO NOTHING
 	RETURNING time, key_id, model, upstream, end_user, outcome, prompt_tokens, completion_tokens,
-		cached_tokens, reasoning_tokens, cost_nano, priced, dur_bucket, total_tokens, cache_write_tokens, ttfb_ns
+		cached_tokens, reasoning_tokens, cost_nano, priced, dur_bucket, total_tokens, cache_write_tokens, ttfb_ns,
+		status, stream
+), zones AS (
+	` + upsertZones + `
 ), agg AS (
 	` + upsertAgg("usage_hourly", "hour", 3600, sumCols, hs) + `
 ), daily AS (
@@ -227,74 +230,6 @@ func scanRecord(row pgx.Row) (ledger.Record, error) {
 	return r, err
 }
 
-// ListLogs returns rows newest first, filtered, one page at a time.
-func (s *Store) ListLogs(ctx context.Context, f store.LogFilter) ([]ledger.Record, string, error) {
-	limit := store.ClampLimit(f.Limit)
-	var where []string
-	var args []any
-	add := func(cond string, a any) {
-		args = append(args, a)
-		where = append(where, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(args))))
-	}
-	if !f.Since.IsZero() {
-		add("time >= $?", f.Since)
-	}
-	if !f.Until.IsZero() {
-		add("time < $?", f.Until)
-	}
-	if f.Model != "" {
-		add("model = $?", f.Model)
-	}
-	if f.KeyID != "" {
-		add("key_id = $?", f.KeyID)
-	}
-	if f.User != "" {
-		add("end_user = $?", f.User)
-	}
-	if f.Outcome != "" {
-		add("outcome = $?", f.Outcome)
-	}
-	if f.Upstream != "" {
-		add("upstream = $?", f.Upstream)
-	}
-	if f.Status != 0 {
-		add("status = $?", f.Status)
-	}
-	if f.Stream != nil {
-		add("stream = $?", *f.Stream)
-	}
-	if f.Cursor != "" {
-		t, id, err := store.DecodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		args = append(args, t, id)
-		where = append(where, fmt.Sprintf("(time, id) < ($%d, $%d)", len(args)-1, len(args)))
-	}
-	q := `SELECT ` + selectCols + ` FROM requests`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	args = append(args, limit+1)
-	q += fmt.Sprintf(" ORDER BY time DESC, id DESC LIMIT $%d", len(args))
-	var out []ledger.Record
-	err := s.pool.query(ctx, q, args, func(rows pgx.Rows) error {
-		r, err := scanRecord(rows)
-		out = append(out, r)
-		return err
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("postgres: list logs: %w", err)
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[limit-1]
-		next = store.EncodeCursor(last.Time, last.ID)
-	}
-	return out, next, nil
-}
-
 // GetLog returns one row by request id.
 func (s *Store) GetLog(ctx context.Context, id string) (ledger.Record, error) {
 	var r ledger.Record
@@ -312,8 +247,10 @@ func (s *Store) GetLog(ctx context.Context, id string) (ledger.Record, error) {
 	return r, nil
 }
 
-// DeleteLogsBefore deletes at most limit raw rows older than t. Aggregates
-// are kept: they are small and the usage history outlives raw logs.
+// DeleteLogsBefore deletes at most limit raw rows older than t, oldest
+// first. Aggregates are kept: they are small and the usage history outlives
+// raw logs. The call that finds fewer than limit rows (the end of a
+// retention sweep) also drops the zones of the buckets that ended by t.
 func (s *Store) DeleteLogsBefore(ctx context.Context, t time.Time, limit int) (int, error) {
 	if limit <= 0 {
 		return 0, nil
@@ -323,5 +260,11 @@ func (s *Store) DeleteLogsBefore(ctx context.Context, t time.Time, limit int) (i
 	if err != nil {
 		return 0, fmt.Errorf("postgres: delete logs: %w", err)
 	}
-	return int(tag.RowsAffected()), nil
+	n := int(tag.RowsAffected())
+	if n < limit {
+		if _, err := s.pool.exec(ctx, `DELETE FROM request_zones WHERE bucket <= $1`, t.UnixMicro()-store.ZoneBucketUS); err != nil {
+			return n, fmt.Errorf("postgres: delete zones: %w", err)
+		}
+	}
+	return n, nil
 }

@@ -42,25 +42,35 @@ func (s *Store) rawRows(ctx context.Context, q store.UsageQuery) ([]store.RawRow
 	if col, _ := store.UsageGroupColumn(q.GroupBy); col != "" && col != "hour" {
 		grp = col
 	}
-	sqlq := `SELECT ` + grp + `, time, duration_ns FROM requests WHERE time >= $1 AND time < $2`
-	args := []any{time.Unix(from, 0).UTC(), time.Unix(to, 0).UTC()}
-	if q.KeyID != "" {
-		sqlq += " AND key_id = $3"
-		args = append(args, q.KeyID)
-	}
-	sqlq += fmt.Sprintf(" LIMIT %d", store.MaxExactRows+1)
 	var out []store.RawRow
-	err := s.pool.query(ctx, sqlq, args, func(rows pgx.Rows) error {
-		var r store.RawRow
-		var t time.Time
-		var dur int64
-		if err := rows.Scan(&r.Group, &t, &dur); err != nil {
-			return err
+	scan := func(lo, hi int64) (bool, error) {
+		sqlq := `SELECT ` + grp + `, time, duration_ns FROM requests WHERE time >= $1 AND time < $2`
+		args := []any{time.UnixMicro(lo).UTC(), time.UnixMicro(hi).UTC()}
+		if q.KeyID != "" {
+			sqlq += " AND key_id = $3"
+			args = append(args, q.KeyID)
 		}
-		r.Unix, r.Duration = t.Unix(), time.Duration(dur)
-		out = append(out, r)
-		return nil
-	})
+		sqlq += fmt.Sprintf(" LIMIT %d", store.MaxExactRows+1-len(out))
+		err := s.pool.query(ctx, sqlq, args, func(rows pgx.Rows) error {
+			var r store.RawRow
+			var t time.Time
+			var dur int64
+			if err := rows.Scan(&r.Group, &t, &dur); err != nil {
+				return err
+			}
+			r.Unix, r.Duration = t.Unix(), time.Duration(dur)
+			out = append(out, r)
+			return nil
+		})
+		return len(out) <= store.MaxExactRows, err
+	}
+	if q.KeyID == "" {
+		_, err := scan(from*1e6, to*1e6)
+		return out, err
+	}
+	// Without an index on key_id, the zone map says where the key's rows are.
+	want := []store.Zone{{Dim: store.ZoneKey, Value: q.KeyID}}
+	err := store.ZoneRanges(ctx, logSource{s}, want, from*1e6, to*1e6, scan)
 	return out, err
 }
 

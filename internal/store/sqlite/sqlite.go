@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strings"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -79,10 +78,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
 	s := &Store{w: w, r: r, usage: store.NewUsageCache(store.UsageCacheRows)}
-	if s.ins, err = prepareInserter(ctx, w); err != nil {
-		s.Close()
-		return nil, err
-	}
+	s.ins = &inserter{}
 	return s, nil
 }
 
@@ -122,7 +118,15 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	var err error
 	if s.ins != nil {
-		err = s.ins.close()
+		if conn, cerr := s.w.Conn(context.Background()); cerr == nil {
+			err = conn.Raw(func(dc any) error {
+				if dc != s.ins.conn {
+					return nil
+				}
+				return s.ins.close()
+			})
+			conn.Close()
+		}
 	}
 	return errors.Join(err, s.r.Close(), s.w.Close())
 }
@@ -145,107 +149,6 @@ func scanRecord(sc scanner) (ledger.Record, error) {
 	r.Outcome = ledger.Outcome(outcome)
 	r.Duration, r.TTFB = time.Duration(dur), time.Duration(ttfb)
 	return r, err
-}
-
-// ListLogs returns rows newest first, filtered, one page at a time.
-func (s *Store) ListLogs(ctx context.Context, f store.LogFilter) ([]ledger.Record, string, error) {
-	limit := store.ClampLimit(f.Limit)
-	var where []string
-	var args []any
-	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
-	if !f.Since.IsZero() {
-		add("time_us >= ?", f.Since.UnixMicro())
-	}
-	if !f.Until.IsZero() {
-		add("time_us < ?", f.Until.UnixMicro())
-	}
-	if f.Model != "" {
-		add("model = ?", f.Model)
-	}
-	if f.KeyID != "" {
-		add("key_id = ?", f.KeyID)
-	}
-	if f.User != "" {
-		add("end_user = ?", f.User)
-	}
-	if f.Outcome != "" {
-		add("outcome = ?", f.Outcome)
-	}
-	if f.Upstream != "" {
-		add("upstream = ?", f.Upstream)
-	}
-	if f.Status != 0 {
-		add("status = ?", f.Status)
-	}
-	if f.Stream != nil {
-		add("stream = ?", boolInt(*f.Stream))
-	}
-	if f.Cursor != "" {
-		t, id, err := store.DecodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		add("(time_us < ? OR (time_us = ? AND id < ?))", t.UnixMicro(), t.UnixMicro(), id)
-	}
-	q := `SELECT ` + recordCols + ` FROM requests`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY time_us DESC, id DESC LIMIT ?"
-	args = append(args, limit+1)
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("sqlite: list logs: %w", err)
-	}
-	defer rows.Close()
-	var out []ledger.Record
-	for rows.Next() {
-		r, err := scanRecord(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("sqlite: list logs: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("sqlite: list logs: %w", err)
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[limit-1]
-		next = store.EncodeCursor(last.Time, last.ID)
-	}
-	return out, next, nil
-}
-
-// GetLog returns one row by request id.
-func (s *Store) GetLog(ctx context.Context, id string) (ledger.Record, error) {
-	r, err := scanRecord(s.r.QueryRowContext(ctx, `SELECT `+recordCols+` FROM requests WHERE id = ? ORDER BY time_us DESC LIMIT 1`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return ledger.Record{}, store.ErrNotFound
-	}
-	if err != nil {
-		return ledger.Record{}, fmt.Errorf("sqlite: get log: %w", err)
-	}
-	return r, nil
-}
-
-// DeleteLogsBefore deletes at most limit raw rows older than t. Aggregates
-// are kept: they are small and the usage history outlives raw logs.
-func (s *Store) DeleteLogsBefore(ctx context.Context, t time.Time, limit int) (int, error) {
-	if limit <= 0 {
-		return 0, nil
-	}
-	res, err := s.w.ExecContext(ctx, `DELETE FROM requests WHERE rowid IN
-		(SELECT rowid FROM requests WHERE time_us < ? ORDER BY time_us LIMIT ?)`, t.UnixMicro(), limit)
-	if err != nil {
-		return 0, fmt.Errorf("sqlite: delete logs: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("sqlite: delete logs: %w", err)
-	}
-	return int(n), nil
 }
 
 // boolInt is SQLite's storage of a boolean column.

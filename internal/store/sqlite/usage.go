@@ -40,30 +40,41 @@ func (s *Store) rawRows(ctx context.Context, q store.UsageQuery) ([]store.RawRow
 	if col, _ := store.UsageGroupColumn(q.GroupBy); col != "" && col != "hour" {
 		grp = col
 	}
-	sqlq := `SELECT ` + grp + `, time_us, duration_ns FROM requests WHERE time_us >= ? AND time_us < ?`
-	args := []any{from * 1e6, to * 1e6}
-	if q.KeyID != "" {
-		sqlq += " AND key_id = ?"
-		args = append(args, q.KeyID)
-	}
-	sqlq += " LIMIT ?"
-	args = append(args, store.MaxExactRows+1)
-	rows, err := s.r.QueryContext(ctx, sqlq, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
+	from, to = from*1e6, to*1e6
 	var out []store.RawRow
-	for rows.Next() {
-		var r store.RawRow
-		var us, dur int64
-		if err := rows.Scan(&r.Group, &us, &dur); err != nil {
-			return nil, err
+	scan := func(lo, hi int64) (bool, error) {
+		sqlq := `SELECT ` + grp + `, time_us, duration_ns FROM requests WHERE time_us >= ? AND time_us < ?`
+		args := []any{lo, hi}
+		if q.KeyID != "" {
+			sqlq += " AND key_id = ?"
+			args = append(args, q.KeyID)
 		}
-		r.Unix, r.Duration = us/1e6, time.Duration(dur)
-		out = append(out, r)
+		sqlq += " LIMIT ?"
+		args = append(args, store.MaxExactRows+1-len(out))
+		rows, err := s.r.QueryContext(ctx, sqlq, args...)
+		if err != nil {
+			return false, err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r store.RawRow
+			var us, dur int64
+			if err := rows.Scan(&r.Group, &us, &dur); err != nil {
+				return false, err
+			}
+			r.Unix, r.Duration = us/1e6, time.Duration(dur)
+			out = append(out, r)
+		}
+		return len(out) <= store.MaxExactRows, rows.Err()
 	}
-	return out, rows.Err()
+	if q.KeyID == "" {
+		_, err := scan(from, to)
+		return out, err
+	}
+	// Without an index on key_id, the zone map says where the key's rows are.
+	want := []store.Zone{{Dim: store.ZoneKey, Value: q.KeyID}}
+	err := store.ZoneRanges(ctx, logSource{s}, want, from, to, scan)
+	return out, err
 }
 
 // spanWhere is the WHERE clause and arguments selecting sp (and keyID).

@@ -40,6 +40,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Percentiles", testPercentiles},
 		{"ListLogsPaging", testListLogsPaging},
 		{"ListLogsConcurrentInserts", testListLogsConcurrent},
+		{"ListLogsZones", testListLogsZones},
+		{"DeleteLogsZones", testDeleteLogsZones},
 		{"GetLogNotFound", testGetLogNotFound},
 		{"DeleteLogsBefore", testDeleteLogsBefore},
 		{"Keys", testKeys},

@@ -1,0 +1,158 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/ledger"
+	"github.com/tollgate/tollgate/internal/store"
+)
+
+// ListLogs returns rows newest first, filtered, one page at a time, through
+// the zone map (store.PageLogs).
+func (s *Store) ListLogs(ctx context.Context, f store.LogFilter) ([]ledger.Record, string, error) {
+	out, next, err := store.PageLogs(ctx, logSource{s}, f)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list logs: %w", err)
+	}
+	return out, next, nil
+}
+
+// logSource is the store.LogSource of a Store.
+type logSource struct{ s *Store }
+
+// ZoneBuckets implements store.LogSource. Each value's buckets are one
+// range of the zone table's primary key (dim, value, bucket); several
+// values intersect.
+func (l logSource) ZoneBuckets(ctx context.Context, want []store.Zone, from, to int64, n int) ([]int64, error) {
+	parts := make([]string, len(want))
+	args := make([]any, 0, 4*len(want)+1)
+	for i, z := range want {
+		parts[i] = `SELECT bucket FROM request_zones WHERE dim = ? AND value = ? AND bucket >= ? AND bucket < ?`
+		args = append(args, int64(z.Dim), z.Value, from, to)
+	}
+	q := strings.Join(parts, " INTERSECT ") + ` ORDER BY 1 DESC LIMIT ?`
+	args = append(args, n)
+	rows, err := l.s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("zones: %w", err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var b int64
+		if err := rows.Scan(&b); err != nil {
+			return nil, fmt.Errorf("zones: %w", err)
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// filterWhere returns f's column filters as SQL conditions and arguments.
+func filterWhere(f store.LogFilter) ([]string, []any) {
+	var where []string
+	var args []any
+	add := func(cond string, a any) { where = append(where, cond); args = append(args, a) }
+	if f.Model != "" {
+		add("model = ?", f.Model)
+	}
+	if f.KeyID != "" {
+		add("key_id = ?", f.KeyID)
+	}
+	if f.User != "" {
+		add("end_user = ?", f.User)
+	}
+	if f.Outcome != "" {
+		add("outcome = ?", f.Outcome)
+	}
+	if f.Upstream != "" {
+		add("upstream = ?", f.Upstream)
+	}
+	if f.Status != 0 {
+		add("status = ?", f.Status)
+	}
+	if f.Stream != nil {
+		add("stream = ?", boolInt(*f.Stream))
+	}
+	return where, args
+}
+
+// ScanLogs implements store.LogSource: a walk back along the primary key
+// (time_us, id) from the range's upper end.
+func (l logSource) ScanLogs(ctx context.Context, f store.LogFilter, r store.LogRange, limit int) ([]ledger.Record, error) {
+	where, args := filterWhere(f)
+	lower, upper := r.Bounded()
+	if lower {
+		where, args = append(where, "time_us >= ?"), append(args, r.From)
+	}
+	if upper {
+		where, args = append(where, "time_us < ?"), append(args, r.To)
+	}
+	if r.HasCursor {
+		where = append(where, "(time_us, id) < (?, ?)")
+		args = append(args, r.CursorUS, r.CursorID)
+	}
+	q := `SELECT ` + recordCols + ` FROM requests`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY time_us DESC, id DESC LIMIT ?"
+	args = append(args, limit)
+	rows, err := l.s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ledger.Record
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// GetLog returns one row by request id.
+func (s *Store) GetLog(ctx context.Context, id string) (ledger.Record, error) {
+	r, err := scanRecord(s.r.QueryRowContext(ctx, `SELECT `+recordCols+` FROM requests WHERE id = ? ORDER BY time_us DESC LIMIT 1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return ledger.Record{}, store.ErrNotFound
+	}
+	if err != nil {
+		return ledger.Record{}, fmt.Errorf("sqlite: get log: %w", err)
+	}
+	return r, nil
+}
+
+// DeleteLogsBefore deletes at most limit raw rows older than t, oldest
+// first. Aggregates are kept: they are small and the usage history outlives
+// raw logs. The call that finds fewer than limit rows (the end of a
+// retention sweep) also drops the zones of the buckets that ended by t.
+func (s *Store) DeleteLogsBefore(ctx context.Context, t time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	us := t.UnixMicro()
+	res, err := s.w.ExecContext(ctx, `DELETE FROM requests WHERE (time_us, id) IN
+		(SELECT time_us, id FROM requests WHERE time_us < ? ORDER BY time_us LIMIT ?)`, us, limit)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete logs: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete logs: %w", err)
+	}
+	if n < int64(limit) {
+		if _, err := s.w.ExecContext(ctx, `DELETE FROM request_zones WHERE bucket <= ?`, us-store.ZoneBucketUS); err != nil {
+			return int(n), fmt.Errorf("sqlite: delete zones: %w", err)
+		}
+	}
+	return int(n), nil
+}

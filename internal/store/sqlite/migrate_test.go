@@ -1,0 +1,58 @@
+package sqlite
+
+import (
+	"database/sql"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/tollgate/tollgate/internal/store/storetest"
+)
+
+// TestMigrateRequestsRebuild writes rows into a database at migration 00003
+// (the schema of the releases before the zone map), as those releases did,
+// then opens it, which rebuilds requests (00005), and reads them back.
+func TestMigrateRequestsRebuild(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", "file:"+path+pragmas+writerOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, len(reqCols))
+	for i, c := range reqCols {
+		names[i] = c.name
+	}
+	q := `INSERT INTO requests (` + strings.Join(names, ", ") + `) VALUES ` + placeholders(1, len(reqCols))
+	for _, r := range storetest.MigrationRows() {
+		args := make([]any, len(reqCols))
+		for i, c := range reqCols {
+			args[i] = c.val(&r)
+		}
+		if _, err := db.ExecContext(ctx, q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.CheckMigrated(t, s)
+}
