@@ -107,9 +107,9 @@ func (a aggKey) compare(b aggKey) int {
 		strings.Compare(a.upstream, b.upstream), strings.Compare(a.endUser, b.endUser))
 }
 
-// aggCols is the number of summed columns: store.AggSumColumns, then the
-// duration histogram h00..h23.
-var aggCols = len(store.AggSumColumns) + store.HistBuckets
+// aggCols is the number of summed columns: sumCols, then the duration
+// histogram h00..h23.
+var aggCols = len(sumCols) + store.HistBuckets
 
 // aggs are the groups of one batch with their sums, in aggKey order.
 type aggs struct {
@@ -148,29 +148,42 @@ func aggregate(recs []ledger.Record) batchAgg {
 	return b
 }
 
+// sumCols are the summed aggregate columns before the duration histogram,
+// in store.AggSumColumns order (TestSumColsMatchStore). Adding a column is
+// one line here, its migration, and the same column in insertSQL.
+var sumCols = []struct {
+	name string
+	val  func(r *ledger.Record) int64
+}{
+	{"requests", func(*ledger.Record) int64 { return 1 }},
+	{"errors", func(r *ledger.Record) int64 { return b2i(r.Outcome != ledger.OutcomeOK) }},
+	{"prompt_tokens", func(r *ledger.Record) int64 { return r.PromptTokens }},
+	{"completion_tokens", func(r *ledger.Record) int64 { return r.CompletionTokens }},
+	{"cached_tokens", func(r *ledger.Record) int64 { return r.CachedTokens }},
+	{"reasoning_tokens", func(r *ledger.Record) int64 { return r.ReasoningTokens }},
+	{"cost_nano", func(r *ledger.Record) int64 { return r.CostNanoUSD }},
+	{"unpriced", func(r *ledger.Record) int64 { return b2i(store.Unpriced(r)) }},
+	{"cache_write_tokens", func(r *ledger.Record) int64 { return r.CacheWriteTokens }},
+	{"refused", func(r *ledger.Record) int64 { return b2i(store.Refused(r)) }},
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func addTo(m map[aggKey][]int64, k aggKey, r *ledger.Record) {
 	v := m[k]
 	if v == nil {
 		v = make([]int64, aggCols)
 		m[k] = v
 	}
-	v[0]++ // requests
-	if r.Outcome != ledger.OutcomeOK {
-		v[1]++ // errors
+	for i, c := range sumCols {
+		v[i] += c.val(r)
 	}
-	v[2] += r.PromptTokens
-	v[3] += r.CompletionTokens
-	v[4] += r.CachedTokens
-	v[5] += r.ReasoningTokens
-	v[6] += r.CostNanoUSD
-	if store.Unpriced(r) {
-		v[7]++
-	}
-	v[8] += r.CacheWriteTokens
-	if store.Refused(r) {
-		v[9]++
-	}
-	v[len(store.AggSumColumns)+store.HistBucket(r.Duration)]++
+	v[len(sumCols)+store.HistBucket(r.Duration)]++
 }
 
 // sorted orders the groups by key: every writer upserts in this order, so
@@ -252,7 +265,10 @@ func upsertArrays(table, col string, first int) string {
 
 // aggColNames are the summed aggregate columns, histogram included.
 func aggColNames() []string {
-	cols := slices.Clone(store.AggSumColumns)
+	cols := make([]string, 0, aggCols)
+	for _, c := range sumCols {
+		cols = append(cols, c.name)
+	}
 	for i := range store.HistBuckets {
 		cols = append(cols, fmt.Sprintf("h%02d", i))
 	}
