@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/tollgate/tollgate/internal/auth"
@@ -133,7 +135,25 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.Evaluate[chromedp.Void](`document.getElementById('ov-range').dispatchEvent(new Event('change'))`))
 	b.waitText("#ov-cards", "2,000") // every seeded row is in the last 7 days
 	b.waitText("#page-overview", "team-a")
+	// Time to first token over time: the latency chart's third series has
+	// points (the seeded rows have one, except the failed ones), and the
+	// card shows the mean.
+	b.waitText("#ov-cards", "Time to first token (mean)")
+	b.waitJS("the TTFT series has points", `(() => {
+		const c = document.getElementById('ov-chart-latency');
+		if (!c || !c.querySelector('canvas')) return false;
+		const n = (c.dataset.points || '').split(',').map(Number);
+		return n.length === 3 && n[2] > 0 && n[2] * 2 >= n[0];
+	})()`)
+	if got := b.text("#ov-chart-latency"); !strings.Contains(got, "Time to first token") {
+		t.Errorf("the latency chart's legend has no time to first token: %q", got)
+	}
+	// A taller viewport for this one, so the shot shows all four charts.
+	b.run("tall", chromedp.EmulateViewport(1280, 880))
 	b.shot("overview")
+	if _, err := chromedp.Call(ctx, emulation.ClearDeviceMetricsOverride, cdp.Empty{}); err != nil {
+		t.Fatalf("back to the window's size: %v", err)
+	}
 
 	// Logs: the seeded rows, then a request made with a key created here.
 	b.run("logs", chromedp.Click(chromedp.ID("nav-logs")), chromedp.WaitVisible(chromedp.CSS(`#logs-rows tr[data-id]`)))
@@ -231,6 +251,14 @@ func (b *browser) waitText(sel, want string) {
 	if _, err := chromedp.Run(b.ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
 		got := b.text(sel)
 		b.t.Fatalf("%s never showed %q (got %.300q): %v", sel, want, got, err)
+	}
+}
+
+// waitJS waits until the expression js is true.
+func (b *browser) waitJS(what, js string) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		b.t.Fatalf("%s: never true: %v", what, err)
 	}
 }
 

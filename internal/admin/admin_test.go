@@ -371,10 +371,10 @@ func TestUsage(t *testing.T) {
 	f := newFixture(t, nil)
 	f.insert(
 		rec("u1", time.Hour, nil),
-		rec("u2", 2*time.Hour, nil),
+		rec("u2", 2*time.Hour, func(r *ledger.Record) { r.TTFB = 60 * time.Millisecond }),
 		rec("u3", 3*time.Hour, func(r *ledger.Record) {
 			r.Model, r.KeyID, r.CostNanoUSD = "claude-3", "key_b", 4_000_000
-			r.Outcome, r.Status = ledger.OutcomeUpstreamError, 502
+			r.Outcome, r.Status, r.TTFB = ledger.OutcomeUpstreamError, 502, 0
 		}),
 		rec("old", 10*24*time.Hour, nil),
 	)
@@ -392,6 +392,18 @@ func TestUsage(t *testing.T) {
 	}
 	if len(rep.Groups) != 2 || rep.Groups[0].Group != "claude-3" || rep.Groups[1].Group != "gpt-4o" || rep.Groups[1].Requests != 2 {
 		t.Fatalf("groups = %+v", rep.Groups)
+	}
+	// Time to first token: the mean over the requests that have one (40
+	// and 60 ms; the failed one has none), null for a group without any.
+	raw := decode[struct {
+		Total  map[string]any   `json:"total"`
+		Groups []map[string]any `json:"groups"`
+	}](t, body)
+	if raw.Total["ttft_ms_avg"] != 50.0 || raw.Total["ttft_requests"] != 2.0 {
+		t.Errorf("total ttft_ms_avg %v over %v, want 50 over 2", raw.Total["ttft_ms_avg"], raw.Total["ttft_requests"])
+	}
+	if v, ok := raw.Groups[0]["ttft_ms_avg"]; !ok || v != nil {
+		t.Errorf("claude-3 ttft_ms_avg = %v (present %v), want null", v, ok)
 	}
 
 	tests := []struct {

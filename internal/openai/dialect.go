@@ -48,6 +48,9 @@ type request struct {
 	head    Head
 	metered bool
 	json    bool // the body is a JSON object (its model can be rewritten)
+	// formType is the Content-Type of a form body ("" otherwise): an
+	// alias or a model map renames the model inside it too.
+	formType string
 	// hideUsage: the client did not ask for the usage chunk; we injected it.
 	hideUsage bool
 }
@@ -125,6 +128,12 @@ func (r *request) Outbound(t proxy.Target) (*proxy.Outbound, error) {
 		var err error
 		if body, err = SetModel(body, t.Model); err != nil {
 			return nil, BadRequest("invalid_json", "could not rewrite the model")
+		}
+	}
+	if r.formType != "" && t.Model != "" && t.Model != r.head.Model && r.head.Model != "" {
+		var err error
+		if body, err = setFormModel(body, r.formType, t.Model); err != nil {
+			return nil, BadRequest("invalid_body", "could not rewrite the model in the form")
 		}
 	}
 	path := r.in.Path

@@ -80,4 +80,9 @@ func FinishTotals(t *UsageTotals, h [HistBuckets]int64) {
 	t.CostUSD = float64(t.CostNanoUSD) / 1e9
 	t.P50Ms = HistPercentile(h, 0.50)
 	t.P95Ms = HistPercentile(h, 0.95)
+	t.TTFTMsAvg = nil
+	if t.TTFBCount > 0 {
+		avg := float64(t.TTFBNanos) / float64(t.TTFBCount) / 1e6
+		t.TTFTMsAvg = &avg
+	}
 }

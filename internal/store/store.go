@@ -91,6 +91,12 @@ type UsageTotals struct {
 	Refused int64   `json:"refused_requests"`
 	P50Ms   float64 `json:"p50_ms"`
 	P95Ms   float64 `json:"p95_ms"`
+	// TTFBNanos sums the time to first token of the TTFBCount requests
+	// that have one (ledger ttfb_ns > 0); TTFTMsAvg is their mean, nil
+	// when there is none.
+	TTFBNanos int64    `json:"-"`
+	TTFBCount int64    `json:"ttft_requests"`
+	TTFTMsAvg *float64 `json:"ttft_ms_avg"`
 	// ExactPercentiles is true when P50Ms and P95Ms were computed from the
 	// raw rows, false when estimated from the aggregates' histogram.
 	ExactPercentiles bool `json:"exact_percentiles"`

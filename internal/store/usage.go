@@ -101,6 +101,8 @@ func addTotals(dst *UsageTotals, s UsageTotals) {
 	dst.Unpriced += s.Unpriced
 	dst.CacheWriteTokens += s.CacheWriteTokens
 	dst.Refused += s.Refused
+	dst.TTFBNanos += s.TTFBNanos
+	dst.TTFBCount += s.TTFBCount
 }
 
 // Unpriced reports whether r counts as unpriced in the aggregates: it used
@@ -126,7 +128,7 @@ func Refused(r *ledger.Record) bool {
 // AggSumColumns are the summed columns of usage_hourly and usage_daily
 // before the histogram, in the order of UsageTotals' ScanDest.
 var AggSumColumns = []string{"requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens",
-	"reasoning_tokens", "cost_nano", "unpriced", "cache_write_tokens", "refused"}
+	"reasoning_tokens", "cost_nano", "unpriced", "cache_write_tokens", "refused", "ttfb_ns", "ttfb_n"}
 
 // UsageSumColumns is the SELECT list (after the group column) both backends
 // use over usage_hourly; ScanDest matches it. cast is appended to every sum
@@ -150,7 +152,8 @@ func UsageSumColumns(cast string) string {
 func (r *UsageRow) ScanDest() []any {
 	t := &r.Totals
 	d := []any{&r.Group, &t.Requests, &t.Errors, &t.PromptTokens, &t.CompletionTokens,
-		&t.CachedTokens, &t.ReasoningTokens, &t.CostNanoUSD, &t.Unpriced, &t.CacheWriteTokens, &t.Refused}
+		&t.CachedTokens, &t.ReasoningTokens, &t.CostNanoUSD, &t.Unpriced, &t.CacheWriteTokens, &t.Refused,
+		&t.TTFBNanos, &t.TTFBCount}
 	for i := range r.Hist {
 		d = append(d, &r.Hist[i])
 	}

@@ -90,14 +90,14 @@ func pgSchema(b *testing.B, base string) (string, func()) {
 	}
 }
 
-func benchDashboard(b *testing.B, dbURL string, n int) {
+// openBench opens the store at dbURL, loading n synthetic rows over the
+// last 30 days and 20 budgeted keys unless it holds them already.
+func openBench(b *testing.B, dbURL string, n int) store.Store {
 	ctx := context.Background()
-	logger := slog.New(slog.DiscardHandler)
-	st, err := storeopen.Open(ctx, dbURL, logger)
+	st, err := storeopen.Open(ctx, dbURL, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
 	end := time.Now().UTC().Truncate(time.Hour)
 	if have, _ := st.Usage(ctx, store.UsageQuery{}); have.Total.Requests < int64(n) {
 		start := time.Now()
@@ -114,12 +114,24 @@ func benchDashboard(b *testing.B, dbURL string, n int) {
 			}
 		}
 	}
-	api := admin.NewAPI(admin.Options{Store: st, Keys: mgr, Logger: logger})
+	return st
+}
+
+// serveBench serves the dashboard over st with admin token "bench".
+func serveBench(b *testing.B, st store.Store) *httptest.Server {
+	logger := slog.New(slog.DiscardHandler)
+	api := admin.NewAPI(admin.Options{Store: st, Keys: auth.NewManager(st, time.Now), Logger: logger})
 	h, err := ui.New(ui.Options{AdminToken: "bench", API: api, Logger: logger})
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	return httptest.NewServer(h)
+}
+
+func benchDashboard(b *testing.B, dbURL string, n int) {
+	st := openBench(b, dbURL, n)
+	defer st.Close()
+	srv := serveBench(b, st)
 	defer srv.Close()
 	cookie := benchLogin(b, srv.URL)
 	get := func(b *testing.B, path string) {

@@ -126,7 +126,7 @@ func insertSQL() string {
 	SELECT ` + selectCols + `, dur_bucket FROM requests_stage
 	ON CONFLICT (id, time) DO NOTHING
 	RETURNING time, key_id, model, upstream, end_user, outcome, prompt_tokens, completion_tokens,
-		cached_tokens, reasoning_tokens, cost_nano, priced, dur_bucket, total_tokens, cache_write_tokens
+		cached_tokens, reasoning_tokens, cost_nano, priced, dur_bucket, total_tokens, cache_write_tokens, ttfb_ns
 ), agg AS (
 	` + upsertAgg("usage_hourly", "hour", 3600, sumCols, hs) + `
 ), daily AS (
@@ -158,6 +158,7 @@ func upsertAgg(table, col string, period int, sumCols, hs []string) string {
 		sum(cached_tokens), sum(reasoning_tokens), sum(cost_nano),
 		count(*) FILTER (WHERE NOT priced AND (prompt_tokens > 0 OR completion_tokens > 0 OR total_tokens > 0)),
 		sum(cache_write_tokens), count(*) FILTER (WHERE outcome IN (`+refusedList()+`)),
+		COALESCE(sum(ttfb_ns) FILTER (WHERE ttfb_ns > 0), 0), count(*) FILTER (WHERE ttfb_ns > 0),
 		%[5]s
 	FROM ins GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
 	ON CONFLICT (%[2]s, key_id, model, upstream, end_user) DO UPDATE SET %[6]s`,

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"fmt"
 	"net/url"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver, for goose
+	"github.com/pressly/goose/v3"
 
 	"github.com/tollgate/tollgate/internal/store"
 	"github.com/tollgate/tollgate/internal/store/postgres"
@@ -130,4 +133,31 @@ func BenchmarkUsage30Days(b *testing.B) {
 	}
 	defer s.Close()
 	storetest.BenchUsage30Days(b, s)
+}
+
+// TestTTFBBackfill: migration 00004 fills the time-to-first-token sums of
+// rows stored before it.
+func TestTTFBBackfill(t *testing.T) {
+	u := testURL(t)
+	open := func(t *testing.T) store.Store {
+		s, err := postgres.Open(t.Context(), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	storetest.TTFBBackfill(t, open, func(t *testing.T) {
+		db, err := sql.Open("pgx", u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("migrations"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.DownTo(t.Context(), 3); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -1,8 +1,12 @@
 package sqlite_test
 
 import (
+	"database/sql"
+	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/pressly/goose/v3"
 
 	"github.com/tollgate/tollgate/internal/store"
 	"github.com/tollgate/tollgate/internal/store/sqlite"
@@ -40,4 +44,31 @@ func BenchmarkUsage30Days(b *testing.B) {
 	}
 	defer s.Close()
 	storetest.BenchUsage30Days(b, s)
+}
+
+// TestTTFBBackfill: migration 00004 fills the time-to-first-token sums of
+// rows stored before it.
+func TestTTFBBackfill(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tollgate.db")
+	open := func(t *testing.T) store.Store {
+		s, err := sqlite.Open(t.Context(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	storetest.TTFBBackfill(t, open, func(t *testing.T) {
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		p, err := goose.NewProvider(goose.DialectSQLite3, db, os.DirFS("migrations"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.DownTo(t.Context(), 3); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

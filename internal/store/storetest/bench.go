@@ -42,6 +42,12 @@ func SyntheticRecord(i, n int, end time.Time, span time.Duration) ledger.Record 
 		r.Outcome, r.Status = ledger.OutcomeUpstreamError, 502
 	}
 	r.Duration = time.Duration(50+(h>>44)%20000) * time.Millisecond
+	// Time to first token: 150 ms to 1.4 s, never past the end; failed
+	// requests wrote nothing, so they have none.
+	r.TTFB = min(r.Duration, time.Duration(150+(h>>50)%1250)*time.Millisecond)
+	if r.Outcome != ledger.OutcomeOK {
+		r.TTFB = 0
+	}
 	return r
 }
 

@@ -16,6 +16,7 @@ import (
 type sums struct {
 	req, errs, refused, unpriced                 int64
 	prompt, compl, cached, written, reason, cost int64
+	ttfbNs, ttfbN                                int64 // over rows with a time to first token
 }
 
 func (s *sums) add(r ledger.Record) {
@@ -35,11 +36,28 @@ func (s *sums) add(r ledger.Record) {
 	s.written += r.CacheWriteTokens
 	s.reason += r.ReasoningTokens
 	s.cost += r.CostNanoUSD
+	if r.TTFB > 0 {
+		s.ttfbNs += int64(r.TTFB)
+		s.ttfbN++
+	}
 }
 
 func sumsOf(t store.UsageTotals) sums {
 	return sums{t.Requests, t.Errors, t.Refused, t.Unpriced, t.PromptTokens, t.CompletionTokens,
-		t.CachedTokens, t.CacheWriteTokens, t.ReasoningTokens, t.CostNanoUSD}
+		t.CachedTokens, t.CacheWriteTokens, t.ReasoningTokens, t.CostNanoUSD, t.TTFBNanos, t.TTFBCount}
+}
+
+// checkTTFTAvg: the mean time to first token is nil without a sample and
+// the mean of the samples otherwise.
+func checkTTFTAvg(t *testing.T, what string, tot store.UsageTotals) {
+	t.Helper()
+	switch {
+	case tot.TTFBCount == 0 && tot.TTFTMsAvg != nil:
+		t.Errorf("%s: ttft_ms_avg %v without a sample; want null", what, *tot.TTFTMsAvg)
+	case tot.TTFBCount > 0 && (tot.TTFTMsAvg == nil ||
+		math.Abs(*tot.TTFTMsAvg-float64(tot.TTFBNanos)/float64(tot.TTFBCount)/1e6) > 1e-9):
+		t.Errorf("%s: ttft_ms_avg %v; want %d ns / %d", what, tot.TTFTMsAvg, tot.TTFBNanos, tot.TTFBCount)
+	}
 }
 
 // randomRecords are n records over three days with awkward costs (odd
@@ -70,6 +88,12 @@ func randomRecords(n int, seed uint64) []ledger.Record {
 			r.ReasoningTokens = rng.Int64N(r.CompletionTokens + 1)
 			r.TotalTokens = r.PromptTokens + r.CompletionTokens
 			r.CostNanoUSD = rng.Int64N(999_999_999) + 1
+		}
+		// Time to first token: none for refused requests and one in four
+		// others (the aggregates count only the requests that have one).
+		r.TTFB = 0
+		if !store.Refused(&r) && rng.IntN(4) != 0 {
+			r.TTFB = time.Duration(rng.Int64N(int64(r.Duration)+1)) + time.Nanosecond
 		}
 		out = append(out, r)
 	}
@@ -128,9 +152,13 @@ func testUsageEqualsRows(t *testing.T, s store.Store) {
 		if got := sumsOf(rep.Total); got != want {
 			t.Errorf("%+v: total %+v; want the sum of rows %+v", q, got, want)
 		}
+		checkTTFTAvg(t, fmt.Sprintf("%+v total", q), rep.Total)
 		var groups sums
 		for _, g := range rep.Groups {
 			gs := sumsOf(g)
+			checkTTFTAvg(t, fmt.Sprintf("%+v group %s", q, g.Group), g)
+			groups.ttfbNs += gs.ttfbNs
+			groups.ttfbN += gs.ttfbN
 			groups.req += gs.req
 			groups.cost += gs.cost
 			groups.written += gs.written
@@ -138,8 +166,10 @@ func testUsageEqualsRows(t *testing.T, s store.Store) {
 				t.Errorf("model %s: %+v; want %+v", g.Group, gs, *byModel[g.Group])
 			}
 		}
-		if q.GroupBy != "" && (groups.req != want.req || groups.cost != want.cost || groups.written != want.written) {
-			t.Errorf("%+v: groups add up to %+v; want %d requests, %d cost, %d cache writes", q, groups, want.req, want.cost, want.written)
+		if q.GroupBy != "" && (groups.req != want.req || groups.cost != want.cost || groups.written != want.written ||
+			groups.ttfbNs != want.ttfbNs || groups.ttfbN != want.ttfbN) {
+			t.Errorf("%+v: groups add up to %+v; want %d requests, %d cost, %d cache writes, %d/%d ttfb",
+				q, groups, want.req, want.cost, want.written, want.ttfbNs, want.ttfbN)
 		}
 	}
 }

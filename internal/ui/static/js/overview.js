@@ -34,6 +34,7 @@ export function overview(main, state) {
   }
 
   let seq = 0;
+  let renders = 0;
   async function load() {
     const my = ++seq;
     const sp = span();
@@ -56,6 +57,8 @@ export function overview(main, state) {
 
   // pms marks percentiles estimated from the hourly histogram with "~".
   const pms = (row, x) => (row.exact_percentiles || !row.requests ? '' : '~') + ms(x);
+  // ttft is the mean time to first token, "—" when no request had one.
+  const ttft = row => row.ttft_ms_avg === null || row.ttft_ms_avg === undefined ? '—' : ms(row.ttft_ms_avg);
 
   function render(series, grouped, keyList, spenders) {
     const tot = series.total;
@@ -70,6 +73,7 @@ export function overview(main, state) {
       [t('error_rate'), pct(tot.requests ? tot.errors / tot.requests : 0)],
       [t('latency.p50'), pms(tot, tot.p50_ms)],
       [t('latency.p95'), pms(tot, tot.p95_ms)],
+      [t('latency.ttft'), ttft(tot)],
     ].map(([k, v]) => h('div', { class: 'card' }, h('div', { class: 'k' }, k), h('div', { class: 'v' }, v))));
     const g = series.groups || [];
     const xs = g.map(r => Date.parse(r.group) / 1000);
@@ -87,6 +91,7 @@ export function overview(main, state) {
         { label: t('error_rate'), num: true, cell: r => pct(r.requests ? r.errors / r.requests : 0) },
         { label: t('latency.p50'), num: true, cell: r => pms(r, r.p50_ms) },
         { label: t('latency.p95'), num: true, cell: r => pms(r, r.p95_ms) },
+        { label: t('latency.ttft'), num: true, cell: ttft },
       ], grouped.groups || []));
     if (spenders) {
       parts.push(h('h2', {}, t('top_spenders')),
@@ -112,7 +117,15 @@ export function overview(main, state) {
       lineChart(t('chart.requests'), xs, [[t('requests'), g.map(r => r.requests)], [t('errors'), g.map(r => r.errors)]], w),
       lineChart(t('chart.tokens'), xs, [[t('tokens.input'), g.map(r => r.prompt_tokens)], [t('tokens.cached'), g.map(r => r.cached_tokens)], [t('tokens.output'), g.map(r => r.completion_tokens)]], w),
       lineChart(t('chart.cost', currency()), xs, [[t('cost') + ' (' + currency() + ')', g.map(r => r.cost_nano_usd / 1e9)]], w),
-      lineChart(t('chart.latency'), xs, [[t('latency.p50'), g.map(r => r.p50_ms)], [t('latency.p95'), g.map(r => r.p95_ms)]], w));
+      lineChart(t('chart.latency'), xs, [[t('latency.p50'), g.map(r => r.p50_ms)], [t('latency.p95'), g.map(r => r.p95_ms)],
+        [t('latency.ttft') + ' ' + t('axis.right'), g.map(r => r.ttft_ms_avg ?? null), { right: true }]], w, 'ov-chart-latency'));
+    // data-ready: every panel has its data and the charts are drawn (this
+    // frame callback runs after the charts' own), for tests and the
+    // first-render benchmark.
+    requestAnimationFrame(() => {
+      if (!renders) performance.mark('ov-ready'); // the first view's render time, since navigation
+      body.dataset.ready = String(++renders);
+    });
   }
 
   function myKey(k) {

@@ -1,0 +1,148 @@
+// Package tracerun finds what holds a Go process's Ps for long stretches.
+// It reads an execution trace (runtime/trace, or /debug/pprof/trace) and
+// measures every uninterrupted run of a goroutine on a P. With the gateway
+// pinned to one core (GOMAXPROCS=1) a run of 2 ms is 2 ms in which no request
+// can be read or answered, so the longest runs, grouped by where they ended,
+// name the source of a latency tail.
+package tracerun
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/exp/trace"
+)
+
+// Group is the runs at or above the threshold that ended at the same stack.
+type Group struct {
+	End   string // the goroutine's new state and its innermost frames
+	Runs  int
+	Total time.Duration
+	Max   time.Duration
+}
+
+// Report summarises a trace's goroutine runs.
+type Report struct {
+	Span    time.Duration // wall time the trace covers
+	Runs    int
+	Running time.Duration // sum of all runs
+	// Quantiles of run length: p50, p90, p99, p99.9, max.
+	Quantiles [5]time.Duration
+	Long      []Group // runs >= threshold, longest total first
+}
+
+// frames is how many innermost frames name a group.
+const frames = 6
+
+// Analyze reads a trace and groups the runs of at least threshold.
+func Analyze(r io.Reader, threshold time.Duration) (Report, error) {
+	tr, err := trace.NewReader(r)
+	if err != nil {
+		return Report{}, fmt.Errorf("tracerun: %w", err)
+	}
+	var rep Report
+	running := map[trace.GoID]trace.Time{}
+	groups := map[string]*Group{}
+	var durs []time.Duration
+	var first, last trace.Time
+	for {
+		ev, err := tr.ReadEvent()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return Report{}, fmt.Errorf("tracerun: %w", err)
+		}
+		if first == 0 {
+			first = ev.Time()
+		}
+		last = ev.Time()
+		if ev.Kind() != trace.EventStateTransition {
+			continue
+		}
+		st := ev.StateTransition()
+		if st.Resource.Kind != trace.ResourceGoroutine {
+			continue
+		}
+		id := st.Resource.Goroutine()
+		from, to := st.Goroutine()
+		if to == trace.GoRunning {
+			running[id] = ev.Time()
+			continue
+		}
+		start, ok := running[id]
+		if from != trace.GoRunning || !ok {
+			continue
+		}
+		delete(running, id)
+		d := ev.Time().Sub(start)
+		durs = append(durs, d)
+		rep.Running += d
+		if d < threshold {
+			continue
+		}
+		key := to.String() + ": " + stackKey(st.Stack)
+		g := groups[key]
+		if g == nil {
+			g = &Group{End: key}
+			groups[key] = g
+		}
+		g.Runs++
+		g.Total += d
+		g.Max = max(g.Max, d)
+	}
+	rep.Span = last.Sub(first)
+	rep.Runs = len(durs)
+	if len(durs) > 0 {
+		slices.Sort(durs)
+		for i, q := range []float64{0.5, 0.9, 0.99, 0.999, 1} {
+			rep.Quantiles[i] = durs[int(q*float64(len(durs)-1))]
+		}
+	}
+	for _, g := range groups {
+		rep.Long = append(rep.Long, *g)
+	}
+	slices.SortFunc(rep.Long, func(a, b Group) int { return cmp.Compare(b.Total, a.Total) })
+	return rep, nil
+}
+
+func stackKey(s trace.Stack) string {
+	var parts []string
+	for f := range s.Frames() {
+		if len(parts) == frames {
+			break
+		}
+		fn := f.Func
+		if i := strings.LastIndexByte(fn, '/'); i >= 0 {
+			fn = fn[i+1:]
+		}
+		parts = append(parts, fn)
+	}
+	if len(parts) == 0 {
+		return "(no stack)"
+	}
+	return strings.Join(parts, " < ")
+}
+
+// Print writes the report as text, at most limit groups.
+func (r Report) Print(w io.Writer, threshold time.Duration, limit int) {
+	fmt.Fprintf(w, "trace %v: %d goroutine runs, %v running (%.0f%% of one P)\n",
+		r.Span.Round(time.Millisecond), r.Runs, r.Running.Round(time.Millisecond),
+		100*float64(r.Running)/float64(max(r.Span, 1)))
+	fmt.Fprintf(w, "run length p50 %v  p90 %v  p99 %v  p99.9 %v  max %v\n",
+		r.Quantiles[0], r.Quantiles[1], r.Quantiles[2], r.Quantiles[3], r.Quantiles[4])
+	fmt.Fprintf(w, "runs >= %v, by how they ended (state: innermost frames):\n", threshold)
+	for i, g := range r.Long {
+		if i == limit {
+			fmt.Fprintf(w, "  ... %d more\n", len(r.Long)-limit)
+			break
+		}
+		fmt.Fprintf(w, "  %5d runs  total %9v  max %9v  %s\n", g.Runs,
+			g.Total.Round(time.Microsecond), g.Max.Round(time.Microsecond), g.End)
+	}
+}

@@ -1,0 +1,74 @@
+package tracerun
+
+import (
+	"bytes"
+	"runtime"
+	"runtime/trace"
+	"strings"
+	"testing"
+	"time"
+)
+
+// spin keeps its goroutine on the P for d of CPU without blocking.
+//
+//go:noinline
+func spin(d time.Duration) int {
+	n := 0
+	for start := time.Now(); time.Since(start) < d; {
+		n++
+	}
+	return n
+}
+
+// A goroutine that computes for 20 ms and then blocks must show up as one
+// long run ending in its blocking call, with spin's caller in the stack.
+func TestAnalyzeFindsLongRun(t *testing.T) {
+	var buf bytes.Buffer
+	if err := trace.Start(&buf); err != nil {
+		t.Skipf("tracing unavailable: %v", err)
+	}
+	done := make(chan int)
+	go func() {
+		runtime.Gosched() // start the run below on a fresh slice
+		n := spin(20 * time.Millisecond)
+		done <- n // blocks until the receive: the run ends here
+	}()
+	time.Sleep(40 * time.Millisecond)
+	<-done
+	trace.Stop()
+
+	rep, err := Analyze(&buf, 5*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Runs == 0 || rep.Running <= 0 || rep.Span <= 0 {
+		t.Fatalf("empty report: %+v", rep)
+	}
+	// The spin may be preempted (10 ms slices) when other goroutines
+	// want the P, so require the long runs to add up, not one run.
+	var total time.Duration
+	for _, g := range rep.Long {
+		if strings.Contains(g.End, "TestAnalyzeFindsLongRun") {
+			total += g.Total
+		}
+	}
+	if total < 15*time.Millisecond {
+		var out bytes.Buffer
+		rep.Print(&out, 5*time.Millisecond, 10)
+		t.Fatalf("no long run ending in the test goroutine:\n%s", out.String())
+	}
+	if rep.Quantiles[4] < 5*time.Millisecond {
+		t.Errorf("max run %v; want >= 5ms", rep.Quantiles[4])
+	}
+	var out bytes.Buffer
+	rep.Print(&out, 5*time.Millisecond, 10)
+	if !strings.Contains(out.String(), "runs >= 5ms") {
+		t.Errorf("printout lacks its header:\n%s", out.String())
+	}
+}
+
+func TestAnalyzeRejectsGarbage(t *testing.T) {
+	if _, err := Analyze(strings.NewReader("not a trace"), time.Millisecond); err == nil {
+		t.Fatal("Analyze accepted garbage")
+	}
+}
