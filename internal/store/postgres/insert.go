@@ -165,6 +165,8 @@ var sumCols = []struct {
 	{"unpriced", func(r *ledger.Record) int64 { return b2i(store.Unpriced(r)) }},
 	{"cache_write_tokens", func(r *ledger.Record) int64 { return r.CacheWriteTokens }},
 	{"refused", func(r *ledger.Record) int64 { return b2i(store.Refused(r)) }},
+	{"ttfb_ns", func(r *ledger.Record) int64 { return max(0, int64(r.TTFB)) }},
+	{"ttfb_n", func(r *ledger.Record) int64 { return b2i(r.TTFB > 0) }},
 }
 
 func b2i(b bool) int64 {

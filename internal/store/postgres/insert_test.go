@@ -27,6 +27,10 @@ func mixedBatch(n int) []ledger.Record {
 			r.CacheWriteTokens, r.ReasoningTokens = int64(i%300), int64(i%50)
 		case 3:
 			r.KeyID = ""
+		case 4:
+			r.TTFB = time.Duration(i) * time.Millisecond
+		case 5:
+			r.TTFB = 0
 		}
 		recs[i] = r
 	}
