@@ -181,41 +181,6 @@ func (s *Store) MaxBatch() int { return maxBatch }
 
 var _ ledger.BatchLimiter = (*Store)(nil)
 
-// InsertRecords copies recs into a per-connection staging table, then moves
-// them into requests and the aggregates in the same transaction. Rows whose
-// id exists are skipped, and only inserted rows are aggregated.
-func (s *Store) InsertRecords(ctx context.Context, recs []ledger.Record) error {
-	if len(recs) == 0 {
-		return nil
-	}
-	err := s.pool.tx(ctx, func(tx pgx.Tx) error {
-		// ON COMMIT DELETE ROWS keeps the temp table (no catalog churn per
-		// batch) but empties it whatever happens.
-		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS requests_stage
-			(LIKE requests INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`); err != nil {
-			return fmt.Errorf("staging table: %w", err)
-		}
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"requests_stage"}, stageCols(), pgx.CopyFromSlice(len(recs), func(i int) ([]any, error) {
-			r := &recs[i]
-			return []any{r.ID, r.Time.UTC(), r.KeyID, r.KeyName, r.User, r.Endpoint, r.Model, r.ModelUsed, r.Upstream,
-				r.Stream, string(r.Outcome), r.Status, r.Attempts, r.PromptTokens, r.CompletionTokens, r.CachedTokens,
-				r.ReasoningTokens, r.TotalTokens, r.Estimated, r.CostNanoUSD, r.Priced, int64(r.Duration), int64(r.TTFB),
-				r.ClientIP, r.Error, r.RequestBody, r.ResponseBody, r.CacheWriteTokens, int16(store.HistBucket(r.Duration))}, nil
-		}))
-		if err != nil {
-			return fmt.Errorf("copy: %w", err)
-		}
-		if _, err := tx.Exec(ctx, insertSQL()); err != nil {
-			return fmt.Errorf("move: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("postgres: insert records: %w", err)
-	}
-	return nil
-}
-
 func scanRecord(row pgx.Row) (ledger.Record, error) {
 	var r ledger.Record
 	var dur, ttfb int64
