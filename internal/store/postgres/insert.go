@@ -123,6 +123,7 @@ type batchAgg struct {
 	hourly, daily aggs
 	lastKeys      []string
 	lastTimes     []time.Time
+	zones         store.ZoneCounts
 }
 
 // aggregate sums recs the way insertSQL's aggregates do, so the fast path
@@ -130,8 +131,10 @@ type batchAgg struct {
 func aggregate(recs []ledger.Record) batchAgg {
 	hourly, daily := map[aggKey][]int64{}, map[aggKey][]int64{}
 	last := map[string]time.Time{}
+	zones := store.ZoneCounts{}
 	for i := range recs {
 		r := &recs[i]
+		zones.Add(r)
 		k := aggKey{store.HourFloor(r.Time), r.KeyID, r.Model, r.Upstream, r.User}
 		addTo(hourly, k, r)
 		k.t -= k.t % 86400 // HourFloor is a multiple of 3600, and days start at multiples of 86400
@@ -140,7 +143,7 @@ func aggregate(recs []ledger.Record) batchAgg {
 			last[r.KeyID] = r.Time
 		}
 	}
-	b := batchAgg{hourly: sorted(hourly), daily: sorted(daily)}
+	b := batchAgg{hourly: sorted(hourly), daily: sorted(daily), zones: zones}
 	for _, k := range slices.Sorted(maps.Keys(last)) {
 		b.lastKeys = append(b.lastKeys, k)
 		b.lastTimes = append(b.lastTimes, last[k].UTC())
@@ -225,7 +228,20 @@ func (a aggs) args() []any {
 
 // args are foldSQL's parameters.
 func (b batchAgg) args() []any {
-	return append(append(b.hourly.args(), b.daily.args()...), b.lastKeys, b.lastTimes)
+	return append(append(append(b.hourly.args(), b.daily.args()...), b.lastKeys, b.lastTimes), zoneArgs(b.zones)...)
+}
+
+// zoneArgs are the arrays of the zone upsert in foldSQL, in (dim, value,
+// bucket) order like upsertZones, so both paths lock zones in one order.
+func zoneArgs(zc store.ZoneCounts) []any {
+	zs := slices.SortedFunc(maps.Keys(zc), func(a, b store.Zone) int {
+		return cmp.Or(cmp.Compare(a.Dim, b.Dim), strings.Compare(a.Value, b.Value), cmp.Compare(a.Bucket, b.Bucket))
+	})
+	dims, vals, buckets, ns := make([]int16, len(zs)), make([]string, len(zs)), make([]int64, len(zs)), make([]int64, len(zs))
+	for i, z := range zs {
+		dims[i], vals[i], buckets[i], ns[i] = int16(z.Dim), z.Value, z.Bucket, zc[z]
+	}
+	return []any{dims, vals, buckets, ns}
 }
 
 // foldSQL upserts a batch's groups into usage_hourly and usage_daily and
@@ -237,6 +253,10 @@ func foldSQL() string {
 	` + upsertArrays("usage_hourly", "hour", 1) + `
 ), daily AS (
 	` + upsertArrays("usage_daily", "day", 1+n) + `
+), zones AS (
+	INSERT INTO request_zones (dim, value, bucket, n)
+	SELECT * FROM unnest(` + fmt.Sprintf("$%d::smallint[], $%d::text[], $%d::bigint[], $%d::bigint[]", 2*n+3, 2*n+4, 2*n+5, 2*n+6) + `)
+	ON CONFLICT (dim, value, bucket) DO UPDATE SET n = request_zones.n + excluded.n
 )
 INSERT INTO key_last_used (key_id, time)
 SELECT * FROM unnest(` + fmt.Sprintf("$%d::text[], $%d::timestamptz[]", 2*n+1, 2*n+2) + `)

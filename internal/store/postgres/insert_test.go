@@ -54,6 +54,7 @@ func TestInsertPathsAgree(t *testing.T) {
 		"SELECT * FROM usage_hourly ORDER BY hour, key_id, model, upstream, end_user",
 		"SELECT * FROM usage_daily ORDER BY day, key_id, model, upstream, end_user",
 		"SELECT * FROM key_last_used ORDER BY key_id",
+		"SELECT * FROM request_zones ORDER BY dim, value, bucket",
 		"SELECT count(*), count(DISTINCT (id, time)) FROM requests",
 	}
 	for _, tc := range tests {
