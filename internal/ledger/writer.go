@@ -269,6 +269,10 @@ func (w *Writer) spillRows(recs []Record) bool {
 // loopState is owned by the loop goroutine.
 type loopState struct {
 	pending []Record
+	// batch is the backing array of the last batch, reused by take: flush
+	// drops its slice, and growing a fresh one per batch was the writer's
+	// largest allocation. At most keepBatches*maxBatch rows are kept.
+	batch []Record
 	backoff time.Duration
 	retryAt time.Time
 	replay  *replayFile
@@ -276,6 +280,9 @@ type loopState struct {
 	warnedAt                        time.Time
 	overflowedWarned, spilledWarned int64
 }
+
+// keepBatches bounds the batch array take keeps between flushes, in batches.
+const keepBatches = 2
 
 // behindWarnEvery is the least time between two "writer behind" warnings.
 const behindWarnEvery = time.Minute
@@ -307,10 +314,16 @@ func (w *Writer) loop() {
 // take moves queued and overflowed rows to pending, flushes full batches
 // and bounds what is held in memory.
 func (w *Writer) take(ctx context.Context, st *loopState) {
+	if len(st.pending) <= 1 && cap(st.pending) < cap(st.batch) {
+		st.pending = append(st.batch[:0], st.pending...)
+	}
 	for n := len(w.ch); n > 0; n-- {
 		st.pending = append(st.pending, <-w.ch)
 	}
 	w.takeOverflow(st)
+	if c := cap(st.pending); c > cap(st.batch) && c <= keepBatches*w.maxBatch {
+		st.batch = st.pending[:0]
+	}
 	w.pendingLen.Store(int64(len(st.pending)))
 	w.warnBehind(st) // before the flush: the backlog as it arrived
 	if len(st.pending) >= w.opts.BatchSize {

@@ -213,8 +213,12 @@ func (rp *reply) Tail(tail []byte) (proxy.Usage, []byte) {
 		return proxy.Usage{}, nil
 	}
 	var content []byte
-	if c := gjson.GetBytes(tail, "choices.0.message.content"); c.Type == gjson.String {
-		content = []byte(c.Str)
+	// The tail is viewed as a string without a copy; content copies the
+	// one string kept (GetBytes would copy what it returns twice).
+	if len(tail) > 0 {
+		if c := gjson.Get(unsafe.String(&tail[0], len(tail)), "choices.0.message.content"); c.Type == gjson.String {
+			content = []byte(c.Str)
+		}
 	}
 	return UsageFromTail(tail).Engine(), content
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -213,9 +214,22 @@ func UsageFromTail(tail []byte) Usage {
 	if i < 0 {
 		return Usage{}
 	}
-	// `{` + `"usage":{...}, ...}` is a JSON object whose first member is usage.
-	obj := make([]byte, 0, len(tail)-i+1)
-	obj = append(obj, '{')
-	obj = append(obj, tail[i:]...)
-	return ParseUsage(gjson.GetBytes(obj, "usage"))
+	// Parse the value after `"usage":` in place: gjson reads only the first
+	// value of what it is given, and nothing it returns outlives this call,
+	// so the tail is viewed as a string without a copy.
+	j := i + len(`"usage"`)
+	for j < len(tail) && isSpace(tail[j]) {
+		j++
+	}
+	if j == len(tail) || tail[j] != ':' {
+		return Usage{}
+	}
+	for j++; j < len(tail) && isSpace(tail[j]); j++ {
+	}
+	if j == len(tail) || tail[j] != '{' {
+		return Usage{}
+	}
+	return ParseUsage(gjson.Parse(unsafe.String(&tail[j], len(tail)-j)))
 }
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

@@ -14,6 +14,12 @@ import (
 	"github.com/tollgate/tollgate/internal/upstream"
 )
 
+// What the attempt's timer means when it fires (exchange.timerPhase).
+const (
+	phaseHeaders int32 = iota
+	phaseIdle
+)
+
 var (
 	errAttemptTimeout = errors.New("upstream did not answer within its timeout")
 	errIdle           = errors.New("upstream sent nothing within the idle timeout")
@@ -48,9 +54,19 @@ func (ex *exchange) attempt(t upstream.Target, att *upstream.Attempt, last, next
 	// a stream may then run as long as the whole-request deadline allows.
 	actx, acancel := context.WithCancelCause(ex.ctx)
 	defer acancel(nil)
+	// One timer serves the header timeout and then the idle timeout: a
+	// timer and its closure fewer per attempt.
+	ex.timerPhase.Store(phaseHeaders)
+	fire := func() {
+		if ex.timerPhase.Load() == phaseIdle {
+			acancel(errIdle)
+		} else {
+			acancel(errAttemptTimeout)
+		}
+	}
 	var timer *time.Timer
 	if to := u.Timeout(); to > 0 {
-		timer = time.AfterFunc(to, func() { acancel(errAttemptTimeout) })
+		timer = time.AfterFunc(to, fire)
 	}
 	req, err := ex.upstreamRequest(actx, u, out)
 	if err != nil {
@@ -99,7 +115,13 @@ func (ex *exchange) attempt(t upstream.Target, att *upstream.Attempt, last, next
 			return ra, false, &statusError{upstream: u.Name(), status: resp.StatusCode}
 		}
 	}
-	ex.idle = time.AfterFunc(p.idleTimeout(), func() { acancel(errIdle) })
+	ex.timerPhase.Store(phaseIdle)
+	if timer != nil {
+		timer.Reset(p.idleTimeout()) // stopped above, before it fired
+	} else {
+		timer = time.AfterFunc(p.idleTimeout(), fire)
+	}
+	ex.idle = timer
 	ex.respond(resp, att, out, headersIn)
 	ex.idle.Stop()
 	if errors.Is(context.Cause(actx), errIdle) && ex.rec.Outcome == ledger.OutcomeUpstreamError {

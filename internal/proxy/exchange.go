@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/apierr"
@@ -35,6 +36,9 @@ type exchange struct {
 	abort bool            // the response broke mid-way: close the connection
 
 	idle *time.Timer // fires when the upstream body stalls; reset per read
+	// timerPhase says what the attempt's one timer means when it fires: the
+	// header timeout first, then the idle timeout (see attempt).
+	timerPhase atomic.Int32
 
 	prompt    int64 // memo of promptTokens
 	promptSet bool
@@ -42,6 +46,7 @@ type exchange struct {
 	content []byte // generated text seen, for estimation and logged bodies
 	tail    []byte // end of a body copied through, for logged bodies
 	evBuf   []byte // scratch for the events written to the client
+	tailBuf []byte // the buffer copyBytes keeps tail in, reused by the next exchange
 }
 
 func (ex *exchange) serve() error {
@@ -75,10 +80,12 @@ func (ex *exchange) serve() error {
 		defer end()
 	}
 
+	// The client going away cancels ctx through its parent (the cause is
+	// then context.Canceled); ctxErr tells that apart from the deadline. No
+	// context.AfterFunc on r.Context() to name the cause: it cost three
+	// allocations per request and said nothing ctxErr does not.
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	stop := context.AfterFunc(r.Context(), func() { cancel(errClientGone) })
-	defer stop()
 	if p.Timeout > 0 {
 		t := time.AfterFunc(p.Timeout, func() { cancel(errDeadline) })
 		defer t.Stop()

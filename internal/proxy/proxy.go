@@ -127,6 +127,7 @@ type Proxy struct {
 	LogBodies, LogContent bool
 
 	bufPool   sync.Pool
+	exPool    sync.Pool
 	bodyPools bodyPools
 }
 
@@ -166,13 +167,16 @@ func (p *Proxy) Handler(d Dialect) http.Handler {
 // route, attempt, respond through the dialect, record.
 func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, x Exchange) (res Result) {
 	start := time.Now()
-	ex := &exchange{
-		p:     p,
-		d:     x.Dialect,
-		req:   x.Request,
-		w:     w,
-		r:     r,
-		start: start,
+	ex := p.newExchange()
+	*ex = exchange{
+		evBuf:   ex.evBuf,
+		tailBuf: ex.tailBuf,
+		p:       p,
+		d:       x.Dialect,
+		req:     x.Request,
+		w:       w,
+		r:       r,
+		start:   start,
 		rec: ledger.Record{
 			ID:       w.Header().Get("X-Request-Id"),
 			Time:     start.UTC(),
@@ -194,11 +198,41 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, x Exchange) (res R
 		ex.finish()
 		ex.releaseBody()
 		res = Result{Record: ex.rec, Aborted: ex.abort}
+		p.putExchange(ex)
 	}()
 	if err := ex.serve(); err != nil {
 		ex.fail(err)
 	}
 	return res
+}
+
+// Exchanges are pooled: with its ledger record an exchange is the largest
+// allocation of a request, and its scratch buffers (events, a body's tail)
+// are reused with it. ex.tail and ex.content may alias tailBuf: both are
+// read by finish, which copies what the record keeps.
+// Nothing keeps an exchange after Serve: the closures that capture it (the
+// gate's PromptTokens, an attempt's timer) are done or harmless by then.
+func (p *Proxy) newExchange() *exchange {
+	if ex, _ := p.exPool.Get().(*exchange); ex != nil {
+		return ex
+	}
+	return &exchange{}
+}
+
+// maxPooledBuf bounds each scratch buffer a pooled exchange keeps (a body's
+// tail is at most 2*tailSize).
+const maxPooledBuf = 64 << 10
+
+func (p *Proxy) putExchange(ex *exchange) {
+	evBuf, tailBuf := ex.evBuf[:0], ex.tailBuf[:0]
+	if cap(evBuf) > maxPooledBuf {
+		evBuf = nil
+	}
+	if cap(tailBuf) > maxPooledBuf {
+		tailBuf = nil
+	}
+	*ex = exchange{evBuf: evBuf, tailBuf: tailBuf} // drop every reference to this request
+	p.exPool.Put(ex)
 }
 
 // finish fills in the last fields, settles the ticket and emits the record.

@@ -247,7 +247,8 @@ func (ex *exchange) copyBytes(resp *http.Response, reply Reply, flush bool) (Usa
 	}
 	defer ex.p.bufPool.Put(bp)
 	buf := *bp
-	var tail []byte
+	tail := ex.tailBuf[:0] // kept by the pooled exchange, like evBuf
+	defer func() { ex.tailBuf = tail }()
 	for {
 		n, rerr := resp.Body.Read(buf)
 		ex.touch()
@@ -321,8 +322,13 @@ func (ex *exchange) estimateUsage() {
 }
 
 func isEventStream(ct string) bool {
-	if ct == "" {
+	switch ct {
+	case "":
 		return false
+	case "text/event-stream", "text/event-stream; charset=utf-8":
+		return true
+	case "application/json", "application/json; charset=utf-8":
+		return false // the usual answers, without mime's parameter map
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && mt == "text/event-stream"
