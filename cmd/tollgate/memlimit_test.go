@@ -68,3 +68,30 @@ func TestSetMemoryLimitRespectsGOMEMLIMIT(t *testing.T) {
 		})
 	}
 }
+
+// TestSetGCPercent: the default GOGC applies only when the user set neither
+// GOGC nor GOMEMLIMIT.
+func TestSetGCPercent(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want int
+	}{
+		{"neither set", nil, defaultGCPercent},
+		{"empty values", map[string]string{"GOGC": "", "GOMEMLIMIT": ""}, defaultGCPercent},
+		{"GOGC set", map[string]string{"GOGC": "100"}, 37},
+		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "1GiB"}, 37},
+	}
+	before := debug.SetGCPercent(37) // a marker: "unchanged" reads back as 37
+	defer debug.SetGCPercent(before)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			debug.SetGCPercent(37)
+			lookup := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
+			setGCPercent(lookup, slog.New(slog.DiscardHandler))
+			if got := debug.SetGCPercent(37); got != tt.want {
+				t.Errorf("GOGC = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}

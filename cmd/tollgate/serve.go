@@ -96,6 +96,7 @@ func serve(ctx context.Context, args []string, e env, stdout, stderr io.Writer) 
 		return usageErr("%v", err)
 	}
 	defer logClose.Close()
+	setGCPercent(e.lookup, logger)
 	setMemoryLimit(e.cgroupRoot, e.lookup, logger)
 
 	if cfg.Demo {

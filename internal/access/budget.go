@@ -104,7 +104,7 @@ func (g *Gate) reserveBudget(ctx context.Context, c *proxy.Call, key *store.Key,
 		return r, openai.NewError(http.StatusServiceUnavailable, openai.TypeServer, "budget_unavailable",
 			"the budget of this API key could not be checked; try again shortly")
 	}
-	g.setBudgetHeaders(t.Header, r)
+	g.setBudgetHeaders(t, r)
 	if err != nil {
 		return r, g.budgetExceeded(r, e)
 	}
@@ -126,10 +126,14 @@ func (g *Gate) now() time.Time {
 	return time.Now()
 }
 
-func (g *Gate) setBudgetHeaders(h http.Header, r limit.Reservation) {
+func (g *Gate) setBudgetHeaders(t *proxy.Ticket, r limit.Reservation) {
 	if r.Limit <= 0 {
 		return // the backend failed open: nothing true to say
 	}
+	if t.Header == nil {
+		t.Header = make(http.Header, 4)
+	}
+	h := t.Header
 	h[HeaderBudgetLimit] = []string{ledger.FormatAmount(r.Limit)}
 	h[HeaderBudgetRemaining] = []string{ledger.FormatAmount(r.Remaining())}
 	h[HeaderBudgetCurrency] = []string{g.currency()}

@@ -90,7 +90,7 @@ func (g *Gate) Admit(ctx context.Context, c *proxy.Call) (*proxy.Ticket, error) 
 		}
 		return nil, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication, code, err.Error())
 	}
-	t := &proxy.Ticket{KeyID: key.ID, KeyName: key.Name, Header: http.Header{}}
+	t := &proxy.Ticket{KeyID: key.ID, KeyName: key.Name} // Header is made by the first limit that sets one
 	if c.Head.Model != "" && !auth.ModelAllowed(key, c.Head.Model) {
 		return t, openai.NewError(http.StatusForbidden, openai.TypePermission, "model_not_allowed",
 			fmt.Sprintf("this API key may not use the model %q", c.Head.Model))
@@ -102,9 +102,9 @@ func (g *Gate) admitAnonymous(ctx context.Context, c *proxy.Call) (*proxy.Ticket
 	if g.Defaults.IPRPM <= 0 || g.IP == nil {
 		return nil, nil
 	}
-	t := &proxy.Ticket{Header: http.Header{}}
+	t := &proxy.Ticket{}
 	d, _ := g.IP.Allow(ctx, c.ClientIP, g.Defaults.IPRPM, 1)
-	setHeaders(t.Header, "requests", d)
+	setHeaders(t, "requests", d)
 	if !d.Allowed {
 		return t, rateLimited(d, "requests per minute for this client address")
 	}
@@ -118,7 +118,7 @@ func (g *Gate) admitKey(ctx context.Context, c *proxy.Call, key *store.Key, t *p
 
 	if rpm > 0 && g.RPM != nil {
 		d, _ := g.RPM.Allow(ctx, key.ID, rpm, 1)
-		setHeaders(t.Header, "requests", d)
+		setHeaders(t, "requests", d)
 		if !d.Allowed {
 			return t, rateLimited(d, "requests per minute")
 		}
@@ -127,7 +127,7 @@ func (g *Gate) admitKey(ctx context.Context, c *proxy.Call, key *store.Key, t *p
 	if tpm > 0 && g.TPM != nil {
 		tokens = int(c.PromptTokens())
 		d, _ := g.TPM.Allow(ctx, key.ID, tpm, tokens)
-		setHeaders(t.Header, "tokens", d)
+		setHeaders(t, "tokens", d)
 		if !d.Allowed {
 			return t, rateLimited(d, "tokens per minute")
 		}
@@ -153,6 +153,9 @@ func (g *Gate) admitKey(ctx context.Context, c *proxy.Call, key *store.Key, t *p
 			return t, err
 		}
 		res = r
+	}
+	if release == nil && !(tpm > 0 && g.TPM != nil) && !res.Held() {
+		return t, nil // nothing to settle: no closure per request
 	}
 	t.Settle = func(rec *ledger.Record) {
 		if release != nil {
@@ -193,21 +196,22 @@ func ceilSeconds(d time.Duration) string {
 }
 
 // setHeaders writes OpenAI's x-ratelimit-* headers for one dimension
-// ("requests" or "tokens").
-func setHeaders(h http.Header, dim string, d limit.Decision) {
+// ("requests" or "tokens") into the ticket's header, made on first use.
+func setHeaders(t *proxy.Ticket, dim string, d limit.Decision) {
 	if d.Limit <= 0 {
 		return
 	}
-	h["X-Ratelimit-Limit-"+title(dim)] = []string{strconv.Itoa(d.Limit)}
-	h["X-Ratelimit-Remaining-"+title(dim)] = []string{strconv.Itoa(max(d.Remaining, 0))}
-	h["X-Ratelimit-Reset-"+title(dim)] = []string{formatReset(d.Reset)}
-}
-
-func title(dim string) string {
-	if dim == "requests" {
-		return "Requests"
+	if t.Header == nil {
+		t.Header = make(http.Header, 6)
 	}
-	return "Tokens"
+	limitName, remainingName, resetName := "X-Ratelimit-Limit-Requests", "X-Ratelimit-Remaining-Requests", "X-Ratelimit-Reset-Requests"
+	if dim != "requests" {
+		limitName, remainingName, resetName = "X-Ratelimit-Limit-Tokens", "X-Ratelimit-Remaining-Tokens", "X-Ratelimit-Reset-Tokens"
+	}
+	// Constant, canonical names: none is built per request.
+	t.Header[limitName] = []string{strconv.Itoa(d.Limit)}
+	t.Header[remainingName] = []string{strconv.Itoa(max(d.Remaining, 0))}
+	t.Header[resetName] = []string{formatReset(d.Reset)}
 }
 
 // formatReset renders a duration the way OpenAI does ("1s", "6m0s", "120ms").

@@ -272,7 +272,7 @@ type loopState struct {
 	// batch is the backing array of the last batch, reused by take: flush
 	// drops its slice, and growing a fresh one per batch was the writer's
 	// largest allocation. At most keepBatches*maxBatch rows are kept.
-	batch []Record
+	batch   []Record
 	backoff time.Duration
 	retryAt time.Time
 	replay  *replayFile
