@@ -18,8 +18,8 @@ const memLimitShare = 0.9
 // container's (cgroup v2 memory.max or v1 memory.limit_in_bytes under
 // cgroupRoot), unless GOMEMLIMIT is set. Near the limit the GC then runs more
 // often instead of the kernel killing the gateway with thousands of streams
-// open; far below it nothing changes (GOGC stays as setGCPercent left it). Without a container
-// limit, or with cgroupRoot "", it does nothing.
+// open; far below it nothing changes (GOGC stays as setGCPercent left it).
+// Without a container limit, or with cgroupRoot "", it does nothing.
 func setMemoryLimit(cgroupRoot string, lookup func(string) (string, bool), logger *slog.Logger) {
 	if cgroupRoot == "" {
 		return
