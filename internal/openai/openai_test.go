@@ -126,3 +126,29 @@ func TestUsageFromTail(t *testing.T) {
 		t.Errorf("UsageFromTail(sse) = %+v; want 11 total", got)
 	}
 }
+
+// TestUsageFromTailShapes: the usage value is parsed in place, whatever the
+// spacing around its colon; anything but an object after "usage" is no usage.
+func TestUsageFromTailShapes(t *testing.T) {
+	tests := []struct {
+		name  string
+		tail  string
+		total int64
+	}{
+		{"compact", `{"usage":{"prompt_tokens":1,"total_tokens":3}}`, 3},
+		{"spaced", "{\"usage\" :\n\t{ \"total_tokens\" : 4 } }", 4},
+		{"cut inside usage", `{"usage":{"prompt_tokens":1,"total_tok`, 1}, // what was read, as before
+		{"null", `{"usage":null}`, 0},
+		{"no colon", `{"usage" 5}`, 0},
+		{"ends at the key", `{"usage"`, 0},
+		{"ends at the colon", `{"usage": `, 0},
+		{"last usage wins", `{"usage":{"total_tokens":1}} {"usage":{"total_tokens":2}}`, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := UsageFromTail([]byte(tt.tail)); got.TotalTokens != tt.total {
+				t.Errorf("UsageFromTail(%q).TotalTokens = %d, want %d", tt.tail, got.TotalTokens, tt.total)
+			}
+		})
+	}
+}
