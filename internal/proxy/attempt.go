@@ -8,13 +8,14 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/ledger"
 	"github.com/tollgate/tollgate/internal/upstream"
 )
 
-// What the attempt's timer means when it fires (exchange.timerPhase).
+// What the attempt's timer means when it fires.
 const (
 	phaseHeaders int32 = iota
 	phaseIdle
@@ -56,9 +57,12 @@ func (ex *exchange) attempt(t upstream.Target, att *upstream.Attempt, last, next
 	defer acancel(nil)
 	// One timer serves the header timeout and then the idle timeout: a
 	// timer and its closure fewer per attempt.
-	ex.timerPhase.Store(phaseHeaders)
+	// The phase lives with the attempt, not the exchange: a timer that
+	// fired as the attempt ended may still run after the exchange went
+	// back to its pool and serves another request.
+	var phase atomic.Int32 // phaseHeaders
 	fire := func() {
-		if ex.timerPhase.Load() == phaseIdle {
+		if phase.Load() == phaseIdle {
 			acancel(errIdle)
 		} else {
 			acancel(errAttemptTimeout)
@@ -115,7 +119,7 @@ func (ex *exchange) attempt(t upstream.Target, att *upstream.Attempt, last, next
 			return ra, false, &statusError{upstream: u.Name(), status: resp.StatusCode}
 		}
 	}
-	ex.timerPhase.Store(phaseIdle)
+	phase.Store(phaseIdle)
 	if timer != nil {
 		timer.Reset(p.idleTimeout()) // stopped above, before it fired
 	} else {

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/apierr"
@@ -36,9 +35,6 @@ type exchange struct {
 	abort bool            // the response broke mid-way: close the connection
 
 	idle *time.Timer // fires when the upstream body stalls; reset per read
-	// timerPhase says what the attempt's one timer means when it fires: the
-	// header timeout first, then the idle timeout (see attempt).
-	timerPhase atomic.Int32
 
 	prompt    int64 // memo of promptTokens
 	promptSet bool
