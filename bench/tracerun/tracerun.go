@@ -34,6 +34,13 @@ type Report struct {
 	// Quantiles of run length: p50, p90, p99, p99.9, max.
 	Quantiles [5]time.Duration
 	Long      []Group // runs >= threshold, longest total first
+	// Waits are how long goroutines stayed runnable before they ran
+	// (p50, p90, p99, p99.9, max): the scheduling delay requests saw.
+	Waits [5]time.Duration
+	// Syscalls are the system calls of at least threshold, grouped by
+	// stack. With one P, a blocking call (an fsync) keeps the P until the
+	// runtime's monitor takes it back, so nothing else runs meanwhile.
+	Syscalls []Group
 }
 
 // frames is how many innermost frames name a group.
@@ -47,8 +54,11 @@ func Analyze(r io.Reader, threshold time.Duration) (Report, error) {
 	}
 	var rep Report
 	running := map[trace.GoID]trace.Time{}
-	groups := map[string]*Group{}
-	var durs []time.Duration
+	runnable := map[trace.GoID]trace.Time{}
+	insys := map[trace.GoID]trace.Time{}
+	sysStack := map[trace.GoID]string{}
+	groups, sysGroups := map[string]*Group{}, map[string]*Group{}
+	var durs, waits []time.Duration
 	var first, last trace.Time
 	for {
 		ev, err := tr.ReadEvent()
@@ -71,7 +81,27 @@ func Analyze(r io.Reader, threshold time.Duration) (Report, error) {
 		}
 		id := st.Resource.Goroutine()
 		from, to := st.Goroutine()
+		if s, ok := insys[id]; ok && from == trace.GoSyscall {
+			if d := ev.Time().Sub(s); d >= threshold {
+				add(sysGroups, sysStack[id], d)
+			}
+			delete(insys, id)
+		}
+		switch to {
+		case trace.GoRunnable:
+			runnable[id] = ev.Time()
+		case trace.GoSyscall:
+			// The runtime's own sleeps (signals, the profiler) give
+			// their P up at once; they are not what requests wait for.
+			if k := stackKey(st.Stack); !strings.HasPrefix(k, "runtime.notetsleepg") {
+				insys[id], sysStack[id] = ev.Time(), k
+			}
+		}
 		if to == trace.GoRunning {
+			if s, ok := runnable[id]; ok {
+				waits = append(waits, ev.Time().Sub(s))
+				delete(runnable, id)
+			}
 			running[id] = ev.Time()
 			continue
 		}
@@ -86,29 +116,46 @@ func Analyze(r io.Reader, threshold time.Duration) (Report, error) {
 		if d < threshold {
 			continue
 		}
-		key := to.String() + ": " + stackKey(st.Stack)
-		g := groups[key]
-		if g == nil {
-			g = &Group{End: key}
-			groups[key] = g
-		}
-		g.Runs++
-		g.Total += d
-		g.Max = max(g.Max, d)
+		add(groups, to.String()+": "+stackKey(st.Stack), d)
 	}
 	rep.Span = last.Sub(first)
 	rep.Runs = len(durs)
-	if len(durs) > 0 {
-		slices.Sort(durs)
-		for i, q := range []float64{0.5, 0.9, 0.99, 0.999, 1} {
-			rep.Quantiles[i] = durs[int(q*float64(len(durs)-1))]
-		}
-	}
-	for _, g := range groups {
-		rep.Long = append(rep.Long, *g)
-	}
-	slices.SortFunc(rep.Long, func(a, b Group) int { return cmp.Compare(b.Total, a.Total) })
+	rep.Quantiles = quantiles(durs)
+	rep.Waits = quantiles(waits)
+	rep.Long = sorted(groups)
+	rep.Syscalls = sorted(sysGroups)
 	return rep, nil
+}
+
+func add(groups map[string]*Group, key string, d time.Duration) {
+	g := groups[key]
+	if g == nil {
+		g = &Group{End: key}
+		groups[key] = g
+	}
+	g.Runs++
+	g.Total += d
+	g.Max = max(g.Max, d)
+}
+
+func quantiles(ds []time.Duration) (q [5]time.Duration) {
+	if len(ds) == 0 {
+		return q
+	}
+	slices.Sort(ds)
+	for i, f := range []float64{0.5, 0.9, 0.99, 0.999, 1} {
+		q[i] = ds[int(f*float64(len(ds)-1))]
+	}
+	return q
+}
+
+func sorted(groups map[string]*Group) []Group {
+	out := make([]Group, 0, len(groups))
+	for _, g := range groups {
+		out = append(out, *g)
+	}
+	slices.SortFunc(out, func(a, b Group) int { return cmp.Compare(b.Total, a.Total) })
+	return out
 }
 
 func stackKey(s trace.Stack) string {
@@ -136,13 +183,21 @@ func (r Report) Print(w io.Writer, threshold time.Duration, limit int) {
 		100*float64(r.Running)/float64(max(r.Span, 1)))
 	fmt.Fprintf(w, "run length p50 %v  p90 %v  p99 %v  p99.9 %v  max %v\n",
 		r.Quantiles[0], r.Quantiles[1], r.Quantiles[2], r.Quantiles[3], r.Quantiles[4])
+	fmt.Fprintf(w, "runnable before running p50 %v  p90 %v  p99 %v  p99.9 %v  max %v\n",
+		r.Waits[0], r.Waits[1], r.Waits[2], r.Waits[3], r.Waits[4])
 	fmt.Fprintf(w, "runs >= %v, by how they ended (state: innermost frames):\n", threshold)
-	for i, g := range r.Long {
+	printGroups(w, r.Long, limit, "runs")
+	fmt.Fprintf(w, "system calls >= %v, by stack:\n", threshold)
+	printGroups(w, r.Syscalls, limit, "calls")
+}
+
+func printGroups(w io.Writer, gs []Group, limit int, unit string) {
+	for i, g := range gs {
 		if i == limit {
-			fmt.Fprintf(w, "  ... %d more\n", len(r.Long)-limit)
+			fmt.Fprintf(w, "  ... %d more\n", len(gs)-limit)
 			break
 		}
-		fmt.Fprintf(w, "  %5d runs  total %9v  max %9v  %s\n", g.Runs,
+		fmt.Fprintf(w, "  %5d %-5s total %9v  max %9v  %s\n", g.Runs, unit,
 			g.Total.Round(time.Microsecond), g.Max.Round(time.Microsecond), g.End)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"runtime/trace"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -28,6 +29,13 @@ func TestAnalyzeFindsLongRun(t *testing.T) {
 		t.Skipf("tracing unavailable: %v", err)
 	}
 	done := make(chan int)
+	slept := make(chan struct{})
+	go func() {
+		// A blocking system call of 8 ms, like an fsync on a slow disk.
+		ts := syscall.NsecToTimespec(int64(8 * time.Millisecond))
+		syscall.Nanosleep(&ts, nil)
+		close(slept)
+	}()
 	go func() {
 		runtime.Gosched() // start the run below on a fresh slice
 		n := spin(20 * time.Millisecond)
@@ -35,6 +43,7 @@ func TestAnalyzeFindsLongRun(t *testing.T) {
 	}()
 	time.Sleep(40 * time.Millisecond)
 	<-done
+	<-slept
 	trace.Stop()
 
 	rep, err := Analyze(&buf, 5*time.Millisecond)
@@ -60,9 +69,21 @@ func TestAnalyzeFindsLongRun(t *testing.T) {
 	if rep.Quantiles[4] < 5*time.Millisecond {
 		t.Errorf("max run %v; want >= 5ms", rep.Quantiles[4])
 	}
+	var sys time.Duration
+	for _, g := range rep.Syscalls {
+		if strings.Contains(g.End, "Nanosleep") {
+			sys += g.Total
+		}
+	}
+	if sys < 5*time.Millisecond {
+		t.Errorf("the 8 ms system call is missing: %+v", rep.Syscalls)
+	}
+	if rep.Waits[4] <= 0 {
+		t.Errorf("no scheduling waits measured: %v", rep.Waits)
+	}
 	var out bytes.Buffer
 	rep.Print(&out, 5*time.Millisecond, 10)
-	if !strings.Contains(out.String(), "runs >= 5ms") {
+	if !strings.Contains(out.String(), "runs >= 5ms") || !strings.Contains(out.String(), "system calls >= 5ms") {
 		t.Errorf("printout lacks its header:\n%s", out.String())
 	}
 }
