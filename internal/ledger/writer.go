@@ -45,7 +45,7 @@ type WriterOptions struct {
 	// "tollgate-spill.jsonl" (main puts it next to the SQLite file).
 	SpillPath     string
 	RetryMin      time.Duration // first backoff after a sink error; default 100ms
-	RetryMax      time.Duration // backoff cap; default 30s
+	RetryMax      time.Duration // backoff cap; default 5s (rows land within seconds of the database coming back)
 	InsertTimeout time.Duration // per sink call; default 30s
 	Logger        *slog.Logger  // default: discard
 	// Trace, if set, is called before each sink call; the function it
@@ -74,7 +74,7 @@ func (o *WriterOptions) defaults() {
 		o.RetryMin = 100 * time.Millisecond
 	}
 	if o.RetryMax < o.RetryMin {
-		o.RetryMax = max(30*time.Second, o.RetryMin)
+		o.RetryMax = max(5*time.Second, o.RetryMin)
 	}
 	if o.InsertTimeout <= 0 {
 		o.InsertTimeout = 30 * time.Second
