@@ -114,6 +114,41 @@ func FilterZones(f LogFilter) []Zone {
 	return out
 }
 
+// ColumnEq is one column filter of a logs scan: Column = Value.
+type ColumnEq struct {
+	Column string
+	Value  any
+}
+
+// Equalities returns f's column filters (not its time bounds), in a fixed
+// order, for the backends' WHERE clauses; the stream flag is a bool.
+func (f LogFilter) Equalities() []ColumnEq {
+	var out []ColumnEq
+	add := func(col string, v any) { out = append(out, ColumnEq{col, v}) }
+	if f.Model != "" {
+		add("model", f.Model)
+	}
+	if f.KeyID != "" {
+		add("key_id", f.KeyID)
+	}
+	if f.User != "" {
+		add("end_user", f.User)
+	}
+	if f.Outcome != "" {
+		add("outcome", f.Outcome)
+	}
+	if f.Upstream != "" {
+		add("upstream", f.Upstream)
+	}
+	if f.Status != 0 {
+		add("status", f.Status)
+	}
+	if f.Stream != nil {
+		add("stream", *f.Stream)
+	}
+	return out
+}
+
 // LogRange is one time range of a logs scan: time_us in [From, To), and,
 // when HasCursor, strictly before the cursor row (CursorUS, CursorID) in
 // (time_us, id) order. From is math.MinInt64 and To math.MaxInt64 when

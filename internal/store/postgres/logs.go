@@ -73,26 +73,8 @@ func (l logSource) ScanLogs(ctx context.Context, f store.LogFilter, r store.LogR
 		args = append(args, a)
 		where = append(where, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(args))))
 	}
-	if f.Model != "" {
-		add("model = $?", f.Model)
-	}
-	if f.KeyID != "" {
-		add("key_id = $?", f.KeyID)
-	}
-	if f.User != "" {
-		add("end_user = $?", f.User)
-	}
-	if f.Outcome != "" {
-		add("outcome = $?", f.Outcome)
-	}
-	if f.Upstream != "" {
-		add("upstream = $?", f.Upstream)
-	}
-	if f.Status != 0 {
-		add("status = $?", f.Status)
-	}
-	if f.Stream != nil {
-		add("stream = $?", *f.Stream)
+	for _, eq := range f.Equalities() {
+		add(eq.Column+" = $?", eq.Value)
 	}
 	lower, upper := r.Bounded()
 	if lower {

@@ -53,39 +53,14 @@ func (l logSource) ZoneBuckets(ctx context.Context, want []store.Zone, from, to 
 	return out, rows.Err()
 }
 
-// filterWhere returns f's column filters as SQL conditions and arguments.
-func filterWhere(f store.LogFilter) ([]string, []any) {
-	var where []string
-	var args []any
-	add := func(cond string, a any) { where = append(where, cond); args = append(args, a) }
-	if f.Model != "" {
-		add("model = ?", f.Model)
-	}
-	if f.KeyID != "" {
-		add("key_id = ?", f.KeyID)
-	}
-	if f.User != "" {
-		add("end_user = ?", f.User)
-	}
-	if f.Outcome != "" {
-		add("outcome = ?", f.Outcome)
-	}
-	if f.Upstream != "" {
-		add("upstream = ?", f.Upstream)
-	}
-	if f.Status != 0 {
-		add("status = ?", f.Status)
-	}
-	if f.Stream != nil {
-		add("stream = ?", boolInt(*f.Stream))
-	}
-	return where, args
-}
-
 // ScanLogs implements store.LogSource: a walk back along the primary key
 // (time_us, id) from the range's upper end.
 func (l logSource) ScanLogs(ctx context.Context, f store.LogFilter, r store.LogRange, limit int) ([]ledger.Record, error) {
-	where, args := filterWhere(f)
+	var where []string
+	var args []any
+	for _, eq := range f.Equalities() {
+		where, args = append(where, eq.Column+" = ?"), append(args, eq.Value)
+	}
 	lower, upper := r.Bounded()
 	if lower {
 		where, args = append(where, "time_us >= ?"), append(args, r.From)

@@ -150,11 +150,3 @@ func scanRecord(sc scanner) (ledger.Record, error) {
 	r.Duration, r.TTFB = time.Duration(dur), time.Duration(ttfb)
 	return r, err
 }
-
-// boolInt is SQLite's storage of a boolean column.
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
