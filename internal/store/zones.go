@@ -75,42 +75,42 @@ type ZoneCounts map[Zone]int64
 // Add counts r's zones.
 func (z ZoneCounts) Add(r *ledger.Record) {
 	b := ZoneBucket(r.Time.UnixMicro())
+	stream := r.Stream
+	eachZone(r.KeyID, r.Model, r.User, r.Upstream, string(r.Outcome), r.Status, &stream, func(d ZoneDim, v string) {
+		z[Zone{b, d, v}]++
+	})
+}
+
+// eachZone calls fn with the zone value of every dimension that is set:
+// the one place rows and filters are turned into zone values, so what the
+// writer stores is what a filter asks for. Empty values, status 0 and a
+// nil stream are not set.
+func eachZone(key, model, user, upstream, outcome string, status int, stream *bool, fn func(ZoneDim, string)) {
 	add := func(d ZoneDim, v string) {
 		if v != "" {
-			z[Zone{b, d, v}]++
+			fn(d, v)
 		}
 	}
-	add(ZoneKey, r.KeyID)
-	add(ZoneModel, r.Model)
-	add(ZoneUser, r.User)
-	add(ZoneUpstream, r.Upstream)
-	add(ZoneOutcome, string(r.Outcome))
-	if r.Status != 0 {
-		add(ZoneStatus, strconv.Itoa(r.Status))
+	add(ZoneKey, key)
+	add(ZoneModel, model)
+	add(ZoneUser, user)
+	add(ZoneUpstream, upstream)
+	add(ZoneOutcome, outcome)
+	if status != 0 {
+		add(ZoneStatus, strconv.Itoa(status))
 	}
-	add(ZoneStream, streamValue(r.Stream))
+	if stream != nil {
+		add(ZoneStream, streamValue(*stream))
+	}
 }
 
 // FilterZones returns the zone values f filters on (Bucket unset), in a
 // fixed order; none when f filters on time only.
 func FilterZones(f LogFilter) []Zone {
 	var out []Zone
-	add := func(d ZoneDim, v string) {
-		if v != "" {
-			out = append(out, Zone{Dim: d, Value: v})
-		}
-	}
-	add(ZoneKey, f.KeyID)
-	add(ZoneModel, f.Model)
-	add(ZoneUser, f.User)
-	add(ZoneUpstream, f.Upstream)
-	add(ZoneOutcome, f.Outcome)
-	if f.Status != 0 {
-		add(ZoneStatus, strconv.Itoa(f.Status))
-	}
-	if f.Stream != nil {
-		add(ZoneStream, streamValue(*f.Stream))
-	}
+	eachZone(f.KeyID, f.Model, f.User, f.Upstream, f.Outcome, f.Status, f.Stream, func(d ZoneDim, v string) {
+		out = append(out, Zone{Dim: d, Value: v})
+	})
 	return out
 }
 
