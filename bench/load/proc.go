@@ -17,18 +17,60 @@ import (
 // (`getconf CLK_TCK` prints 100 to confirm).
 const ClockTicks = 100
 
-// ProcSample is one reading of a process's accounting.
+// ProcSample is one reading of a process's accounting, its child
+// processes included (tollgate's SQLite writer process is part of its cost).
 type ProcSample struct {
 	// CPU is user plus system time consumed so far, all threads.
 	CPU time.Duration
-	// RSS is the resident set size now (VmRSS).
+	// RSS is the resident memory now: the proportional set size (Pss in
+	// smaps_rollup), so pages shared by tollgate and its writer process (the
+	// binary's text) count once, as the kernel splits them; VmRSS where Pss
+	// cannot be read.
 	RSS int64
-	// HWM is the peak resident set size over the process's lifetime (VmHWM).
+	// HWM is the peak resident set size over the process's lifetime (VmHWM);
+	// with children, the sum of each one's peak.
 	HWM int64
 }
 
-// ReadProc samples /proc/PID/stat and /proc/PID/status.
+// ReadProc samples /proc/PID/stat and /proc/PID/status of pid and of its
+// descendants, and sums them; CPU includes children that have exited and
+// were waited for.
 func ReadProc(pid int) (ProcSample, error) {
+	s, err := readOneProc(pid)
+	if err != nil {
+		return s, err
+	}
+	for _, c := range children(pid) {
+		cs, err := ReadProc(c)
+		if err != nil {
+			continue // it exited between the listing and the read
+		}
+		s.CPU += cs.CPU
+		s.RSS += cs.RSS
+		s.HWM += cs.HWM
+	}
+	return s, nil
+}
+
+// children lists pid's child processes (/proc/PID/task/TID/children).
+func children(pid int) []int {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, t.Name()))
+		if err != nil {
+			continue
+		}
+		for _, f := range bytes.Fields(b) {
+			if c, err := strconv.Atoi(string(f)); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+func readOneProc(pid int) (ProcSample, error) {
 	var s ProcSample
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -48,6 +90,11 @@ func ReadProc(pid int) (ProcSample, error) {
 	if err != nil {
 		return s, fmt.Errorf("pid %d: %w", pid, err)
 	}
+	if rollup, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid)); err == nil {
+		if pss, ok := ParsePss(rollup); ok {
+			s.RSS = pss
+		}
+	}
 	return s, nil
 }
 
@@ -56,7 +103,8 @@ func TicksToDuration(ticks uint64) time.Duration {
 	return time.Duration(ticks) * (time.Second / ClockTicks)
 }
 
-// ParseStatCPU returns utime+stime, in clock ticks, from the contents of
+// ParseStatCPU returns utime+stime+cutime+cstime (the process's CPU and
+// that of its waited-for children), in clock ticks, from the contents of
 // /proc/PID/stat. The command name (field 2) is in parentheses and may
 // itself contain spaces and ')', so fields are counted after the last ')'.
 func ParseStatCPU(stat []byte) (uint64, error) {
@@ -64,21 +112,38 @@ func ParseStatCPU(stat []byte) (uint64, error) {
 	if i < 0 {
 		return 0, errors.New("parse stat: no ')' after the command name")
 	}
-	// After ") " come field 3 (state) onwards; utime and stime are fields
-	// 14 and 15, i.e. the 12th and 13th after the parenthesis.
+	// After ") " come field 3 (state) onwards; utime, stime, cutime and
+	// cstime are fields 14 to 17, i.e. the 12th to 15th after the parenthesis.
 	fields := bytes.Fields(stat[i+1:])
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("parse stat: %d fields after the command name, want at least 13", len(fields))
+	if len(fields) < 15 {
+		return 0, fmt.Errorf("parse stat: %d fields after the command name, want at least 15", len(fields))
 	}
-	utime, err := strconv.ParseUint(string(fields[11]), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("parse stat utime: %w", err)
+	var sum uint64
+	for j, name := range []string{"utime", "stime", "cutime", "cstime"} {
+		v, err := strconv.ParseUint(string(fields[11+j]), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse stat %s: %w", name, err)
+		}
+		sum += v
 	}
-	stime, err := strconv.ParseUint(string(fields[12]), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("parse stat stime: %w", err)
+	return sum, nil
+}
+
+// ParsePss returns the "Pss:" line of /proc/PID/smaps_rollup, in bytes.
+func ParsePss(rollup []byte) (int64, bool) {
+	for line := range bytes.Lines(rollup) {
+		rest, ok := bytes.CutPrefix(line, []byte("Pss:"))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(rest)
+		if len(f) != 2 || string(f[1]) != "kB" {
+			return 0, false
+		}
+		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
+		return kb << 10, err == nil
 	}
-	return utime + stime, nil
+	return 0, false
 }
 
 // ParseStatusMem returns VmRSS and VmHWM, in bytes, from the contents of

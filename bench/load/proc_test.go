@@ -21,10 +21,12 @@ func TestParseStatCPU(t *testing.T) {
 		// The sample's command name holds ") " to catch naive splitting.
 		{"testdata sample", string(sample), 1234 + 567, ""},
 		{"plain", "1 (init) S 0 1 1 0 -1 4194560 1 2 3 4 10 20 0 0 20 0 1 0 5 100 200", 30, ""},
+		{"waited-for children", "1 (init) S 0 1 1 0 -1 4194560 1 2 3 4 10 20 300 4000 20 0 1 0 5 100 200", 4330, ""},
 		{"no paren", "1 init S 0 1", 0, "no ')'"},
 		{"truncated", "1 (x) S 0 1 1 0 -1 4194560 1 2 3 4 10", 0, "fields"},
-		{"bad utime", "1 (x) S 0 1 1 0 -1 4194560 1 2 3 4 ten 20 0", 0, "utime"},
-		{"bad stime", "1 (x) S 0 1 1 0 -1 4194560 1 2 3 4 10 -2 0", 0, "stime"},
+		{"bad utime", "1 (x) S 0 1 1 0 -1 4194560 1 2 3 4 ten 20 0 0", 0, "utime"},
+		{"bad stime", "1 (x) S 0 1 1 0 -1 4194560 1 2 3 4 10 -2 0 0", 0, "stime"},
+		{"bad cstime", "1 (x) S 0 1 1 0 -1 4194560 1 2 3 4 10 2 0 x", 0, "cstime"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,5 +98,26 @@ func TestReadProcSelf(t *testing.T) {
 func TestTicksToDuration(t *testing.T) {
 	if got := TicksToDuration(150); got != 1500*time.Millisecond {
 		t.Fatalf("150 ticks = %v, want 1.5s", got)
+	}
+}
+
+func TestParsePss(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"rollup", "00400000-7ffd [rollup]\nRss:   40252 kB\nPss:   29033 kB\nPss_Dirty:  29033 kB\n", 29033 << 10, true},
+		{"no pss", "Rss:   40252 kB\nPss_Anon:  1 kB\n", 0, false},
+		{"bad unit", "Pss:   29033 MB\n", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := ParsePss([]byte(tt.in))
+			if got != tt.want || ok != tt.ok {
+				t.Fatalf("got %d, %v; want %d, %v", got, ok, tt.want, tt.ok)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 	_ "time/tzdata" // TOLLGATE_TIMEZONE must work on hosts and images without a zoneinfo database
@@ -46,7 +47,11 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 		}
 	}()
 
-	st, err := storeopen.Open(ctx, cfg.Database.URL, logger)
+	var dbOpts storeopen.Options
+	if !cfg.Database.InlineWriter {
+		dbOpts.SQLiteWriter = sqliteWriter(os.Stderr)
+	}
+	st, err := storeopen.OpenWith(ctx, cfg.Database.URL, logger, dbOpts)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,6 +22,20 @@ import (
 type lockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
+}
+
+// TestMain lets this test binary act as tollgate's writer process: serve,
+// run in process by these tests, starts `ledger-writer` from
+// os.Executable(), which here is the test binary.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "ledger-writer" {
+		if err := run(context.Background(), os.Args[1:], env{lookup: os.LookupEnv}, os.Stdout, os.Stderr); err != nil {
+			os.Stderr.WriteString("ledger-writer: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
 }
 
 func (l *lockedBuffer) Write(p []byte) (int, error) {

@@ -72,6 +72,10 @@ type Config struct {
 	Database struct {
 		// URL: a file path, sqlite://PATH or postgres://... Env TOLLGATE_DB, default ./tollgate.db.
 		URL string `yaml:"url"`
+		// InlineWriter keeps SQLite's ledger inserts inside the gateway
+		// process instead of its writer process (docs/perf.md). Env
+		// TOLLGATE_DB_INLINE_WRITER, default false.
+		InlineWriter bool `yaml:"inline_writer"`
 	} `yaml:"database"`
 	// Retention of raw ledger rows. Env TOLLGATE_RETENTION, default 90d.
 	Retention time.Duration `yaml:"retention"`

@@ -120,6 +120,7 @@ var vars = []struct {
 	{"TOLLGATE_DRAIN_TIMEOUT", durVar(func(c *Config) *time.Duration { return &c.DrainTimeout })},
 	{"TOLLGATE_DEMO", boolVar(func(c *Config) *bool { return &c.Demo })},
 	{"TOLLGATE_DB", func(c *Config, v string) error { c.Database.URL = v; return nil }},
+	{"TOLLGATE_DB_INLINE_WRITER", boolVar(func(c *Config) *bool { return &c.Database.InlineWriter })},
 	{"TOLLGATE_RETENTION", durVar(func(c *Config) *time.Duration { return &c.Retention })},
 	{"TOLLGATE_LOG_BODIES", boolVar(func(c *Config) *bool { return &c.LogBodies })},
 	{"TOLLGATE_LOG_CONTENT", boolVar(func(c *Config) *bool { return &c.LogContent })},

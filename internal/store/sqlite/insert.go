@@ -325,6 +325,11 @@ func (s *Store) InsertRecords(ctx context.Context, recs []ledger.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
+	if s.proc != nil {
+		if handled, err := s.proc.insert(ctx, recs); handled {
+			return err
+		}
+	}
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlite: insert records: %w", err)

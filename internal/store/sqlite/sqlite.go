@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -45,13 +46,29 @@ type Store struct {
 	ins *inserter // the InsertRecords statements, see insert.go
 
 	usage *store.UsageCache // per-bucket sums for Usage
+
+	proc *writerProc // the writer process, nil for in-process inserts (writerproc.go)
+}
+
+// Options are the optional parts of a Store.
+type Options struct {
+	// Writer, when set, runs the ledger's inserts in a child process
+	// (writerproc.go); nil inserts in-process.
+	Writer WriterCommand
+	// Logger reports writer process failures; nil discards them.
+	Logger *slog.Logger
 }
 
 var _ store.Store = (*Store)(nil)
 
 // Open opens (creating it on first start) the SQLite database at path and
-// applies pending migrations.
+// applies pending migrations. Inserts run in-process.
 func Open(ctx context.Context, path string) (*Store, error) {
+	return OpenWith(ctx, path, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, path string, opts Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("sqlite: empty database path")
 	}
@@ -79,6 +96,13 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxIdleConns(4)
 	s := &Store{w: w, r: r, usage: store.NewUsageCache(store.UsageCacheRows)}
 	s.ins = &inserter{}
+	if opts.Writer != nil {
+		log := opts.Logger
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		s.proc = &writerProc{newCmd: opts.Writer, path: path, log: log, retry: writerRetry}
+	}
 	return s, nil
 }
 
@@ -116,6 +140,9 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes both pools.
 func (s *Store) Close() error {
+	if s.proc != nil {
+		s.proc.close()
+	}
 	var err error
 	if s.ins != nil {
 		if conn, cerr := s.w.Conn(context.Background()); cerr == nil {

@@ -59,6 +59,19 @@ func Redact(dbURL string) string {
 // or a failed migration is an error: the server must not start without its
 // ledger.
 func Open(ctx context.Context, dbURL string, logger *slog.Logger) (store.Store, error) {
+	return OpenWith(ctx, dbURL, logger, Options{})
+}
+
+// Options are the optional parts of OpenWith.
+type Options struct {
+	// SQLiteWriter runs a SQLite ledger's inserts in a child process
+	// (sqlite.Options.Writer); nil, or a PostgreSQL database, inserts
+	// in-process.
+	SQLiteWriter sqlite.WriterCommand
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, dbURL string, logger *slog.Logger, opts Options) (store.Store, error) {
 	backend, target := Parse(dbURL)
 	var (
 		s   store.Store
@@ -68,7 +81,7 @@ func Open(ctx context.Context, dbURL string, logger *slog.Logger) (store.Store, 
 	case BackendPostgres:
 		s, err = postgres.Open(ctx, target)
 	default:
-		s, err = sqlite.Open(ctx, target)
+		s, err = sqlite.OpenWith(ctx, target, sqlite.Options{Writer: opts.SQLiteWriter, Logger: logger})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", Redact(dbURL), err)

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/tollgate/tollgate/internal/store/sqlite"
+)
+
+// ledgerWriterCmd is the SQLite writer process that serve starts (see
+// internal/store/sqlite/writerproc.go); it is not for users, so the help
+// does not list it. It ignores SIGINT and SIGTERM, which a terminal or
+// systemd sends to the whole process group: it must outlive the gateway's
+// drain of its ledger, and ends when the gateway closes its stdin.
+func ledgerWriterCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("ledger-writer", flag.ContinueOnError)
+	db := fs.String("db", "", "SQLite database file")
+	if err := fs.Parse(args); err != nil {
+		return usageErr("ledger-writer: %v", err)
+	}
+	if *db == "" {
+		return usageErr("ledger-writer: --db is required")
+	}
+	signal.Ignore(os.Interrupt, syscall.SIGTERM)
+	return sqlite.ServeWriter(context.WithoutCancel(ctx), *db, stdin, stdout)
+}
+
+// writerEnv is what the writer process inherits: the Go runtime's settings
+// and the temp directory, not the gateway's secrets.
+func writerEnv(environ []string) []string {
+	out := []string{} // not nil: a nil Env means the whole environment
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "GO") || name == "TMPDIR" || name == "TZ" {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// sqliteWriter returns the command that starts this binary as the writer
+// process for a database, or nil when the executable cannot be found (the
+// store then inserts in-process).
+func sqliteWriter(stderr io.Writer) sqlite.WriterCommand {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil
+	}
+	return func(path string) *exec.Cmd {
+		cmd := exec.Command(exe, "ledger-writer", "--db", path)
+		cmd.Env = writerEnv(os.Environ())
+		cmd.Stderr = stderr
+		return cmd
+	}
+}

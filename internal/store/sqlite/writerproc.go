@@ -1,0 +1,282 @@
+package sqlite
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/ledger"
+)
+
+// The writer process. SQLite is a library: its inserts, commits and
+// checkpoint fsyncs run on the goroutine that calls it, and on a gateway
+// with one CPU that goroutine holds the only P the request goroutines have
+// (docs/perf.md: the p99 tail at 2000 req/s was the writer's CPU stretches
+// and the checkpoint's fsyncs, not the requests' own work). So by default
+// the ledger's inserts run in a child process, the same binary started as
+// `tollgate ledger-writer` (PostgreSQL's checkpointer and WAL writer are
+// processes for the same reason): the kernel preempts it for request
+// threads at a granularity Go's scheduler cannot, and its blocking system
+// calls hold nobody's P. The parent keeps everything else (readers, keys,
+// migrations) and waits for each batch's answer on a pipe, which parks its
+// goroutine without holding a P.
+//
+// Protocol (stdin and stdout of the child), one batch at a time:
+//
+//	parent → child: uint32 length (little endian), ledger wire batch
+//	child → parent: uint32 length, one status byte (0 ok, 1 error), error text
+//
+// The child ends when its stdin closes. Any failure of the process (it
+// cannot start, dies, answers garbage) makes the batch go through the
+// in-process path instead; inserts are idempotent (a row already stored is
+// skipped and not counted again), so a batch the child committed before it
+// died is not stored twice.
+
+// WriterCommand returns the command that runs ServeWriter on the database
+// at path; its stdin and stdout are set by the store.
+type WriterCommand func(path string) *exec.Cmd
+
+// maxFrame bounds one frame in either direction: a batch is at most a few
+// thousand rows of a few KB (bodies are truncated before they reach the
+// ledger), so anything larger is corruption.
+const maxFrame = 256 << 20
+
+// writerRetry is how long the store inserts in-process after the writer
+// process failed, before it starts a new one.
+const writerRetry = 5 * time.Second
+
+// writerProc is the parent's end of the writer process.
+type writerProc struct {
+	newCmd WriterCommand
+	path   string
+	log    *slog.Logger
+	retry  time.Duration // writerRetry; tests shorten it
+
+	mu      sync.Mutex // one batch at a time, like the single writer connection
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when cmd has been waited for
+	stdin   io.WriteCloser
+	stdout  *os.File
+	rd      *bufio.Reader
+	buf     []byte
+	retryAt time.Time // no new process before this, after a failure
+	logged  time.Time // last failure logged: at most one a minute
+}
+
+// insert sends recs to the writer process. handled is false when no process
+// could take the batch; the caller inserts it in-process. With handled
+// true, err is the child's answer (or ctx's error).
+func (p *writerProc) insert(ctx context.Context, recs []ledger.Record) (handled bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		if time.Now().Before(p.retryAt) {
+			return false, nil
+		}
+		if err := p.start(); err != nil {
+			p.fail("start", err)
+			return false, nil
+		}
+	}
+	p.buf = append(p.buf[:0], 0, 0, 0, 0)
+	p.buf = ledger.AppendWireBatch(p.buf, recs)
+	if len(p.buf)-4 > maxFrame {
+		return false, nil // cannot be sent; the in-process path can insert it
+	}
+	binary.LittleEndian.PutUint32(p.buf, uint32(len(p.buf)-4))
+	if _, err := p.stdin.Write(p.buf); err != nil {
+		p.fail("send", err)
+		return false, nil
+	}
+	stop := context.AfterFunc(ctx, func() { p.stdout.SetReadDeadline(time.Now()) })
+	answer, err := p.answer()
+	if !stop() {
+		// ctx ended while we waited and the read deadline is (being) set:
+		// this process's pipe is done for. The batch may still commit in
+		// it; a retry of it is idempotent.
+		p.stop()
+		if err == nil {
+			return true, answer
+		}
+		return true, fmt.Errorf("sqlite: writer process: %w", ctx.Err())
+	}
+	if err != nil {
+		p.fail("answer", err)
+		return false, nil
+	}
+	return true, answer
+}
+
+// answer reads one answer frame: nil for ok, the child's error otherwise.
+// The returned error is about the frame itself (the process failed).
+func (p *writerProc) answer() (childErr error, err error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(p.rd, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.LittleEndian.Uint32(hdr[:])
+	if n == 0 || n > 64<<10 {
+		return nil, fmt.Errorf("answer frame of %d bytes", n)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(p.rd, b); err != nil {
+		return nil, err
+	}
+	switch b[0] {
+	case 0:
+		return nil, nil
+	case 1:
+		return fmt.Errorf("sqlite: writer process: %s", b[1:]), nil
+	default:
+		return nil, fmt.Errorf("answer status %d", b[0])
+	}
+}
+
+func (p *writerProc) start() error {
+	cmd := p.newCmd(p.path)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	r, w, err := os.Pipe() // an *os.File, so a read can be given a deadline
+	if err != nil {
+		stdin.Close()
+		return err
+	}
+	cmd.Stdout = w
+	if err := cmd.Start(); err != nil {
+		stdin.Close()
+		r.Close()
+		w.Close()
+		return err
+	}
+	w.Close()
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	p.cmd, p.done, p.stdin, p.stdout, p.rd = cmd, done, stdin, r, bufio.NewReaderSize(r, 512)
+	return nil
+}
+
+// fail stops the process after a failure and inserts in-process for
+// writerRetry.
+func (p *writerProc) fail(what string, err error) {
+	p.stop()
+	p.retryAt = time.Now().Add(p.retry)
+	if now := time.Now(); now.Sub(p.logged) >= time.Minute {
+		p.logged = now
+		p.log.Warn("ledger writer process failed; inserting in-process for a while", slog.String("step", what),
+			slog.String("error", err.Error()), slog.Duration("retry_in", p.retry))
+	}
+}
+
+// stop ends the process: closing stdin lets it finish and exit; one that
+// does not within a few seconds is killed.
+func (p *writerProc) stop() {
+	if p.cmd == nil {
+		return
+	}
+	p.stdin.Close()
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+	p.stdout.Close()
+	p.cmd, p.done, p.stdin, p.stdout, p.rd = nil, nil, nil, nil, nil
+}
+
+// close stops the process for good.
+func (p *writerProc) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stop()
+	p.retryAt = time.Now().Add(100 * 365 * 24 * time.Hour)
+}
+
+// pid is the running writer process's id, 0 when none (tests).
+func (p *writerProc) pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// ServeWriter is the writer process: it opens the database at path and
+// inserts the batches read from in, answering each on out, until in ends.
+// The caller (tollgate ledger-writer) must ignore SIGINT and SIGTERM: the
+// parent drains its ledger through this process when it is asked to stop,
+// and ends it by closing in.
+func ServeWriter(ctx context.Context, path string, in io.Reader, out io.Writer) error {
+	s, err := Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	// The process's whole memory is this connection: a 1 MB page cache
+	// holds the B-trees' right edges and the current hour's aggregate rows
+	// that appending touches.
+	if _, err := s.w.ExecContext(ctx, `PRAGMA cache_size(-1000)`); err != nil {
+		return fmt.Errorf("sqlite: writer process: %w", err)
+	}
+	rd := bufio.NewReaderSize(in, 64<<10)
+	wr := bufio.NewWriterSize(out, 512)
+	var (
+		frame []byte
+		recs  []ledger.Record
+		hdr   [4]byte
+	)
+	for {
+		if _, err := io.ReadFull(rd, hdr[:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("sqlite: writer process: read: %w", err)
+		}
+		n := binary.LittleEndian.Uint32(hdr[:])
+		if n > maxFrame {
+			return fmt.Errorf("sqlite: writer process: frame of %d bytes", n)
+		}
+		if cap(frame) < int(n) {
+			frame = make([]byte, n)
+		}
+		frame = frame[:n]
+		if _, err := io.ReadFull(rd, frame); err != nil {
+			return fmt.Errorf("sqlite: writer process: read: %w", err)
+		}
+		clear(recs)
+		recs, err = ledger.ReadWireBatch(recs[:0], frame)
+		if err == nil {
+			err = s.InsertRecords(ctx, recs)
+		}
+		if err := writeAnswer(wr, err); err != nil {
+			return fmt.Errorf("sqlite: writer process: write: %w", err)
+		}
+	}
+}
+
+func writeAnswer(w *bufio.Writer, insErr error) error {
+	msg := []byte{0}
+	if insErr != nil {
+		msg = append([]byte{1}, insErr.Error()...)
+		msg = msg[:min(len(msg), 4096)]
+	}
+	var hdr [4]byte
+	binary.LittleEndian.PutUint32(hdr[:], uint32(len(msg)))
+	w.Write(hdr[:])
+	w.Write(msg)
+	return w.Flush()
+}
