@@ -281,6 +281,8 @@ func tollgateBinary(ctx context.Context, log *slog.Logger, path, dir string) (st
 	log.Info("building tollgate", "out", bin)
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/tollgate")
 	cmd.Dir = filepath.Dir(gomod)
+	// As released: without cgo, so no libc arenas or thread stacks of its own.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/tollgate: %w\n%s", err, out)
 	}
