@@ -28,39 +28,43 @@ import (
 type reqCol struct {
 	name string
 	val  func(r *ledger.Record) any
+	// same, set on the low-cardinality columns, reports whether two
+	// records agree on the column; a shaped statement binds such a column
+	// once per distinct value set (shape.go), not once per row.
+	same func(a, b *ledger.Record) bool
 }
 
 // reqCols are the requests columns in insert order. Adding a column (say
 // cache_write_tokens) is one line here plus its migration.
 var reqCols = []reqCol{
-	{"id", func(r *ledger.Record) any { return r.ID }},
-	{"time_us", func(r *ledger.Record) any { return r.Time.UnixMicro() }},
-	{"key_id", func(r *ledger.Record) any { return r.KeyID }},
-	{"key_name", func(r *ledger.Record) any { return r.KeyName }},
-	{"end_user", func(r *ledger.Record) any { return r.User }},
-	{"endpoint", func(r *ledger.Record) any { return r.Endpoint }},
-	{"model", func(r *ledger.Record) any { return r.Model }},
-	{"model_used", func(r *ledger.Record) any { return r.ModelUsed }},
-	{"upstream", func(r *ledger.Record) any { return r.Upstream }},
-	{"stream", func(r *ledger.Record) any { return r.Stream }},
-	{"outcome", func(r *ledger.Record) any { return string(r.Outcome) }},
-	{"status", func(r *ledger.Record) any { return int64(r.Status) }},
-	{"attempts", func(r *ledger.Record) any { return int64(r.Attempts) }},
-	{"prompt_tokens", func(r *ledger.Record) any { return r.PromptTokens }},
-	{"completion_tokens", func(r *ledger.Record) any { return r.CompletionTokens }},
-	{"cached_tokens", func(r *ledger.Record) any { return r.CachedTokens }},
-	{"reasoning_tokens", func(r *ledger.Record) any { return r.ReasoningTokens }},
-	{"total_tokens", func(r *ledger.Record) any { return r.TotalTokens }},
-	{"estimated", func(r *ledger.Record) any { return r.Estimated }},
-	{"cost_nano", func(r *ledger.Record) any { return r.CostNanoUSD }},
-	{"priced", func(r *ledger.Record) any { return r.Priced }},
-	{"duration_ns", func(r *ledger.Record) any { return int64(r.Duration) }},
-	{"ttfb_ns", func(r *ledger.Record) any { return int64(r.TTFB) }},
-	{"client_ip", func(r *ledger.Record) any { return r.ClientIP }},
-	{"error", func(r *ledger.Record) any { return r.Error }},
-	{"request_body", func(r *ledger.Record) any { return nullBytes(r.RequestBody) }},
-	{"response_body", func(r *ledger.Record) any { return nullBytes(r.ResponseBody) }},
-	{"cache_write_tokens", func(r *ledger.Record) any { return r.CacheWriteTokens }},
+	{"id", func(r *ledger.Record) any { return r.ID }, nil},
+	{"time_us", func(r *ledger.Record) any { return r.Time.UnixMicro() }, nil},
+	{"key_id", func(r *ledger.Record) any { return r.KeyID }, func(a, b *ledger.Record) bool { return a.KeyID == b.KeyID }},
+	{"key_name", func(r *ledger.Record) any { return r.KeyName }, func(a, b *ledger.Record) bool { return a.KeyName == b.KeyName }},
+	{"end_user", func(r *ledger.Record) any { return r.User }, nil},
+	{"endpoint", func(r *ledger.Record) any { return r.Endpoint }, func(a, b *ledger.Record) bool { return a.Endpoint == b.Endpoint }},
+	{"model", func(r *ledger.Record) any { return r.Model }, func(a, b *ledger.Record) bool { return a.Model == b.Model }},
+	{"model_used", func(r *ledger.Record) any { return r.ModelUsed }, func(a, b *ledger.Record) bool { return a.ModelUsed == b.ModelUsed }},
+	{"upstream", func(r *ledger.Record) any { return r.Upstream }, func(a, b *ledger.Record) bool { return a.Upstream == b.Upstream }},
+	{"stream", func(r *ledger.Record) any { return r.Stream }, func(a, b *ledger.Record) bool { return a.Stream == b.Stream }},
+	{"outcome", func(r *ledger.Record) any { return string(r.Outcome) }, func(a, b *ledger.Record) bool { return a.Outcome == b.Outcome }},
+	{"status", func(r *ledger.Record) any { return int64(r.Status) }, func(a, b *ledger.Record) bool { return a.Status == b.Status }},
+	{"attempts", func(r *ledger.Record) any { return int64(r.Attempts) }, func(a, b *ledger.Record) bool { return a.Attempts == b.Attempts }},
+	{"prompt_tokens", func(r *ledger.Record) any { return r.PromptTokens }, nil},
+	{"completion_tokens", func(r *ledger.Record) any { return r.CompletionTokens }, nil},
+	{"cached_tokens", func(r *ledger.Record) any { return r.CachedTokens }, nil},
+	{"reasoning_tokens", func(r *ledger.Record) any { return r.ReasoningTokens }, nil},
+	{"total_tokens", func(r *ledger.Record) any { return r.TotalTokens }, nil},
+	{"estimated", func(r *ledger.Record) any { return r.Estimated }, func(a, b *ledger.Record) bool { return a.Estimated == b.Estimated }},
+	{"cost_nano", func(r *ledger.Record) any { return r.CostNanoUSD }, nil},
+	{"priced", func(r *ledger.Record) any { return r.Priced }, func(a, b *ledger.Record) bool { return a.Priced == b.Priced }},
+	{"duration_ns", func(r *ledger.Record) any { return int64(r.Duration) }, nil},
+	{"ttfb_ns", func(r *ledger.Record) any { return int64(r.TTFB) }, nil},
+	{"client_ip", func(r *ledger.Record) any { return r.ClientIP }, nil},
+	{"error", func(r *ledger.Record) any { return r.Error }, func(a, b *ledger.Record) bool { return a.Error == b.Error }},
+	{"request_body", func(r *ledger.Record) any { return nullBytes(r.RequestBody) }, nil},
+	{"response_body", func(r *ledger.Record) any { return nullBytes(r.ResponseBody) }, nil},
+	{"cache_write_tokens", func(r *ledger.Record) any { return r.CacheWriteTokens }, nil},
 }
 
 // sumCol is one summed column of usage_hourly and usage_daily, with what a
@@ -125,6 +129,8 @@ type inserter struct {
 	nv   []driver.NamedValue // the arguments of one statement, reused
 
 	ins     sized // INSERT ... ON CONFLICT DO NOTHING
+	insShp  sized // the same, shaped (shape.go)
+	shp     *shaper
 	insRet  sized // the same, RETURNING the rows inserted
 	upsHour sized
 	upsDay  sized
@@ -188,6 +194,7 @@ func (in *inserter) prepare(ctx context.Context, dc any) error {
 		q   func(rows int) string
 	}{
 		{&in.ins, func(n int) string { return insertReqSQL(n, false) }},
+		{&in.insShp, insertShapedSQL},
 		{&in.insRet, func(n int) string { return insertReqSQL(n, true) }},
 		{&in.upsHour, func(n int) string { return upsertAggSQL("usage_hourly", "hour", n) }},
 		{&in.upsDay, func(n int) string { return upsertAggSQL("usage_daily", "day", n) }},
@@ -225,7 +232,7 @@ func (in *inserter) prepare(ctx context.Context, dc any) error {
 // close closes the statements; call it inside Raw on their connection.
 func (in *inserter) close() error {
 	var errs []error
-	for _, z := range []*sized{&in.ins, &in.insRet, &in.upsHour, &in.upsDay, &in.upsZone} {
+	for _, z := range []*sized{&in.ins, &in.insShp, &in.insRet, &in.upsHour, &in.upsDay, &in.upsZone} {
 		for _, st := range *z {
 			errs = append(errs, st.Close())
 		}
@@ -409,9 +416,14 @@ func (s *Store) insert(ctx context.Context, dc any, recs []ledger.Record, checke
 			return false, fmt.Errorf("sqlite: insert records: %w", err)
 		}
 		in.nv = in.nv[:0]
-		for i := range chunk {
-			for _, c := range reqCols {
-				in.arg(c.val(&chunk[i]))
+		if shapes, ok := in.shp.find(chunk); !checked && ok {
+			_, st = in.insShp.pick(n)
+			in.shp.args(in, chunk, shapes)
+		} else {
+			for i := range chunk {
+				for _, c := range reqCols {
+					in.arg(c.val(&chunk[i]))
+				}
 			}
 		}
 		if checked {
@@ -491,52 +503,8 @@ func (in *inserter) insertReturning(ctx context.Context, st driver.Stmt, byID ma
 	}
 }
 
-// aggKey identifies one usage_hourly or usage_daily row.
-type aggKey struct {
-	t                               int64 // hour or day start, unix seconds
-	keyID, model, upstream, endUser string
-}
-
-// aggVals are the sums of sumCols followed by the histogram counts.
-type aggVals []int64
-
-// aggregator sums a batch in memory, so the aggregate tables take one
-// upsert per group and batch, not one per row.
-type aggregator struct {
-	hourly, daily map[aggKey]aggVals
-	last          map[string]int64 // newest time_us per key id
-	zones         store.ZoneCounts
-}
-
-func newAggregator() *aggregator {
-	return &aggregator{hourly: map[aggKey]aggVals{}, daily: map[aggKey]aggVals{}, last: map[string]int64{},
-		zones: store.ZoneCounts{}}
-}
-
-func (a *aggregator) add(r *ledger.Record) {
-	k := aggKey{store.HourFloor(r.Time), r.KeyID, r.Model, r.Upstream, r.User}
-	addTo(a.hourly, k, r)
-	k.t -= k.t % 86400
-	addTo(a.daily, k, r)
-	if us := r.Time.UnixMicro(); r.KeyID != "" && us > a.last[r.KeyID] {
-		a.last[r.KeyID] = us
-	}
-	a.zones.Add(r)
-}
-
-func addTo(m map[aggKey]aggVals, k aggKey, r *ledger.Record) {
-	v := m[k]
-	if v == nil {
-		v = make(aggVals, len(sumCols)+store.HistBuckets)
-		m[k] = v
-	}
-	for i, c := range sumCols {
-		v[i] += c.val(r)
-	}
-	v[len(sumCols)+store.HistBucket(r.Duration)]++
-}
-
 func (in *inserter) writeAggs(ctx context.Context, agg *aggregator) error {
+	agg.fold()
 	if err := in.upsertAggs(ctx, agg.hourly, in.upsHour); err != nil {
 		return err
 	}
