@@ -32,39 +32,56 @@ type reqCol struct {
 	// records agree on the column; a shaped statement binds such a column
 	// once per distinct value set (shape.go), not once per row.
 	same func(a, b *ledger.Record) bool
+	// varied marks a shaped column that may take many values at once.
+	varied bool
 }
 
 // reqCols are the requests columns in insert order. Adding a column (say
 // cache_write_tokens) is one line here plus its migration.
 var reqCols = []reqCol{
-	{"id", func(r *ledger.Record) any { return r.ID }, nil},
-	{"time_us", func(r *ledger.Record) any { return r.Time.UnixMicro() }, nil},
-	{"key_id", func(r *ledger.Record) any { return r.KeyID }, func(a, b *ledger.Record) bool { return a.KeyID == b.KeyID }},
-	{"key_name", func(r *ledger.Record) any { return r.KeyName }, func(a, b *ledger.Record) bool { return a.KeyName == b.KeyName }},
-	{"end_user", func(r *ledger.Record) any { return r.User }, nil},
-	{"endpoint", func(r *ledger.Record) any { return r.Endpoint }, func(a, b *ledger.Record) bool { return a.Endpoint == b.Endpoint }},
-	{"model", func(r *ledger.Record) any { return r.Model }, func(a, b *ledger.Record) bool { return a.Model == b.Model }},
-	{"model_used", func(r *ledger.Record) any { return r.ModelUsed }, func(a, b *ledger.Record) bool { return a.ModelUsed == b.ModelUsed }},
-	{"upstream", func(r *ledger.Record) any { return r.Upstream }, func(a, b *ledger.Record) bool { return a.Upstream == b.Upstream }},
-	{"stream", func(r *ledger.Record) any { return r.Stream }, func(a, b *ledger.Record) bool { return a.Stream == b.Stream }},
-	{"outcome", func(r *ledger.Record) any { return string(r.Outcome) }, func(a, b *ledger.Record) bool { return a.Outcome == b.Outcome }},
-	{"status", func(r *ledger.Record) any { return int64(r.Status) }, func(a, b *ledger.Record) bool { return a.Status == b.Status }},
-	{"attempts", func(r *ledger.Record) any { return int64(r.Attempts) }, func(a, b *ledger.Record) bool { return a.Attempts == b.Attempts }},
-	{"prompt_tokens", func(r *ledger.Record) any { return r.PromptTokens }, nil},
-	{"completion_tokens", func(r *ledger.Record) any { return r.CompletionTokens }, nil},
-	{"cached_tokens", func(r *ledger.Record) any { return r.CachedTokens }, nil},
-	{"reasoning_tokens", func(r *ledger.Record) any { return r.ReasoningTokens }, nil},
-	{"total_tokens", func(r *ledger.Record) any { return r.TotalTokens }, nil},
-	{"estimated", func(r *ledger.Record) any { return r.Estimated }, func(a, b *ledger.Record) bool { return a.Estimated == b.Estimated }},
-	{"cost_nano", func(r *ledger.Record) any { return r.CostNanoUSD }, nil},
-	{"priced", func(r *ledger.Record) any { return r.Priced }, func(a, b *ledger.Record) bool { return a.Priced == b.Priced }},
-	{"duration_ns", func(r *ledger.Record) any { return int64(r.Duration) }, nil},
-	{"ttfb_ns", func(r *ledger.Record) any { return int64(r.TTFB) }, nil},
-	{"client_ip", func(r *ledger.Record) any { return r.ClientIP }, nil},
-	{"error", func(r *ledger.Record) any { return r.Error }, func(a, b *ledger.Record) bool { return a.Error == b.Error }},
-	{"request_body", func(r *ledger.Record) any { return nullBytes(r.RequestBody) }, nil},
-	{"response_body", func(r *ledger.Record) any { return nullBytes(r.ResponseBody) }, nil},
-	{"cache_write_tokens", func(r *ledger.Record) any { return r.CacheWriteTokens }, nil},
+	{name: "id", val: func(r *ledger.Record) any { return r.ID }},
+	{name: "time_us", val: func(r *ledger.Record) any { return r.Time.UnixMicro() }},
+	{name: "key_id", val: func(r *ledger.Record) any { return r.KeyID },
+		same: func(a, b *ledger.Record) bool { return a.KeyID == b.KeyID }},
+	{name: "key_name", val: func(r *ledger.Record) any { return r.KeyName },
+		same: func(a, b *ledger.Record) bool { return a.KeyName == b.KeyName }},
+	{name: "end_user", val: func(r *ledger.Record) any { return r.User },
+		same: func(a, b *ledger.Record) bool { return a.User == b.User }, varied: true},
+	{name: "endpoint", val: func(r *ledger.Record) any { return r.Endpoint },
+		same: func(a, b *ledger.Record) bool { return a.Endpoint == b.Endpoint }},
+	{name: "model", val: func(r *ledger.Record) any { return r.Model },
+		same: func(a, b *ledger.Record) bool { return a.Model == b.Model }},
+	{name: "model_used", val: func(r *ledger.Record) any { return r.ModelUsed },
+		same: func(a, b *ledger.Record) bool { return a.ModelUsed == b.ModelUsed }},
+	{name: "upstream", val: func(r *ledger.Record) any { return r.Upstream },
+		same: func(a, b *ledger.Record) bool { return a.Upstream == b.Upstream }},
+	{name: "stream", val: func(r *ledger.Record) any { return r.Stream },
+		same: func(a, b *ledger.Record) bool { return a.Stream == b.Stream }},
+	{name: "outcome", val: func(r *ledger.Record) any { return string(r.Outcome) },
+		same: func(a, b *ledger.Record) bool { return a.Outcome == b.Outcome }},
+	{name: "status", val: func(r *ledger.Record) any { return int64(r.Status) },
+		same: func(a, b *ledger.Record) bool { return a.Status == b.Status }},
+	{name: "attempts", val: func(r *ledger.Record) any { return int64(r.Attempts) },
+		same: func(a, b *ledger.Record) bool { return a.Attempts == b.Attempts }},
+	{name: "prompt_tokens", val: func(r *ledger.Record) any { return r.PromptTokens }},
+	{name: "completion_tokens", val: func(r *ledger.Record) any { return r.CompletionTokens }},
+	{name: "cached_tokens", val: func(r *ledger.Record) any { return r.CachedTokens }},
+	{name: "reasoning_tokens", val: func(r *ledger.Record) any { return r.ReasoningTokens }},
+	{name: "total_tokens", val: func(r *ledger.Record) any { return r.TotalTokens }},
+	{name: "estimated", val: func(r *ledger.Record) any { return r.Estimated },
+		same: func(a, b *ledger.Record) bool { return a.Estimated == b.Estimated }},
+	{name: "cost_nano", val: func(r *ledger.Record) any { return r.CostNanoUSD }},
+	{name: "priced", val: func(r *ledger.Record) any { return r.Priced },
+		same: func(a, b *ledger.Record) bool { return a.Priced == b.Priced }},
+	{name: "duration_ns", val: func(r *ledger.Record) any { return int64(r.Duration) }},
+	{name: "ttfb_ns", val: func(r *ledger.Record) any { return int64(r.TTFB) }},
+	{name: "client_ip", val: func(r *ledger.Record) any { return r.ClientIP },
+		same: func(a, b *ledger.Record) bool { return a.ClientIP == b.ClientIP }, varied: true},
+	{name: "error", val: func(r *ledger.Record) any { return r.Error },
+		same: func(a, b *ledger.Record) bool { return a.Error == b.Error }},
+	{name: "request_body", val: func(r *ledger.Record) any { return nullBytes(r.RequestBody) }},
+	{name: "response_body", val: func(r *ledger.Record) any { return nullBytes(r.ResponseBody) }},
+	{name: "cache_write_tokens", val: func(r *ledger.Record) any { return r.CacheWriteTokens }},
 }
 
 // sumCol is one summed column of usage_hourly and usage_daily, with what a
@@ -128,10 +145,9 @@ type inserter struct {
 	conn any                 // the driver connection the statements belong to
 	nv   []driver.NamedValue // the arguments of one statement, reused
 
-	ins     sized // INSERT ... ON CONFLICT DO NOTHING
-	insShp  sized // the same, shaped (shape.go)
-	shp     *shaper
-	insRet  sized // the same, RETURNING the rows inserted
+	ins     sized     // INSERT ... ON CONFLICT DO NOTHING
+	shapers []*shaper // shaped INSERTs, wide first (shape.go)
+	insRet  sized     // the same, RETURNING the rows inserted
 	upsHour sized
 	upsDay  sized
 	upsZone sized
@@ -189,17 +205,21 @@ func (in *inserter) prepare(ctx context.Context, dc any) error {
 		return fmt.Errorf("sqlite: driver connection %T cannot prepare", dc)
 	}
 	in.conn = nil
-	for _, p := range []struct {
+	type family struct {
 		dst *sized
 		q   func(rows int) string
-	}{
+	}
+	var shaped []family
+	for _, sh := range in.shapers {
+		shaped = append(shaped, family{&sh.stmts, sh.sql})
+	}
+	for _, p := range append([]family{
 		{&in.ins, func(n int) string { return insertReqSQL(n, false) }},
-		{&in.insShp, insertShapedSQL},
 		{&in.insRet, func(n int) string { return insertReqSQL(n, true) }},
 		{&in.upsHour, func(n int) string { return upsertAggSQL("usage_hourly", "hour", n) }},
 		{&in.upsDay, func(n int) string { return upsertAggSQL("usage_daily", "day", n) }},
 		{&in.upsZone, upsertZoneSQL},
-	} {
+	}, shaped...) {
 		*p.dst = (*p.dst)[:0]
 		for _, n := range chunkSizes {
 			st, err := pc.PrepareContext(ctx, p.q(n))
@@ -232,7 +252,11 @@ func (in *inserter) prepare(ctx context.Context, dc any) error {
 // close closes the statements; call it inside Raw on their connection.
 func (in *inserter) close() error {
 	var errs []error
-	for _, z := range []*sized{&in.ins, &in.insShp, &in.insRet, &in.upsHour, &in.upsDay, &in.upsZone} {
+	stmts := []*sized{&in.ins, &in.insRet, &in.upsHour, &in.upsDay, &in.upsZone}
+	for _, sh := range in.shapers {
+		stmts = append(stmts, &sh.stmts)
+	}
+	for _, z := range stmts {
 		for _, st := range *z {
 			errs = append(errs, st.Close())
 		}
@@ -416,9 +440,9 @@ func (s *Store) insert(ctx context.Context, dc any, recs []ledger.Record, checke
 			return false, fmt.Errorf("sqlite: insert records: %w", err)
 		}
 		in.nv = in.nv[:0]
-		if shapes, ok := in.shp.find(chunk); !checked && ok {
-			_, st = in.insShp.pick(n)
-			in.shp.args(in, chunk, shapes)
+		if sh, shapes := in.shaped(chunk, checked); sh != nil {
+			_, st = sh.stmts.pick(n)
+			sh.args(in, chunk, shapes)
 		} else {
 			for i := range chunk {
 				for _, c := range reqCols {
@@ -454,6 +478,20 @@ func (s *Store) insert(ctx context.Context, dc any, recs []ledger.Record, checke
 		return false, fmt.Errorf("sqlite: insert records: commit: %w", err)
 	}
 	return true, nil
+}
+
+// shaped returns the first shaped family chunk fits and its shape count;
+// nil for the plain statement (always on the checked path).
+func (in *inserter) shaped(chunk []ledger.Record, checked bool) (*shaper, int) {
+	if checked {
+		return nil, 0
+	}
+	for _, sh := range in.shapers {
+		if n, ok := sh.find(chunk); ok {
+			return sh, n
+		}
+	}
+	return nil, 0
 }
 
 type rowKey struct {

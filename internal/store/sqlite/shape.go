@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -22,26 +23,39 @@ import (
 // bind per shape column per statement, whether used or not.
 const shapeSlots = 4
 
-// shapeCols and rowCols are the indexes in reqCols of the columns bound per
-// shape and per row.
-func splitCols() (shapeCols, rowCols []int) {
-	for i, c := range reqCols {
-		if c.same != nil {
-			shapeCols = append(shapeCols, i)
-		} else {
-			rowCols = append(rowCols, i)
-		}
-	}
-	return shapeCols, rowCols
+// shaper is one family of shaped statements: which columns it binds per
+// shape. The wide family also shapes the columns that may take many values
+// (varied: end user, client address); a chunk with too many shapes for it
+// may still fit the narrow one, which binds those per row.
+type shaper struct {
+	shapeCols, rowCols []int
+	text               []bool // by reqCols index: a string column
+	stmts              sized
+	reps               [shapeSlots]*ledger.Record // a row of each shape
+	idx                []int64                    // each row's shape
 }
 
-// insertShapedSQL is the shaped form of insertReqSQL(rows, false): the
-// dictionary s holds shapeSlots shapes, r the rows, each with the number of
-// its shape. Parameters are anonymous and each is used once: a numbered
-// parameter used twice gets a name, and modernc looks every parameter's
-// name up in a list of them, which made binding quadratic.
-func insertShapedSQL(rows int) string {
-	shapeCols, rowCols := splitCols()
+func newShaper(wide bool) *shaper {
+	s := &shaper{text: make([]bool, len(reqCols))}
+	var zero ledger.Record
+	for i, c := range reqCols {
+		_, s.text[i] = c.val(&zero).(string)
+		if c.same != nil && (wide || !c.varied) {
+			s.shapeCols = append(s.shapeCols, i)
+		} else {
+			s.rowCols = append(s.rowCols, i)
+		}
+	}
+	return s
+}
+
+// sql is the shaped form of insertReqSQL(rows, false): the dictionary s
+// holds shapeSlots shapes, r the rows, each with the number of its shape.
+// Parameters are anonymous and each is used once: a numbered parameter
+// used twice gets a name, and modernc looks each parameter's name up in the
+// list of names, which made binding quadratic. An empty string is bound as
+// NULL (no C copy, nothing to unbind) and stored as an empty string.
+func (s *shaper) sql(rows int) string {
 	names := func(idx []int) string {
 		var b strings.Builder
 		for _, i := range idx {
@@ -50,41 +64,34 @@ func insertShapedSQL(rows int) string {
 		return b.String()
 	}
 	var b strings.Builder
-	b.WriteString(`WITH s(n` + names(shapeCols) + `) AS (VALUES `)
-	one := strings.Repeat(",?", len(shapeCols)) + ")"
+	b.WriteString(`WITH s(n` + names(s.shapeCols) + `) AS (VALUES `)
+	one := strings.Repeat(",?", len(s.shapeCols)) + ")"
 	for d := range shapeSlots {
 		if d > 0 {
 			b.WriteByte(',')
 		}
 		b.WriteString("(" + strconv.Itoa(d) + one)
 	}
-	b.WriteString(`), r(n` + names(rowCols) + `) AS (VALUES ` + placeholders(rows, 1+len(rowCols)) + `)
+	b.WriteString(`), r(n` + names(s.rowCols) + `) AS (VALUES ` + placeholders(rows, 1+len(s.rowCols)) + `)
 INSERT INTO requests (`)
 	sel := make([]string, len(reqCols))
 	for i, c := range reqCols {
-		b.WriteString(map[bool]string{true: "", false: ", "}[i == 0] + c.name)
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(c.name)
 		sel[i] = "r." + c.name
-		if c.same != nil {
+		if slices.Contains(s.shapeCols, i) {
 			sel[i] = "s." + c.name
+		}
+		if s.text[i] {
+			sel[i] = "coalesce(" + sel[i] + ", '')"
 		}
 	}
 	// CROSS JOIN keeps r the outer loop, so rows go in in batch order.
 	b.WriteString(`) SELECT ` + strings.Join(sel, ", ") + ` FROM r CROSS JOIN s WHERE s.n = r.n
 ON CONFLICT(time_us, id) DO NOTHING`)
 	return b.String()
-}
-
-// shaper finds the shapes of a chunk; its slices are reused.
-type shaper struct {
-	shapeCols, rowCols []int
-	reps               [shapeSlots]*ledger.Record // a row of each shape
-	idx                []int64                    // each row's shape
-}
-
-func newShaper() *shaper {
-	s := &shaper{}
-	s.shapeCols, s.rowCols = splitCols()
-	return s
 }
 
 // find assigns each row of chunk a shape; false if it has more than
@@ -99,6 +106,7 @@ func (s *shaper) find(chunk []ledger.Record) (n int, ok bool) {
 		}
 		if d == n {
 			if n == shapeSlots {
+				clear(s.reps[:])
 				return n, false
 			}
 			s.reps[n] = r
@@ -118,13 +126,22 @@ func (s *shaper) sameShape(a, b *ledger.Record) bool {
 	return true
 }
 
+// arg appends the value of column i of r to in's arguments.
+func (s *shaper) arg(in *inserter, i int, r *ledger.Record) {
+	v := reqCols[i].val(r)
+	if s.text[i] && v == "" {
+		v = nil
+	}
+	in.arg(v)
+}
+
 // args appends a shaped statement's arguments for chunk, whose shapes find
 // has just found (n of them), to in.nv.
 func (s *shaper) args(in *inserter, chunk []ledger.Record, n int) {
 	for d := range shapeSlots {
 		for _, i := range s.shapeCols {
 			if d < n {
-				in.arg(reqCols[i].val(s.reps[d]))
+				s.arg(in, i, s.reps[d])
 			} else {
 				in.arg(nil) // an unused slot, never selected
 			}
@@ -133,7 +150,7 @@ func (s *shaper) args(in *inserter, chunk []ledger.Record, n int) {
 	for k := range chunk {
 		in.arg(s.idx[k])
 		for _, i := range s.rowCols {
-			in.arg(reqCols[i].val(&chunk[k]))
+			s.arg(in, i, &chunk[k])
 		}
 	}
 	clear(s.reps[:]) // keep no record alive

@@ -78,7 +78,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
 	s := &Store{w: w, r: r, usage: store.NewUsageCache(store.UsageCacheRows)}
-	s.ins = &inserter{shp: newShaper()}
+	s.ins = &inserter{shapers: []*shaper{newShaper(true), newShaper(false)}}
 	return s, nil
 }
 
