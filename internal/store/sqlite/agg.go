@@ -14,10 +14,8 @@ type aggKey struct {
 // aggVals are the sums of sumCols followed by the histogram counts.
 type aggVals []int64
 
-// groupKey is what a row shares with every row it is summed with: its
-// usage row (the hour and day follow from the zone bucket) and its zones.
-// Rows are summed per group first, so a row costs one map operation, not
-// one per usage table and zone dimension (nine).
+// groupKey is what a row shares with every row it is counted with: its
+// usage rows (the hour and day follow from the zone bucket) and its zones.
 type groupKey struct {
 	bucket                                   int64 // store.ZoneBucket of time_us
 	keyID, model, upstream, endUser, outcome string
@@ -25,65 +23,96 @@ type groupKey struct {
 	stream                                   bool
 }
 
+// group is a recently seen group: the sums its rows go to and how many
+// rows it has had since its zones were last counted.
 type group struct {
-	rep  *ledger.Record // a row of the group
-	n    int64
-	vals aggVals
+	key           groupKey
+	rep           *ledger.Record // a row of the group
+	n             int64
+	hourly, daily aggVals
 }
 
+// recentGroups is how many groups the aggregator remembers. A batch of a
+// busy gateway repeats a few groups, and a row of a remembered one costs a
+// short scan instead of nine map operations (two usage rows, seven zone
+// dimensions); a row of a new group costs what it did without the cache.
+// A map of every group cost varied batches, where groups are as many as
+// rows, about twice as much CPU.
+const recentGroups = 8
+
 // aggregator sums a batch in memory, so the aggregate tables take one
-// upsert per group and batch, not one per row. add sums rows into groups;
-// fold turns the groups into hourly, daily, last and zones.
+// upsert per group and batch, not one per row. Call fold before reading
+// zones.
 type aggregator struct {
-	groups        map[groupKey]*group
+	recent        [recentGroups]group
+	nRecent, next int // slots used; the slot to reuse next
 	hourly, daily map[aggKey]aggVals
 	last          map[string]int64 // newest time_us per key id
 	zones         store.ZoneCounts
 }
 
 func newAggregator() *aggregator {
-	return &aggregator{groups: map[groupKey]*group{}, hourly: map[aggKey]aggVals{}, daily: map[aggKey]aggVals{},
-		last: map[string]int64{}, zones: store.ZoneCounts{}}
+	return &aggregator{hourly: map[aggKey]aggVals{}, daily: map[aggKey]aggVals{}, last: map[string]int64{},
+		zones: store.ZoneCounts{}}
 }
 
 func (a *aggregator) add(r *ledger.Record) {
 	us := r.Time.UnixMicro()
 	k := groupKey{store.ZoneBucket(us), r.KeyID, r.Model, r.Upstream, r.User, string(r.Outcome), r.Status, r.Stream}
-	g := a.groups[k]
-	if g == nil {
-		g = &group{rep: r, vals: make(aggVals, len(sumCols)+store.HistBuckets)}
-		a.groups[k] = g
-	}
+	g := a.group(k, r)
 	g.n++
 	for i, c := range sumCols {
-		g.vals[i] += c.val(r)
+		v := c.val(r)
+		g.hourly[i] += v
+		g.daily[i] += v
 	}
-	g.vals[len(sumCols)+store.HistBucket(r.Duration)]++
+	h := len(sumCols) + store.HistBucket(r.Duration)
+	g.hourly[h]++
+	g.daily[h]++
 	if r.KeyID != "" && us > a.last[r.KeyID] {
 		a.last[r.KeyID] = us
 	}
 }
 
-// fold adds the groups to hourly, daily and zones, and empties them.
-func (a *aggregator) fold() {
-	for _, g := range a.groups {
-		r := g.rep
-		k := aggKey{store.HourFloor(r.Time), r.KeyID, r.Model, r.Upstream, r.User}
-		addTo(a.hourly, k, g.vals)
-		k.t -= k.t % 86400
-		addTo(a.daily, k, g.vals)
-		a.zones.AddN(r, g.n)
+// group returns the remembered group k, or remembers it in place of the
+// least recently added one, whose zones it counts.
+func (a *aggregator) group(k groupKey, r *ledger.Record) *group {
+	for i := range a.nRecent {
+		if a.recent[i].key == k {
+			return &a.recent[i]
+		}
 	}
-	clear(a.groups)
+	var g *group
+	if a.nRecent < recentGroups {
+		g = &a.recent[a.nRecent]
+		a.nRecent++
+	} else {
+		g = &a.recent[a.next]
+		a.next = (a.next + 1) % recentGroups
+		a.zones.AddN(g.rep, g.n)
+	}
+	hk := aggKey{store.HourFloor(r.Time), r.KeyID, r.Model, r.Upstream, r.User}
+	dk := hk
+	dk.t -= dk.t % 86400
+	*g = group{key: k, rep: r, hourly: sums(a.hourly, hk), daily: sums(a.daily, dk)}
+	return g
 }
 
-func addTo(m map[aggKey]aggVals, k aggKey, vals aggVals) {
+// sums returns the sums of k in m, adding them if new.
+func sums(m map[aggKey]aggVals, k aggKey) aggVals {
 	v := m[k]
 	if v == nil {
-		v = make(aggVals, len(vals))
+		v = make(aggVals, len(sumCols)+store.HistBuckets)
 		m[k] = v
 	}
-	for i, x := range vals {
-		v[i] += x
+	return v
+}
+
+// fold counts the zones of the remembered groups and forgets them.
+func (a *aggregator) fold() {
+	for i := range a.nRecent {
+		a.zones.AddN(a.recent[i].rep, a.recent[i].n)
 	}
+	a.recent = [recentGroups]group{}
+	a.nRecent, a.next = 0, 0
 }
