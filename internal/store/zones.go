@@ -73,11 +73,14 @@ func streamValue(b bool) string {
 type ZoneCounts map[Zone]int64
 
 // Add counts r's zones.
-func (z ZoneCounts) Add(r *ledger.Record) {
+func (z ZoneCounts) Add(r *ledger.Record) { z.AddN(r, 1) }
+
+// AddN counts r's zones n times: n rows with r's zone values.
+func (z ZoneCounts) AddN(r *ledger.Record, n int64) {
 	b := ZoneBucket(r.Time.UnixMicro())
 	stream := r.Stream
 	eachZone(r.KeyID, r.Model, r.User, r.Upstream, string(r.Outcome), r.Status, &stream, func(d ZoneDim, v string) {
-		z[Zone{b, d, v}]++
+		z[Zone{b, d, v}] += n
 	})
 }
 

@@ -22,78 +22,6 @@ import (
 // RETURNING and every row is aggregated; only a batch in which some row was
 // skipped (a replay of rows already stored) is redone the careful way.
 
-// reqCol is one requests column that InsertRecords fills, with its value in
-// a record. Values are driver.Value types (int64, not int) so database/sql
-// passes them on without reflection.
-type reqCol struct {
-	name string
-	val  func(r *ledger.Record) any
-}
-
-// reqCols are the requests columns in insert order. Adding a column (say
-// cache_write_tokens) is one line here plus its migration.
-var reqCols = []reqCol{
-	{"id", func(r *ledger.Record) any { return r.ID }},
-	{"time_us", func(r *ledger.Record) any { return r.Time.UnixMicro() }},
-	{"key_id", func(r *ledger.Record) any { return r.KeyID }},
-	{"key_name", func(r *ledger.Record) any { return r.KeyName }},
-	{"end_user", func(r *ledger.Record) any { return r.User }},
-	{"endpoint", func(r *ledger.Record) any { return r.Endpoint }},
-	{"model", func(r *ledger.Record) any { return r.Model }},
-	{"model_used", func(r *ledger.Record) any { return r.ModelUsed }},
-	{"upstream", func(r *ledger.Record) any { return r.Upstream }},
-	{"stream", func(r *ledger.Record) any { return r.Stream }},
-	{"outcome", func(r *ledger.Record) any { return string(r.Outcome) }},
-	{"status", func(r *ledger.Record) any { return int64(r.Status) }},
-	{"attempts", func(r *ledger.Record) any { return int64(r.Attempts) }},
-	{"prompt_tokens", func(r *ledger.Record) any { return r.PromptTokens }},
-	{"completion_tokens", func(r *ledger.Record) any { return r.CompletionTokens }},
-	{"cached_tokens", func(r *ledger.Record) any { return r.CachedTokens }},
-	{"reasoning_tokens", func(r *ledger.Record) any { return r.ReasoningTokens }},
-	{"total_tokens", func(r *ledger.Record) any { return r.TotalTokens }},
-	{"estimated", func(r *ledger.Record) any { return r.Estimated }},
-	{"cost_nano", func(r *ledger.Record) any { return r.CostNanoUSD }},
-	{"priced", func(r *ledger.Record) any { return r.Priced }},
-	{"duration_ns", func(r *ledger.Record) any { return int64(r.Duration) }},
-	{"ttfb_ns", func(r *ledger.Record) any { return int64(r.TTFB) }},
-	{"client_ip", func(r *ledger.Record) any { return r.ClientIP }},
-	{"error", func(r *ledger.Record) any { return r.Error }},
-	{"request_body", func(r *ledger.Record) any { return nullBytes(r.RequestBody) }},
-	{"response_body", func(r *ledger.Record) any { return nullBytes(r.ResponseBody) }},
-	{"cache_write_tokens", func(r *ledger.Record) any { return r.CacheWriteTokens }},
-}
-
-// sumCol is one summed column of usage_hourly and usage_daily, with what a
-// record adds to it.
-type sumCol struct {
-	name string
-	val  func(r *ledger.Record) int64
-}
-
-// sumCols are the summed aggregate columns before the duration histogram
-// (h00..h23). Adding one is one line here plus its migration.
-var sumCols = []sumCol{
-	{"requests", func(*ledger.Record) int64 { return 1 }},
-	{"errors", func(r *ledger.Record) int64 { return b2i(r.Outcome != ledger.OutcomeOK) }},
-	{"prompt_tokens", func(r *ledger.Record) int64 { return r.PromptTokens }},
-	{"completion_tokens", func(r *ledger.Record) int64 { return r.CompletionTokens }},
-	{"cached_tokens", func(r *ledger.Record) int64 { return r.CachedTokens }},
-	{"reasoning_tokens", func(r *ledger.Record) int64 { return r.ReasoningTokens }},
-	{"cost_nano", func(r *ledger.Record) int64 { return r.CostNanoUSD }},
-	{"unpriced", func(r *ledger.Record) int64 { return b2i(store.Unpriced(r)) }},
-	{"cache_write_tokens", func(r *ledger.Record) int64 { return r.CacheWriteTokens }},
-	{"refused", func(r *ledger.Record) int64 { return b2i(store.Refused(r)) }},
-	{"ttfb_ns", func(r *ledger.Record) int64 { return max(0, int64(r.TTFB)) }},
-	{"ttfb_n", func(r *ledger.Record) int64 { return b2i(r.TTFB > 0) }},
-}
-
-func b2i(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 // chunkSizes are the row counts statements are prepared for: parsing a
 // multi-row statement costs as much as running it, so each size is prepared
 // once. A batch is cut into the largest that fit (250 rows: 7x32+16+8+2).
@@ -124,8 +52,9 @@ type inserter struct {
 	conn any                 // the driver connection the statements belong to
 	nv   []driver.NamedValue // the arguments of one statement, reused
 
-	ins     sized // INSERT ... ON CONFLICT DO NOTHING
-	insRet  sized // the same, RETURNING the rows inserted
+	ins     sized     // INSERT ... ON CONFLICT DO NOTHING
+	shapers []*shaper // shaped INSERTs, wide first (shape.go)
+	insRet  sized     // the same, RETURNING the rows inserted
 	upsHour sized
 	upsDay  sized
 	upsZone sized
@@ -183,16 +112,21 @@ func (in *inserter) prepare(ctx context.Context, dc any) error {
 		return fmt.Errorf("sqlite: driver connection %T cannot prepare", dc)
 	}
 	in.conn = nil
-	for _, p := range []struct {
+	type family struct {
 		dst *sized
 		q   func(rows int) string
-	}{
+	}
+	var shaped []family
+	for _, sh := range in.shapers {
+		shaped = append(shaped, family{&sh.stmts, sh.sql})
+	}
+	for _, p := range append([]family{
 		{&in.ins, func(n int) string { return insertReqSQL(n, false) }},
 		{&in.insRet, func(n int) string { return insertReqSQL(n, true) }},
 		{&in.upsHour, func(n int) string { return upsertAggSQL("usage_hourly", "hour", n) }},
 		{&in.upsDay, func(n int) string { return upsertAggSQL("usage_daily", "day", n) }},
 		{&in.upsZone, upsertZoneSQL},
-	} {
+	}, shaped...) {
 		*p.dst = (*p.dst)[:0]
 		for _, n := range chunkSizes {
 			st, err := pc.PrepareContext(ctx, p.q(n))
@@ -201,6 +135,9 @@ func (in *inserter) prepare(ctx context.Context, dc any) error {
 				return fmt.Errorf("sqlite: prepare: %w", err)
 			}
 			*p.dst = append(*p.dst, st)
+			// The first batch prepares ~40 statements, the shaped ones
+			// ~1 ms each: yield between them as between inserts.
+			in.yield()
 		}
 	}
 	for _, p := range []struct {
@@ -225,7 +162,11 @@ func (in *inserter) prepare(ctx context.Context, dc any) error {
 // close closes the statements; call it inside Raw on their connection.
 func (in *inserter) close() error {
 	var errs []error
-	for _, z := range []*sized{&in.ins, &in.insRet, &in.upsHour, &in.upsDay, &in.upsZone} {
+	stmts := []*sized{&in.ins, &in.insRet, &in.upsHour, &in.upsDay, &in.upsZone}
+	for _, sh := range in.shapers {
+		stmts = append(stmts, &sh.stmts)
+	}
+	for _, z := range stmts {
 		for _, st := range *z {
 			errs = append(errs, st.Close())
 		}
@@ -309,13 +250,6 @@ func placeholders(rows, cols int) string {
 		b.WriteString(one)
 	}
 	return b.String()
-}
-
-func nullBytes(b []byte) any {
-	if b == nil {
-		return nil
-	}
-	return b
 }
 
 // InsertRecords inserts recs, skipping ids already present, and folds the
@@ -414,9 +348,14 @@ func (s *Store) insert(ctx context.Context, dc any, recs []ledger.Record, checke
 			return false, fmt.Errorf("sqlite: insert records: %w", err)
 		}
 		in.nv = in.nv[:0]
-		for i := range chunk {
-			for _, c := range reqCols {
-				in.arg(c.val(&chunk[i]))
+		if sh, shapes := in.shaped(chunk, checked); sh != nil {
+			_, st = sh.stmts.pick(n)
+			sh.args(in, chunk, shapes)
+		} else {
+			for i := range chunk {
+				for _, c := range reqCols {
+					in.arg(c.val(&chunk[i]))
+				}
 			}
 		}
 		if checked {
@@ -447,6 +386,20 @@ func (s *Store) insert(ctx context.Context, dc any, recs []ledger.Record, checke
 		return false, fmt.Errorf("sqlite: insert records: commit: %w", err)
 	}
 	return true, nil
+}
+
+// shaped returns the first shaped family chunk fits and its shape count;
+// nil for the plain statement (always on the checked path).
+func (in *inserter) shaped(chunk []ledger.Record, checked bool) (*shaper, int) {
+	if checked {
+		return nil, 0
+	}
+	for _, sh := range in.shapers {
+		if n, ok := sh.find(chunk); ok {
+			return sh, n
+		}
+	}
+	return nil, 0
 }
 
 type rowKey struct {
@@ -496,52 +449,8 @@ func (in *inserter) insertReturning(ctx context.Context, st driver.Stmt, byID ma
 	}
 }
 
-// aggKey identifies one usage_hourly or usage_daily row.
-type aggKey struct {
-	t                               int64 // hour or day start, unix seconds
-	keyID, model, upstream, endUser string
-}
-
-// aggVals are the sums of sumCols followed by the histogram counts.
-type aggVals []int64
-
-// aggregator sums a batch in memory, so the aggregate tables take one
-// upsert per group and batch, not one per row.
-type aggregator struct {
-	hourly, daily map[aggKey]aggVals
-	last          map[string]int64 // newest time_us per key id
-	zones         store.ZoneCounts
-}
-
-func newAggregator() *aggregator {
-	return &aggregator{hourly: map[aggKey]aggVals{}, daily: map[aggKey]aggVals{}, last: map[string]int64{},
-		zones: store.ZoneCounts{}}
-}
-
-func (a *aggregator) add(r *ledger.Record) {
-	k := aggKey{store.HourFloor(r.Time), r.KeyID, r.Model, r.Upstream, r.User}
-	addTo(a.hourly, k, r)
-	k.t -= k.t % 86400
-	addTo(a.daily, k, r)
-	if us := r.Time.UnixMicro(); r.KeyID != "" && us > a.last[r.KeyID] {
-		a.last[r.KeyID] = us
-	}
-	a.zones.Add(r)
-}
-
-func addTo(m map[aggKey]aggVals, k aggKey, r *ledger.Record) {
-	v := m[k]
-	if v == nil {
-		v = make(aggVals, len(sumCols)+store.HistBuckets)
-		m[k] = v
-	}
-	for i, c := range sumCols {
-		v[i] += c.val(r)
-	}
-	v[len(sumCols)+store.HistBucket(r.Duration)]++
-}
-
 func (in *inserter) writeAggs(ctx context.Context, agg *aggregator) error {
+	agg.fold()
 	if err := in.upsertAggs(ctx, agg.hourly, in.upsHour); err != nil {
 		return err
 	}

@@ -1,0 +1,106 @@
+package sqlite
+
+import (
+	"github.com/tollgate/tollgate/internal/ledger"
+	"github.com/tollgate/tollgate/internal/store"
+)
+
+// reqCol is one requests column that InsertRecords fills, with its value in
+// a record. Values are driver.Value types (int64, not int) so database/sql
+// passes them on without reflection.
+type reqCol struct {
+	name string
+	val  func(r *ledger.Record) any
+	// same, set on the low-cardinality columns, reports whether two
+	// records agree on the column; a shaped statement binds such a column
+	// once per distinct value set (shape.go), not once per row.
+	same func(a, b *ledger.Record) bool
+	// varied marks a shaped column that may take many values at once.
+	varied bool
+}
+
+// reqCols are the requests columns in insert order. Adding a column (say
+// cache_write_tokens) is one line here plus its migration.
+var reqCols = []reqCol{
+	{name: "id", val: func(r *ledger.Record) any { return r.ID }},
+	{name: "time_us", val: func(r *ledger.Record) any { return r.Time.UnixMicro() }},
+	{name: "key_id", val: func(r *ledger.Record) any { return r.KeyID },
+		same: func(a, b *ledger.Record) bool { return a.KeyID == b.KeyID }},
+	{name: "key_name", val: func(r *ledger.Record) any { return r.KeyName },
+		same: func(a, b *ledger.Record) bool { return a.KeyName == b.KeyName }},
+	{name: "end_user", val: func(r *ledger.Record) any { return r.User },
+		same: func(a, b *ledger.Record) bool { return a.User == b.User }, varied: true},
+	{name: "endpoint", val: func(r *ledger.Record) any { return r.Endpoint },
+		same: func(a, b *ledger.Record) bool { return a.Endpoint == b.Endpoint }},
+	{name: "model", val: func(r *ledger.Record) any { return r.Model },
+		same: func(a, b *ledger.Record) bool { return a.Model == b.Model }},
+	{name: "model_used", val: func(r *ledger.Record) any { return r.ModelUsed },
+		same: func(a, b *ledger.Record) bool { return a.ModelUsed == b.ModelUsed }},
+	{name: "upstream", val: func(r *ledger.Record) any { return r.Upstream },
+		same: func(a, b *ledger.Record) bool { return a.Upstream == b.Upstream }},
+	{name: "stream", val: func(r *ledger.Record) any { return r.Stream },
+		same: func(a, b *ledger.Record) bool { return a.Stream == b.Stream }},
+	{name: "outcome", val: func(r *ledger.Record) any { return string(r.Outcome) },
+		same: func(a, b *ledger.Record) bool { return a.Outcome == b.Outcome }},
+	{name: "status", val: func(r *ledger.Record) any { return int64(r.Status) },
+		same: func(a, b *ledger.Record) bool { return a.Status == b.Status }},
+	{name: "attempts", val: func(r *ledger.Record) any { return int64(r.Attempts) },
+		same: func(a, b *ledger.Record) bool { return a.Attempts == b.Attempts }},
+	{name: "prompt_tokens", val: func(r *ledger.Record) any { return r.PromptTokens }},
+	{name: "completion_tokens", val: func(r *ledger.Record) any { return r.CompletionTokens }},
+	{name: "cached_tokens", val: func(r *ledger.Record) any { return r.CachedTokens }},
+	{name: "reasoning_tokens", val: func(r *ledger.Record) any { return r.ReasoningTokens }},
+	{name: "total_tokens", val: func(r *ledger.Record) any { return r.TotalTokens }},
+	{name: "estimated", val: func(r *ledger.Record) any { return r.Estimated },
+		same: func(a, b *ledger.Record) bool { return a.Estimated == b.Estimated }},
+	{name: "cost_nano", val: func(r *ledger.Record) any { return r.CostNanoUSD }},
+	{name: "priced", val: func(r *ledger.Record) any { return r.Priced },
+		same: func(a, b *ledger.Record) bool { return a.Priced == b.Priced }},
+	{name: "duration_ns", val: func(r *ledger.Record) any { return int64(r.Duration) }},
+	{name: "ttfb_ns", val: func(r *ledger.Record) any { return int64(r.TTFB) }},
+	{name: "client_ip", val: func(r *ledger.Record) any { return r.ClientIP },
+		same: func(a, b *ledger.Record) bool { return a.ClientIP == b.ClientIP }, varied: true},
+	{name: "error", val: func(r *ledger.Record) any { return r.Error },
+		same: func(a, b *ledger.Record) bool { return a.Error == b.Error }},
+	{name: "request_body", val: func(r *ledger.Record) any { return nullBytes(r.RequestBody) }},
+	{name: "response_body", val: func(r *ledger.Record) any { return nullBytes(r.ResponseBody) }},
+	{name: "cache_write_tokens", val: func(r *ledger.Record) any { return r.CacheWriteTokens }},
+}
+
+// sumCol is one summed column of usage_hourly and usage_daily, with what a
+// record adds to it.
+type sumCol struct {
+	name string
+	val  func(r *ledger.Record) int64
+}
+
+// sumCols are the summed aggregate columns before the duration histogram
+// (h00..h23). Adding one is one line here plus its migration.
+var sumCols = []sumCol{
+	{"requests", func(*ledger.Record) int64 { return 1 }},
+	{"errors", func(r *ledger.Record) int64 { return b2i(r.Outcome != ledger.OutcomeOK) }},
+	{"prompt_tokens", func(r *ledger.Record) int64 { return r.PromptTokens }},
+	{"completion_tokens", func(r *ledger.Record) int64 { return r.CompletionTokens }},
+	{"cached_tokens", func(r *ledger.Record) int64 { return r.CachedTokens }},
+	{"reasoning_tokens", func(r *ledger.Record) int64 { return r.ReasoningTokens }},
+	{"cost_nano", func(r *ledger.Record) int64 { return r.CostNanoUSD }},
+	{"unpriced", func(r *ledger.Record) int64 { return b2i(store.Unpriced(r)) }},
+	{"cache_write_tokens", func(r *ledger.Record) int64 { return r.CacheWriteTokens }},
+	{"refused", func(r *ledger.Record) int64 { return b2i(store.Refused(r)) }},
+	{"ttfb_ns", func(r *ledger.Record) int64 { return max(0, int64(r.TTFB)) }},
+	{"ttfb_n", func(r *ledger.Record) int64 { return b2i(r.TTFB > 0) }},
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func nullBytes(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
+}

@@ -1,0 +1,149 @@
+package sqlite
+
+import (
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/ledger"
+)
+
+// Shaped statements must store exactly what the plain statement stores:
+// every column, its SQLite type, NULL bodies, empty strings, and the same
+// aggregates and zones, whichever family (wide, narrow, plain) a chunk
+// takes.
+func TestShapedInsertStoresWhatPlainStores(t *testing.T) {
+	base := time.Date(2026, 3, 1, 10, 59, 0, 0, time.UTC)
+	rec := func(i int) ledger.Record {
+		return ledger.Record{ID: fmt.Sprintf("r%04d", i), Time: base.Add(time.Duration(i) * 7 * time.Second),
+			KeyID: "k1", KeyName: "web", Endpoint: "/v1/chat/completions", Model: "m", ModelUsed: "m-2024",
+			Upstream: "u", Outcome: ledger.OutcomeOK, Status: 200, Attempts: 1, PromptTokens: int64(10 + i),
+			CompletionTokens: 3, TotalTokens: int64(13 + i), CostNanoUSD: int64(1000 * i), Priced: true,
+			Duration: time.Duration(i) * time.Millisecond, TTFB: time.Millisecond, ClientIP: "10.0.0.1"}
+	}
+	batch := func(n int, vary func(i int, r *ledger.Record)) []ledger.Record {
+		out := make([]ledger.Record, n)
+		for i := range out {
+			out[i] = rec(i)
+			vary(i, &out[i])
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		recs []ledger.Record
+		fam  int // the family of the first 32-row chunk: 0 wide, 1 narrow, -1 plain
+	}{
+		{"one shape", batch(70, func(int, *ledger.Record) {}), 0},
+		{"empty strings and bodies", batch(40, func(i int, r *ledger.Record) {
+			r.KeyID, r.KeyName, r.ClientIP, r.User, r.Error = "", "", "", "", ""
+			switch i % 3 {
+			case 0:
+				r.RequestBody, r.ResponseBody = []byte(`{"a":1}`), []byte{}
+			case 1:
+				r.ResponseBody = []byte("x")
+			}
+		}), 0},
+		{"four shapes (wide)", batch(64, func(i int, r *ledger.Record) {
+			r.KeyID = fmt.Sprintf("k%d", i%2)
+			r.Stream = i%4 >= 2
+		}), 0},
+		{"many users (narrow)", batch(64, func(i int, r *ledger.Record) {
+			r.User = fmt.Sprintf("user%d", i)
+			r.ClientIP = fmt.Sprintf("10.0.0.%d", i%9)
+			r.Outcome, r.Status, r.Error = ledger.OutcomeUpstreamError, 502, "bad gateway"
+			r.CachedTokens, r.ReasoningTokens, r.CacheWriteTokens, r.Estimated = 5, 2, 1, true
+		}), 1},
+		{"many models (plain)", batch(64, func(i int, r *ledger.Record) {
+			r.Model = fmt.Sprintf("m%d", i%7)
+		}), -1},
+		{"families mixed by chunk", batch(100, func(i int, r *ledger.Record) {
+			if i >= 32 && i < 48 {
+				r.Model = fmt.Sprintf("m%d", i)
+			}
+			if i >= 48 {
+				r.User = fmt.Sprintf("u%d", i)
+			}
+		}), 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got [2][]string
+			for k, shaped := range []bool{false, true} {
+				s, err := Open(t.Context(), filepath.Join(t.TempDir(), "t.db"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				if shaped {
+					sh, _ := s.ins.shaped(tc.recs[:32], false)
+					if fam := slices.Index(s.ins.shapers, sh); fam != tc.fam {
+						t.Errorf("first chunk takes family %d, want %d", fam, tc.fam)
+					}
+				} else {
+					s.ins.shapers = nil
+				}
+				if err := s.InsertRecords(t.Context(), tc.recs); err != nil {
+					t.Fatal(err)
+				}
+				for _, q := range []string{
+					`SELECT * FROM requests ORDER BY time_us, id`,
+					`SELECT * FROM usage_hourly ORDER BY 1, 2, 3, 4, 5`,
+					`SELECT * FROM usage_daily ORDER BY 1, 2, 3, 4, 5`,
+					`SELECT * FROM request_zones ORDER BY 1, 2, 3`,
+					`SELECT * FROM key_last_used ORDER BY 1`,
+				} {
+					got[k] = append(got[k], dumpTyped(t, s, q)...)
+				}
+			}
+			if len(got[0]) < len(tc.recs) {
+				t.Fatalf("plain insert dumped %d rows for %d records", len(got[0]), len(tc.recs))
+			}
+			if !reflect.DeepEqual(got[0], got[1]) {
+				for i := range min(len(got[0]), len(got[1])) {
+					if got[0][i] != got[1][i] {
+						t.Fatalf("row %d differs:\nplain  %s\nshaped %s", i, got[0][i], got[1][i])
+					}
+				}
+				t.Fatalf("plain dumped %d rows, shaped %d", len(got[0]), len(got[1]))
+			}
+		})
+	}
+}
+
+// dumpTyped returns each row of q as text, every value with its SQLite type.
+func dumpTyped(t *testing.T, s *Store, q string) []string {
+	t.Helper()
+	rows, err := s.r.QueryContext(t.Context(), `SELECT * FROM (`+q+`) LIMIT 100000`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		line := q[:30]
+		for i, v := range vals {
+			line += fmt.Sprintf(" %s=%T(%v)", cols[i], v, v)
+		}
+		out = append(out, line)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
