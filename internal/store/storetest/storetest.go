@@ -24,9 +24,9 @@ const t0Unix = 1768003200 // 2026-01-10T00:00:00Z
 
 func base() time.Time { return time.Unix(t0Unix, 0).UTC() }
 
-// Run runs every conformance test. open must return a fresh, empty store; the
-// suite closes it.
-func Run(t *testing.T, open func(t *testing.T) store.Store) {
+// Run runs every conformance test, or only the named ones. open must return
+// a fresh, empty store; the suite closes it.
+func Run(t *testing.T, open func(t *testing.T) store.Store, only ...string) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s store.Store)
@@ -56,6 +56,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		}},
 	}
 	for _, tc := range tests {
+		if len(only) > 0 && !slices.Contains(only, tc.name) {
+			continue
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
 			t.Cleanup(func() { s.Close() })
