@@ -127,7 +127,7 @@ func dispatch(ctx context.Context, args []string, e env, stdout, stderr io.Write
 		fmt.Fprintln(stdout, versionText())
 		return nil
 	case "ledger-writer":
-		return ledgerWriterCmd(ctx, args, os.Stdin, stdout)
+		return ledgerWriterCmd(ctx, args, os.Stdin, stdout, stderr)
 	case "help":
 		if len(args) > 0 && args[0] != "help" { // "help keys" is "keys --help"
 			return run(ctx, []string{args[0], "--help"}, e, stdout, stderr)
