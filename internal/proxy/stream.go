@@ -143,7 +143,7 @@ func (ex *exchange) copyEvents(resp *http.Response, st Stream) (Usage, error) {
 	ex.w.WriteHeader(resp.StatusCode)
 	ex.wrote = true
 	rc := http.NewResponseController(ex.w)
-	_ = rc.Flush() // the client sees the stream open at once
+	_ = flushOnFreshStack(rc) // the client sees the stream open at once
 
 	rd := sse.NewReader(resp.Body)
 	var rerr error
@@ -192,6 +192,35 @@ func (ex *exchange) copyEvents(resp *http.Response, st Stream) (Usage, error) {
 	}
 	ex.content = st.Content()
 	return st.Usage(), rerr
+}
+
+// flushOnFreshStack runs the first flush, which writes the header, on a
+// short-lived goroutine. net/http's chunkWriter.writeHeader has a 2.8 KB
+// frame; called under the engine's frames it doubles the handler
+// goroutine's stack from 8 to 16 KB, and a stream waiting in the upstream
+// read is too deep for the GC to shrink it back: 8 KB more per open stream
+// (docs/perf.md). The handler goroutine blocks until the flush is done, so
+// the ResponseWriter is never used by two goroutines at once. A panic in
+// the flush is re-raised here, where the handler's recover sees it.
+func flushOnFreshStack(rc *http.ResponseController) error {
+	type result struct {
+		err      error
+		panicked any
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				done <- result{panicked: v}
+			}
+		}()
+		done <- result{err: rc.Flush()}
+	}()
+	r := <-done
+	if r.panicked != nil {
+		panic(r.panicked)
+	}
+	return r.err
 }
 
 // copyWhole reads a non-stream body whole (bounded) and writes the dialect's
