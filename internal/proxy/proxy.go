@@ -442,6 +442,10 @@ func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request) (body []byte, b
 			if deadline {
 				_ = rc.SetReadDeadline(time.Time{}) // the rest of the exchange is not bounded by it
 			}
+			// Read to its end and closed, the body needs no discarding when
+			// the header is written: net/http's io.CopyN of the (empty) rest
+			// is one allocation and the deepest call under an open stream.
+			_ = r.Body.Close()
 			return b, buf, nil
 		}
 		if err != nil {

@@ -52,7 +52,7 @@ func (ex *exchange) respond(resp *http.Response, att *upstream.Attempt, out *Out
 	)
 	switch {
 	case sseBody:
-		u, err = ex.copyEvents(resp, out.Reply.Stream())
+		u, err = ex.copyEvents(resp, out.Reply.Stream(), ex.openEvents(resp))
 	case out.Reply.Whole():
 		u, err = ex.copyWhole(resp, out.Reply)
 	default:
@@ -135,16 +135,23 @@ func (ex *exchange) streamFault(err error) *apierr.Error {
 
 var errClientWrite = errors.New("write to client failed")
 
-// copyEvents forwards an event stream through the dialect's Stream, event
-// by event, flushing each unless the next is already buffered.
-func (ex *exchange) copyEvents(resp *http.Response, st Stream) (Usage, error) {
+// openEvents sends the header of an event stream at once, so the client
+// sees the stream open. It is called before copyEvents, not in it: the first
+// flush runs net/http's chunkWriter.writeHeader (a 2.8 KB frame), and every
+// frame under it counts against the handler goroutine's 8 KB stack.
+func (ex *exchange) openEvents(resp *http.Response) *http.ResponseController {
 	h := ex.w.Header()
 	h.Del("Content-Length") // events may be rewritten
 	ex.w.WriteHeader(resp.StatusCode)
 	ex.wrote = true
 	rc := http.NewResponseController(ex.w)
-	_ = flushOnFreshStack(rc) // the client sees the stream open at once
+	_ = rc.Flush()
+	return rc
+}
 
+// copyEvents forwards an event stream through the dialect's Stream, event
+// by event, flushing each unless the next is already buffered.
+func (ex *exchange) copyEvents(resp *http.Response, st Stream, rc *http.ResponseController) (Usage, error) {
 	rd := sse.NewReader(resp.Body)
 	var rerr error
 	for {
@@ -192,35 +199,6 @@ func (ex *exchange) copyEvents(resp *http.Response, st Stream) (Usage, error) {
 	}
 	ex.content = st.Content()
 	return st.Usage(), rerr
-}
-
-// flushOnFreshStack runs the first flush, which writes the header, on a
-// short-lived goroutine. net/http's chunkWriter.writeHeader has a 2.8 KB
-// frame; called under the engine's frames it doubles the handler
-// goroutine's stack from 8 to 16 KB, and a stream waiting in the upstream
-// read is too deep for the GC to shrink it back: 8 KB more per open stream
-// (docs/perf.md). The handler goroutine blocks until the flush is done, so
-// the ResponseWriter is never used by two goroutines at once. A panic in
-// the flush is re-raised here, where the handler's recover sees it.
-func flushOnFreshStack(rc *http.ResponseController) error {
-	type result struct {
-		err      error
-		panicked any
-	}
-	done := make(chan result, 1)
-	go func() {
-		defer func() {
-			if v := recover(); v != nil {
-				done <- result{panicked: v}
-			}
-		}()
-		done <- result{err: rc.Flush()}
-	}()
-	r := <-done
-	if r.panicked != nil {
-		panic(r.panicked)
-	}
-	return r.err
 }
 
 // copyWhole reads a non-stream body whole (bounded) and writes the dialect's
