@@ -38,6 +38,26 @@ func String(raw []byte) (string, error) {
 	return string(unquote(make([]byte, 0, len(body)), body)), nil
 }
 
+// AppendUnquote appends the decoded form (as String decodes it) of the JSON
+// string b starts with to dst, and returns the bytes of b after it. b may go
+// on past the string: a stream chunk's member is read where it stands,
+// without scanning the rest of the chunk.
+func AppendUnquote(dst, b []byte) (out, rest []byte, err error) {
+	if len(b) < 2 || b[0] != '"' {
+		return dst, b, typeErr(b[:min(len(b), 1)], "a string")
+	}
+	s := scanner{b: b}
+	end, err := s.str(1)
+	if err != nil {
+		return dst, b, err
+	}
+	body := b[1 : end-1]
+	if !needsUnquote(body) {
+		return append(dst, body...), b[end:], nil
+	}
+	return unquote(dst, body), b[end:], nil
+}
+
 // Bool returns the JSON literal true or false in raw. Anything else, null
 // and the strings "true"/"false" included, is an error wrapping ErrType.
 func Bool(raw []byte) (bool, error) {

@@ -123,3 +123,37 @@ func FuzzInt64(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendUnquote(t *testing.T) {
+	tests := []struct {
+		name, in, want, rest string
+		wantErr              bool
+	}{
+		{name: "plain", in: `"abc"}]}`, want: "abc", rest: "}]}"},
+		{name: "escapes", in: `"a\"b\\n\u00e9\n",x`, want: "a\"b\\n\u00e9\n", rest: ",x"},
+		{name: "surrogate pair", in: `"\ud83d\ude00"`, want: "\U0001F600"},
+		{name: "lone surrogate", in: `"\ud83d!"`, want: "\uFFFD!"},
+		{name: "empty", in: `""rest`, want: "", rest: "rest"},
+		{name: "unterminated", in: `"abc`, wantErr: true},
+		{name: "bad escape", in: `"a\qb"`, wantErr: true},
+		{name: "not a string", in: `null`, wantErr: true},
+		{name: "nothing", in: ``, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, rest, err := AppendUnquote([]byte("pre:"), []byte(tt.in))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if tt.wantErr {
+				if string(out) != "pre:" {
+					t.Fatalf("out = %q after an error, want dst unchanged", out)
+				}
+				return
+			}
+			if string(out) != "pre:"+tt.want || string(rest) != tt.rest {
+				t.Fatalf("got %q, rest %q; want %q, rest %q", out, rest, "pre:"+tt.want, tt.rest)
+			}
+		})
+	}
+}

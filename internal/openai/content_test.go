@@ -16,6 +16,10 @@ func TestAppendContentMatchesGJSON(t *testing.T) {
 	}{
 		{"plain", "choices.0.delta.content", `{"id":"c","choices":[{"index":0,"delta":{"content":" hello"},"finish_reason":null}]}`},
 		{"escapes", "choices.0.delta.content", `{"choices":[{"delta":{"content":"a\"b\\n\u00e9"}}]}`},
+		{"escapes then members", "choices.0.delta.content", `{"choices":[{"delta":{"content":"line\nnext \"q\""},"finish_reason":null}],"usage":null}`},
+		{"surrogate pair", "choices.0.delta.content", `{"choices":[{"delta":{"content":"\ud83d\ude00 ok"}}]}`},
+		{"lone surrogate", "choices.0.delta.content", `{"choices":[{"delta":{"content":"\ud83d x"}}]}`},
+		{"invalid escape", "choices.0.delta.content", `{"choices":[{"delta":{"content":"bad\q"}}]}`},
 		{"null content", "choices.0.delta.content", `{"choices":[{"delta":{"content":null,"tool_calls":[{"function":{"arguments":"{}"}}]}}]}`},
 		{"role only", "choices.0.delta.content", `{"choices":[{"delta":{"role":"assistant"}}]}`},
 		{"reasoning", "choices.0.delta.content", `{"choices":[{"delta":{"reasoning_content":"think","content":"say"}}]}`},

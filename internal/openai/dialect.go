@@ -9,6 +9,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/tollgate/tollgate/internal/apierr"
+	"github.com/tollgate/tollgate/internal/jsonscan"
 	"github.com/tollgate/tollgate/internal/proxy"
 	"github.com/tollgate/tollgate/internal/sse"
 )
@@ -301,8 +302,9 @@ var (
 // appendContent adds the text a chunk carries to s.content (kept to estimate
 // usage an upstream does not report). Nearly every chunk names it once, as a
 // string without escapes: its bytes are then taken as they are, at the cost
-// of two searches rather than a parse of the chunk. Anything else (escapes,
-// null, the name seen twice) goes through gjson.
+// of two searches rather than a parse of the chunk; one with escapes is
+// decoded in place. Anything else (null, the name seen twice, a space after
+// the colon) goes through gjson.
 func (s *stream) appendContent(data []byte) {
 	name := s.contentName
 	i := bytes.Index(data, name)
@@ -314,6 +316,14 @@ func (s *stream) appendContent(data []byte) {
 		v := rest[2:]
 		if q := bytes.IndexByte(v, '"'); q >= 0 && bytes.IndexByte(v[:q], '\\') < 0 {
 			s.content = append(s.content, v[:q]...)
+			return
+		}
+		// Escapes (a newline, a quote) are common in generated text: decoded
+		// here, such a chunk is not parsed either. gjson's recursive descent
+		// through the chunk would also take the handler goroutine past 8 KB
+		// of stack for the rest of the stream (docs/perf.md).
+		if out, _, err := jsonscan.AppendUnquote(s.content, rest[1:]); err == nil {
+			s.content = out
 			return
 		}
 	}

@@ -27,9 +27,14 @@ var (
 )
 
 // attempt makes one upstream request. done reports that the exchange is over
-// (a response was written or the request must stop); otherwise err is the
-// retryable failure and retryAfter what the upstream asked us to wait.
-func (ex *exchange) attempt(t upstream.Target, att *upstream.Attempt, last, nextSame bool) (retryAfter time.Duration, done bool, err error) {
+// (a response is to be written, see below, or the request must stop);
+// otherwise err is the retryable failure and retryAfter what the upstream
+// asked us to wait. A response to pass on is left in ex.pending for
+// exchange.serve to write (writePending) once forward and attempt have
+// returned: their frames would otherwise stay under the whole stream on the
+// handler goroutine's stack, and with them the stack outgrows 8 KB
+// (docs/perf.md).
+func (ex *exchange) attempt(t *upstream.Target, att *upstream.Attempt, last, nextSame bool) (retryAfter time.Duration, done bool, err error) {
 	p := ex.p
 	u := t.Upstream
 	ex.rec.Attempts++
@@ -37,24 +42,21 @@ func (ex *exchange) attempt(t upstream.Target, att *upstream.Attempt, last, next
 	if ex.head.Metered {
 		ex.rec.ModelUsed = t.Model
 	}
-	tg := targetOf(t)
-	if la, ok := ex.req.(LocalAnswer); ok {
-		if status, body, ct, ok := la.Answer(tg); ok {
-			att.Done(upstream.Result{Cancelled: true}) // nothing was asked: no verdict on the upstream
-			ex.answerLocally(status, body, ct)
-			return 0, true, nil
-		}
-	}
-	out, err := ex.req.Outbound(tg)
-	if err != nil {
-		att.Done(upstream.Result{Cancelled: true})
-		return 0, true, err // the request cannot be sent anywhere: final
+	out, answered, err := ex.outbound(t)
+	if answered || err != nil {
+		att.Done(upstream.Result{Cancelled: true}) // nothing was asked: no verdict on the upstream
+		return 0, true, err                        // the request cannot be sent anywhere: final
 	}
 
 	// The per-upstream timeout bounds the wait for response headers only;
 	// a stream may then run as long as the whole-request deadline allows.
 	actx, acancel := context.WithCancelCause(ex.ctx)
-	defer acancel(nil)
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			acancel(nil)
+		}
+	}()
 	// One timer serves the header timeout and then the idle timeout: a
 	// timer and its closure fewer per attempt.
 	// The phase lives with the attempt, not the exchange: a timer that
@@ -91,32 +93,14 @@ func (ex *exchange) attempt(t upstream.Target, att *upstream.Attempt, last, next
 		err = errAttemptTimeout
 	}
 	if err != nil {
-		cancelled := ex.ctx.Err() != nil
-		if !cancelled && errors.Is(context.Cause(actx), errAttemptTimeout) {
-			err = fmt.Errorf("%w: %w", upstream.ErrTimeout, errAttemptTimeout) // counts against the pair
-		}
-		att.Done(upstream.Result{Err: err, Cancelled: cancelled})
-		endSpan(0, err)
-		p.observeAttempt(u.Name(), 0, err, headersIn)
-		if cancelled {
-			return 0, true, ex.ctxErr()
-		}
-		return 0, false, fmt.Errorf("%s: %w", u.Name(), err)
+		done, err := ex.roundTripFailed(actx, u, att, err, headersIn, endSpan)
+		return 0, done, err
 	}
 	p.observeAttempt(u.Name(), resp.StatusCode, nil, headersIn)
 
 	if retryableStatus(resp.StatusCode) && !last {
-		ra := retryAfterOf(resp.Header, time.Now())
-		tooLong := ra > p.maxRetryWait() || (ra > 0 && ex.remaining() < ra)
-		if !(tooLong && nextSame) {
-			// Drain the error body for connection reuse, but never wait on
-			// an upstream that sends headers and then stalls.
-			drain := time.AfterFunc(time.Second, func() { acancel(errAttemptTimeout) })
-			discard(resp.Body)
-			drain.Stop()
-			att.Done(upstream.Result{Status: resp.StatusCode, TTFB: headersIn, RetryAfter: ra})
-			endSpan(resp.StatusCode, nil)
-			return ra, false, &statusError{upstream: u.Name(), status: resp.StatusCode}
+		if ra, err := ex.retryStatus(resp, u, att, acancel, headersIn, nextSame, endSpan); err != nil {
+			return ra, false, err
 		}
 	}
 	phase.Store(phaseIdle)
@@ -126,13 +110,97 @@ func (ex *exchange) attempt(t upstream.Target, att *upstream.Attempt, last, next
 		timer = time.AfterFunc(p.idleTimeout(), fire)
 	}
 	ex.idle = timer
-	ex.respond(resp, att, out, headersIn)
-	ex.idle.Stop()
-	if errors.Is(context.Cause(actx), errIdle) && ex.rec.Outcome == ledger.OutcomeUpstreamError {
-		ex.rec.Error = fmt.Sprintf("upstream sent nothing for %v; response ended", p.idleTimeout())
-	}
-	endSpan(ex.rec.Status, nil)
+	ex.pending = pendingResponse{resp: resp, att: att, out: out, headersIn: headersIn, actx: actx, acancel: acancel, endSpan: endSpan}
+	handedOff = true
 	return 0, true, nil
+}
+
+// pendingResponse is an attempt's response that is still to be written.
+type pendingResponse struct {
+	resp      *http.Response
+	att       *upstream.Attempt
+	out       *Outbound
+	headersIn time.Duration
+	actx      context.Context
+	acancel   context.CancelCauseFunc
+	endSpan   func(int, error)
+}
+
+// writePending writes the response attempt left in ex.pending, if any, and
+// ends its attempt.
+func (ex *exchange) writePending() {
+	pr := ex.pending
+	if pr.resp == nil {
+		return
+	}
+	ex.pending = pendingResponse{}
+	defer pr.acancel(nil)
+	ex.respond(pr.resp, pr.att, pr.out, pr.headersIn)
+	ex.idle.Stop()
+	if errors.Is(context.Cause(pr.actx), errIdle) && ex.rec.Outcome == ledger.OutcomeUpstreamError {
+		ex.noteIdle()
+	}
+	pr.endSpan(ex.rec.Status, nil)
+}
+
+// outbound is the dialect's request for target t, unless the dialect
+// answered the client itself (answered).
+func (ex *exchange) outbound(t *upstream.Target) (out *Outbound, answered bool, err error) {
+	tg := targetOf(t)
+	if la, ok := ex.req.(LocalAnswer); ok {
+		if status, body, ct, ok := la.Answer(tg); ok {
+			ex.answerLocally(status, body, ct)
+			return nil, true, nil
+		}
+	}
+	out, err = ex.req.Outbound(tg)
+	return out, false, err
+}
+
+// The branches below are methods, not inline in attempt, so that their
+// locals are not part of a frame that stays on the handler goroutine's stack
+// while a stream is open (see Proxy.serve).
+
+// roundTripFailed settles an attempt whose request got no response. done
+// reports that the exchange must stop (the client went away).
+func (ex *exchange) roundTripFailed(actx context.Context, u *upstream.Upstream, att *upstream.Attempt, err error,
+	headersIn time.Duration, endSpan func(int, error)) (done bool, _ error) {
+	cancelled := ex.ctx.Err() != nil
+	if !cancelled && errors.Is(context.Cause(actx), errAttemptTimeout) {
+		err = fmt.Errorf("%w: %w", upstream.ErrTimeout, errAttemptTimeout) // counts against the pair
+	}
+	att.Done(upstream.Result{Err: err, Cancelled: cancelled})
+	endSpan(0, err)
+	ex.p.observeAttempt(u.Name(), 0, err, headersIn)
+	if cancelled {
+		return true, ex.ctxErr()
+	}
+	return false, fmt.Errorf("%s: %w", u.Name(), err)
+}
+
+// retryStatus settles an attempt answered with a retryable status, unless
+// the wait it asks for is too long and the next try would go to the same
+// upstream (then it returns a nil error and the status is passed on).
+func (ex *exchange) retryStatus(resp *http.Response, u *upstream.Upstream, att *upstream.Attempt, acancel context.CancelCauseFunc,
+	headersIn time.Duration, nextSame bool, endSpan func(int, error)) (time.Duration, error) {
+	ra := retryAfterOf(resp.Header, time.Now())
+	tooLong := ra > ex.p.maxRetryWait() || (ra > 0 && ex.remaining() < ra)
+	if tooLong && nextSame {
+		return 0, nil
+	}
+	// Drain the error body for connection reuse, but never wait on an
+	// upstream that sends headers and then stalls.
+	drain := time.AfterFunc(time.Second, func() { acancel(errAttemptTimeout) })
+	discard(resp.Body)
+	drain.Stop()
+	att.Done(upstream.Result{Status: resp.StatusCode, TTFB: headersIn, RetryAfter: ra})
+	endSpan(resp.StatusCode, nil)
+	return ra, &statusError{upstream: u.Name(), status: resp.StatusCode}
+}
+
+// noteIdle names the idle timeout as the reason a response ended early.
+func (ex *exchange) noteIdle() {
+	ex.rec.Error = fmt.Sprintf("upstream sent nothing for %v; response ended", ex.p.idleTimeout())
 }
 
 // upstreamRequest builds the HTTP request of one attempt.
@@ -165,7 +233,7 @@ func (ex *exchange) upstreamRequest(ctx context.Context, u *upstream.Upstream, o
 }
 
 // targetOf is what a dialect is told of an attempt's target.
-func targetOf(t upstream.Target) Target {
+func targetOf(t *upstream.Target) Target {
 	tg := Target{Upstream: t.Upstream.Name(), API: t.Upstream.API(), Model: t.Model,
 		NativeResponses: t.Upstream.NativeResponses()}
 	if tg.API == "" {

@@ -34,7 +34,8 @@ type exchange struct {
 	wrote bool            // the first byte reached the client: no more retries
 	abort bool            // the response broke mid-way: close the connection
 
-	idle *time.Timer // fires when the upstream body stalls; reset per read
+	idle    *time.Timer     // fires when the upstream body stalls; reset per read
+	pending pendingResponse // the response attempt left for writePending
 
 	prompt    int64 // memo of promptTokens
 	promptSet bool
@@ -48,14 +49,7 @@ type exchange struct {
 func (ex *exchange) serve() error {
 	p, r := ex.p, ex.r
 	if ex.req == nil {
-		body, buf, err := p.readBody(ex.w, r)
-		if err != nil {
-			return ex.bodyError(err)
-		}
-		ex.body, ex.buf = body, buf
-		in := &Inbound{RequestID: ex.rec.ID, Method: r.Method, Path: strings.TrimPrefix(r.URL.Path, "/v1"), Query: r.URL.RawQuery,
-			Header: r.Header, Body: body}
-		if ex.req, err = ex.d.Parse(in); err != nil {
+		if err := ex.parse(); err != nil {
 			return err
 		}
 	}
@@ -89,21 +83,48 @@ func (ex *exchange) serve() error {
 	ex.ctx = ctx
 
 	if p.Gate != nil {
-		call := &Call{Request: r, Endpoint: ex.rec.Endpoint, Head: ex.head, BodyLen: len(ex.body), ClientIP: ex.rec.ClientIP}
-		call.PromptTokens = ex.promptTokens
-		t, err := p.Gate.Admit(ctx, call)
-		if t != nil {
-			ex.ticket = t
-			ex.rec.KeyID, ex.rec.KeyName = t.KeyID, t.KeyName
-			for k, v := range t.Header {
-				ex.w.Header()[k] = v
-			}
-		}
-		if err != nil {
+		if err := ex.admit(ctx); err != nil {
 			return err
 		}
 	}
-	return ex.forward()
+	if err := ex.forward(); err != nil {
+		return err
+	}
+	ex.writePending()
+	return nil
+}
+
+// The steps below are methods of their own, not inline in serve and
+// forward, so that their locals are not part of the frames that stay on the
+// handler goroutine's stack while a stream is open (see Proxy.serve).
+
+// parse reads the client's body and has the dialect parse it.
+func (ex *exchange) parse() error {
+	r := ex.r
+	body, buf, err := ex.p.readBody(ex.w, r)
+	if err != nil {
+		return ex.bodyError(err)
+	}
+	ex.body, ex.buf = body, buf
+	in := &Inbound{RequestID: ex.rec.ID, Method: r.Method, Path: strings.TrimPrefix(r.URL.Path, "/v1"), Query: r.URL.RawQuery,
+		Header: r.Header, Body: body}
+	ex.req, err = ex.d.Parse(in)
+	return err
+}
+
+// admit asks the gate to let the call through.
+func (ex *exchange) admit(ctx context.Context) error {
+	call := &Call{Request: ex.r, Endpoint: ex.rec.Endpoint, Head: ex.head, BodyLen: len(ex.body), ClientIP: ex.rec.ClientIP}
+	call.PromptTokens = ex.promptTokens
+	t, err := ex.p.Gate.Admit(ctx, call)
+	if t != nil {
+		ex.ticket = t
+		ex.rec.KeyID, ex.rec.KeyName = t.KeyID, t.KeyName
+		for k, v := range t.Header {
+			ex.w.Header()[k] = v
+		}
+	}
+	return err
 }
 
 // bodyError classifies a failure to read the client's body.
@@ -156,21 +177,10 @@ func (ex *exchange) promptTokens() int64 {
 // a passed-through upstream error) was written.
 func (ex *exchange) forward() error {
 	p := ex.p
-	var plan []upstream.Target
-	if p.Pool != nil {
-		var err error
-		model := ex.head.Model
-		plan, err = p.Pool().Plan(model)
-		if err != nil {
-			return &apierr.Error{Status: http.StatusNotFound, Type: apierr.NotFound, Code: "model_not_found",
-				Message: fmt.Sprintf("no upstream serves the model %q", model)}
-		}
+	plan, err := ex.plan()
+	if err != nil {
+		return err
 	}
-	if len(plan) == 0 {
-		return &apierr.Error{Status: http.StatusServiceUnavailable, Type: apierr.Upstream, Code: "no_upstream",
-			Message: "no upstream is configured"}
-	}
-	plan = healthyFirst(plan)
 	attempts := max(1+p.MaxRetries, len(plan))
 	var (
 		lastErr    error
@@ -179,7 +189,7 @@ func (ex *exchange) forward() error {
 		made       int
 	)
 	for i := range attempts {
-		t := plan[i%len(plan)]
+		t := &plan[i%len(plan)]
 		if made > 0 {
 			if err := ex.wait(made, retryAfter, t.Upstream == prev); err != nil {
 				return err
@@ -209,6 +219,25 @@ func (ex *exchange) forward() error {
 		lastErr = err
 	}
 	return ex.exhausted(lastErr)
+}
+
+// plan lists the targets to try, healthy ones first.
+func (ex *exchange) plan() ([]upstream.Target, error) {
+	var plan []upstream.Target
+	if ex.p.Pool != nil {
+		var err error
+		model := ex.head.Model
+		plan, err = ex.p.Pool().Plan(model)
+		if err != nil {
+			return nil, &apierr.Error{Status: http.StatusNotFound, Type: apierr.NotFound, Code: "model_not_found",
+				Message: fmt.Sprintf("no upstream serves the model %q", model)}
+		}
+	}
+	if len(plan) == 0 {
+		return nil, &apierr.Error{Status: http.StatusServiceUnavailable, Type: apierr.Upstream, Code: "no_upstream",
+			Message: "no upstream is configured"}
+	}
+	return healthyFirst(plan), nil
 }
 
 // healthyFirst keeps only the targets that were not open when planned, if

@@ -52,7 +52,7 @@ func (ex *exchange) respond(resp *http.Response, att *upstream.Attempt, out *Out
 	)
 	switch {
 	case sseBody:
-		u, err = ex.copyEvents(resp, out.Reply.Stream())
+		u, err = ex.copyEvents(resp, out.Reply.Stream(), ex.openEvents(resp))
 	case out.Reply.Whole():
 		u, err = ex.copyWhole(resp, out.Reply)
 	default:
@@ -135,16 +135,23 @@ func (ex *exchange) streamFault(err error) *apierr.Error {
 
 var errClientWrite = errors.New("write to client failed")
 
-// copyEvents forwards an event stream through the dialect's Stream, event
-// by event, flushing each unless the next is already buffered.
-func (ex *exchange) copyEvents(resp *http.Response, st Stream) (Usage, error) {
+// openEvents sends the header of an event stream at once, so the client
+// sees the stream open. It is called before copyEvents, not in it: the first
+// flush runs net/http's chunkWriter.writeHeader (a 2.8 KB frame), and every
+// frame under it counts against the handler goroutine's 8 KB stack.
+func (ex *exchange) openEvents(resp *http.Response) *http.ResponseController {
 	h := ex.w.Header()
 	h.Del("Content-Length") // events may be rewritten
 	ex.w.WriteHeader(resp.StatusCode)
 	ex.wrote = true
 	rc := http.NewResponseController(ex.w)
-	_ = rc.Flush() // the client sees the stream open at once
+	_ = rc.Flush()
+	return rc
+}
 
+// copyEvents forwards an event stream through the dialect's Stream, event
+// by event, flushing each unless the next is already buffered.
+func (ex *exchange) copyEvents(resp *http.Response, st Stream, rc *http.ResponseController) (Usage, error) {
 	rd := sse.NewReader(resp.Body)
 	var rerr error
 	for {
