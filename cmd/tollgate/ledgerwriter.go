@@ -37,11 +37,12 @@ func ledgerWriterCmd(ctx context.Context, args []string, stdin io.Reader, stdout
 }
 
 // writerNice is the writer process's nice value: the kernel runs request
-// threads first when both want the CPU (a write into the writer's pipe no
-// longer hands the CPU to the writer mid-system-call), while a weight of
-// about a tenth of the gateway's still leaves it enough CPU for ~15,000 rows/s
-// on a saturated core.
-const writerNice = 10
+// threads first whenever both want the CPU. At nice 10 a write into the
+// writer's pipe still often handed the CPU to the writer in the middle of
+// the system call (p99 at 2000 req/s 2–6× the bare proxy's, against ~1.0–1.1×
+// at 19). On a saturated core it then gets ~1.5% of the CPU, so the store
+// inserts batches in-process while the writer is starved (writerproc.go).
+const writerNice = 19
 
 // writerEnv is what the writer process inherits: the Go runtime's settings
 // and the temp directory, not the gateway's secrets.

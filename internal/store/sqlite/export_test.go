@@ -8,3 +8,17 @@ func WriterPID(s *Store) int { return s.proc.pid() }
 // SetWriterRetry sets how long the store inserts in-process after the
 // writer process failed.
 func SetWriterRetry(s *Store, d time.Duration) { s.proc.retry = d }
+
+// SetWriterStarved sets the round trip (per row, and at least) above which
+// the writer process counts as starved.
+func SetWriterStarved(s *Store, perRow, least time.Duration) {
+	s.proc.starvedPerRow, s.proc.starvedMin = perRow, least
+}
+
+// InlinedBatches counts batches inserted in-process because the writer
+// process was starved.
+func InlinedBatches(s *Store) int {
+	s.proc.mu.Lock()
+	defer s.proc.mu.Unlock()
+	return s.proc.inlined
+}

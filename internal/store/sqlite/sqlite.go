@@ -101,7 +101,9 @@ func OpenWith(ctx context.Context, path string, opts Options) (*Store, error) {
 		if log == nil {
 			log = slog.New(slog.DiscardHandler)
 		}
-		s.proc = &writerProc{newCmd: opts.Writer, path: path, log: log, retry: writerRetry}
+		s.proc = &writerProc{newCmd: opts.Writer, path: path, log: log, retry: writerRetry,
+			starvedPerRow: starvedPerRow, starvedMin: starvedMin}
+		s.proc.warm()
 	}
 	return s, nil
 }

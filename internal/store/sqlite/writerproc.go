@@ -49,6 +49,18 @@ type WriterCommand func(path string) *exec.Cmd
 // ledger), so anything larger is corruption.
 const maxFrame = 256 << 20
 
+// A writer process that answers much slower than its CPU needs (about 6 µs
+// a row) is starved: it runs at a low priority (nice 19, so request threads
+// always go first) and the gateway's core is saturated. Batches then go
+// in-process for starvedFor, where Go's scheduler gives the ledger a fair
+// share of the CPU, as before the writer process existed; otherwise the
+// ledger would fall behind and pile rows up in memory (docs/perf.md).
+const (
+	starvedPerRow = 25 * time.Microsecond
+	starvedMin    = 50 * time.Millisecond
+	starvedFor    = 2 * time.Second
+)
+
 // writerRetry is how long the store inserts in-process after the writer
 // process failed, before it starts a new one.
 const writerRetry = 5 * time.Second
@@ -60,6 +72,9 @@ type writerProc struct {
 	log    *slog.Logger
 	retry  time.Duration // writerRetry; tests shorten it
 
+	// starvedPerRow and starvedMin, which tests change
+	starvedPerRow, starvedMin time.Duration
+
 	mu      sync.Mutex // one batch at a time, like the single writer connection
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when cmd has been waited for
@@ -68,7 +83,11 @@ type writerProc struct {
 	rd      *bufio.Reader
 	buf     []byte
 	retryAt time.Time // no new process before this, after a failure
-	logged  time.Time // last failure logged: at most one a minute
+	// inlineUntil: batches go in-process until then (a starved process);
+	// inlined counts them.
+	inlineUntil time.Time
+	inlined     int
+	logged      time.Time // last failure logged: at most one a minute
 }
 
 // insert sends recs to the writer process. handled is false when no process
@@ -77,6 +96,10 @@ type writerProc struct {
 func (p *writerProc) insert(ctx context.Context, recs []ledger.Record) (handled bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if time.Now().Before(p.inlineUntil) {
+		p.inlined++
+		return false, nil
+	}
 	if p.cmd == nil {
 		if time.Now().Before(p.retryAt) {
 			return false, nil
@@ -96,8 +119,12 @@ func (p *writerProc) insert(ctx context.Context, recs []ledger.Record) (handled 
 		p.fail("send", err)
 		return false, nil
 	}
+	sent := time.Now()
 	stop := context.AfterFunc(ctx, func() { p.stdout.SetReadDeadline(time.Now()) })
 	answer, err := p.answer()
+	if took := time.Since(sent); took > max(p.starvedMin, time.Duration(len(recs))*p.starvedPerRow) {
+		p.inlineUntil = time.Now().Add(starvedFor)
+	}
 	if !stop() {
 		// ctx ended while we waited and the read deadline is (being) set:
 		// this process's pipe is done for. The batch may still commit in
@@ -197,6 +224,17 @@ func (p *writerProc) stop() {
 	p.cmd, p.done, p.stdin, p.stdout, p.rd = nil, nil, nil, nil, nil
 }
 
+// warm starts the process ahead of the first batch.
+func (p *writerProc) warm() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		if err := p.start(); err != nil {
+			p.fail("start", err)
+		}
+	}
+}
+
 // close stops the process for good.
 func (p *writerProc) close() {
 	p.mu.Lock()
@@ -230,6 +268,17 @@ func ServeWriter(ctx context.Context, path string, in io.Reader, out io.Writer) 
 	// holds the B-trees' right edges and the current hour's aggregate rows
 	// that appending touches.
 	if _, err := s.w.ExecContext(ctx, `PRAGMA cache_size(-1000)`); err != nil {
+		return fmt.Errorf("sqlite: writer process: %w", err)
+	}
+	// Prepare the insert statements now (~12 ms of CPU), not when the
+	// first batch waits for them.
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite: writer process: %w", err)
+	}
+	err = conn.Raw(func(dc any) error { return s.ins.prepare(ctx, dc) })
+	conn.Close()
+	if err != nil {
 		return fmt.Errorf("sqlite: writer process: %w", err)
 	}
 	rd := bufio.NewReaderSize(in, 64<<10)

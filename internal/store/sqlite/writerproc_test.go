@@ -206,3 +206,28 @@ func TestWriterProcessCancelled(t *testing.T) {
 	}
 	requireTotals(t, s, at, 20)
 }
+
+// TestWriterProcessStarved: when the writer process answers far slower than
+// its work needs (a saturated core, where its low priority starves it), the
+// next batches go in-process; nothing is lost or counted twice.
+func TestWriterProcessStarved(t *testing.T) {
+	s := openWithWriter(t, filepath.Join(t.TempDir(), "tollgate.db"))
+	at := time.Now().UTC().Truncate(time.Hour).Add(30 * time.Minute)
+	if err := s.InsertRecords(t.Context(), batch(0, 100, at)); err != nil {
+		t.Fatal(err)
+	}
+	if n := sqlite.InlinedBatches(s); n != 0 {
+		t.Fatalf("%d batches in-process after a prompt answer", n)
+	}
+	sqlite.SetWriterStarved(s, 0, 0) // any answer now counts as slow
+	if err := s.InsertRecords(t.Context(), batch(100, 10, at)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InsertRecords(t.Context(), batch(110, 10, at)); err != nil {
+		t.Fatal(err)
+	}
+	if got := sqlite.InlinedBatches(s); got != 1 {
+		t.Fatalf("%d batches in-process after a starved answer, want 1", got)
+	}
+	requireTotals(t, s, at, 120)
+}
