@@ -58,7 +58,7 @@ const maxFrame = 256 << 20
 const (
 	starvedPerRow = 25 * time.Microsecond
 	starvedMin    = 50 * time.Millisecond
-	starvedFor    = 2 * time.Second
+	starvedFor    = 10 * time.Second
 )
 
 // writerRetry is how long the store inserts in-process after the writer
