@@ -64,6 +64,10 @@ func openWithWriter(t *testing.T, path string, extraEnv ...string) *sqlite.Store
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	// Under the race detector a batch can take longer than the writer's
+	// starvation limit; these tests are about the process, so only
+	// TestWriterProcessStarved lowers it.
+	sqlite.SetWriterStarved(s, time.Hour, time.Hour)
 	return s
 }
 
