@@ -22,7 +22,7 @@ import (
 func ledgerWriterCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ledger-writer", flag.ContinueOnError)
 	db := fs.String("db", "", "SQLite database file")
-	nice := fs.Int("nice", writerNice, "nice value of the process, which runs under SCHED_IDLE (Linux)")
+	nice := fs.Int("nice", writerNice, "nice value of the process (Linux)")
 	if err := fs.Parse(args); err != nil {
 		return usageErr("ledger-writer: %v", err)
 	}
@@ -36,9 +36,8 @@ func ledgerWriterCmd(ctx context.Context, args []string, stdin io.Reader, stdout
 	return sqlite.ServeWriter(context.WithoutCancel(ctx), *db, stdin, stdout)
 }
 
-// writerNice is the writer process's nice value, under the SCHED_IDLE
-// policy (nice_linux.go): the kernel runs request threads first whenever
-// both want the CPU. At nice 10 a write into the
+// writerNice is the writer process's nice value: the kernel runs request
+// threads first whenever both want the CPU. At nice 10 a write into the
 // writer's pipe still often handed the CPU to the writer in the middle of
 // the system call (p99 at 2000 req/s 2–6× the bare proxy's, against ~1.0–1.1×
 // at 19). On a saturated core it then gets ~1.5% of the CPU, so the store
