@@ -49,15 +49,20 @@ type WriterCommand func(path string) *exec.Cmd
 // ledger), so anything larger is corruption.
 const maxFrame = 256 << 20
 
-// A writer process that answers much slower than its CPU needs (about 6 µs
-// a row) is starved: it runs at a low priority (nice 19, so request threads
-// always go first) and the gateway's core is saturated. Batches then go
-// in-process for starvedFor, where Go's scheduler gives the ledger a fair
-// share of the CPU, as before the writer process existed; otherwise the
-// ledger would fall behind and pile rows up in memory (docs/perf.md).
+// A writer process that answers far slower than its work needs (about 6 µs
+// of CPU a row, plus a checkpoint's fsyncs of a few ms) is starved: it runs
+// at nice 19, so request threads always go first, and the gateway's core is
+// saturated. Batches then go in-process for starvedFor, where Go's scheduler
+// gives the ledger a share of the CPU, as before the writer process existed;
+// otherwise the ledger would fall behind and pile rows up in memory
+// (docs/perf.md). The limits are generous: with a 50 ms limit, batches at
+// 2000 req/s on one core (preempted by every request, a checkpoint's fsyncs)
+// were taken for starved, and the in-process tail came back for 10 s at a
+// time (a trace showed SQLite's fsyncs in the gateway; p99 up to 16× the
+// bare proxy's in some runs).
 const (
-	starvedPerRow = 25 * time.Microsecond
-	starvedMin    = 50 * time.Millisecond
+	starvedPerRow = 250 * time.Microsecond
+	starvedMin    = 500 * time.Millisecond
 	starvedFor    = 10 * time.Second
 )
 
@@ -124,6 +129,11 @@ func (p *writerProc) insert(ctx context.Context, recs []ledger.Record) (handled 
 	answer, err := p.answer()
 	if took := time.Since(sent); took > max(p.starvedMin, time.Duration(len(recs))*p.starvedPerRow) {
 		p.inlineUntil = time.Now().Add(starvedFor)
+		if now := time.Now(); now.Sub(p.logged) >= time.Minute {
+			p.logged = now
+			p.log.Warn("ledger writer process starved for CPU; inserting in-process for a while",
+				slog.Int("rows", len(recs)), slog.Duration("took", took), slog.Duration("for", starvedFor))
+		}
 	}
 	if !stop() {
 		// ctx ended while we waited and the read deadline is (being) set:
