@@ -11,8 +11,9 @@ func SetWriterRetry(s *Store, d time.Duration) { s.proc.retry = d }
 
 // SetWriterStarved sets the round trip (per row, and at least) above which
 // the writer process counts as starved.
-func SetWriterStarved(s *Store, perRow, least time.Duration) {
-	s.proc.starvedPerRow, s.proc.starvedMin = perRow, least
+// A busy share of 0 drops the check of the gateway's own CPU use.
+func SetWriterStarved(s *Store, perRow, least time.Duration, busy float64) {
+	s.proc.starvedPerRow, s.proc.starvedMin, s.proc.starvedBusy = perRow, least, busy
 }
 
 // InlinedBatches counts batches inserted in-process because the writer

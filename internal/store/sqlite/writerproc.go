@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"sync"
 	"time"
 
@@ -49,20 +50,20 @@ type WriterCommand func(path string) *exec.Cmd
 // ledger), so anything larger is corruption.
 const maxFrame = 256 << 20
 
-// A writer process that answers far slower than its work needs (about 6 µs
-// of CPU a row, plus a checkpoint's fsyncs of a few ms) is starved: it runs
-// at nice 19, so request threads always go first, and the gateway's core is
-// saturated. Batches then go in-process for starvedFor, where Go's scheduler
-// gives the ledger a share of the CPU, as before the writer process existed;
-// otherwise the ledger would fall behind and pile rows up in memory
-// (docs/perf.md). The limits are generous: with a 50 ms limit, batches at
-// 2000 req/s on one core (preempted by every request, a checkpoint's fsyncs)
-// were taken for starved, and the in-process tail came back for 10 s at a
-// time (a trace showed SQLite's fsyncs in the gateway; p99 up to 16× the
-// bare proxy's in some runs).
+// A writer process that answers slower than its work needs (about 6 µs of
+// CPU a row) while the gateway itself keeps its CPUs busy is starved: it runs
+// at nice 19, so request threads always go first, and on a saturated core it
+// gets ~1.5% of the CPU. Batches then go in-process for starvedFor, where
+// Go's scheduler gives the ledger a share of the CPU, as before the writer
+// process existed; otherwise the ledger would fall behind and pile rows up in
+// memory (docs/perf.md). A slow answer alone is not enough: at 2000 req/s on
+// one core, batches preempted by every request and waiting on a checkpoint's
+// fsyncs came back past 50 ms while the gateway used a third of its CPU, and
+// taking that for starvation brought the in-process tail back.
 const (
-	starvedPerRow = 250 * time.Microsecond
-	starvedMin    = 500 * time.Millisecond
+	starvedPerRow = 25 * time.Microsecond
+	starvedMin    = 50 * time.Millisecond
+	starvedBusy   = 0.75 // the gateway's CPU use, in CPUs per GOMAXPROCS, while it waited
 	starvedFor    = 10 * time.Second
 )
 
@@ -77,8 +78,9 @@ type writerProc struct {
 	log    *slog.Logger
 	retry  time.Duration // writerRetry; tests shorten it
 
-	// starvedPerRow and starvedMin, which tests change
+	// starvedPerRow, starvedMin and starvedBusy, which tests change
 	starvedPerRow, starvedMin time.Duration
+	starvedBusy               float64
 
 	mu      sync.Mutex // one batch at a time, like the single writer connection
 	cmd     *exec.Cmd
@@ -124,15 +126,18 @@ func (p *writerProc) insert(ctx context.Context, recs []ledger.Record) (handled 
 		p.fail("send", err)
 		return false, nil
 	}
-	sent := time.Now()
+	sent, cpu0 := time.Now(), processCPU()
 	stop := context.AfterFunc(ctx, func() { p.stdout.SetReadDeadline(time.Now()) })
 	answer, err := p.answer()
-	if took := time.Since(sent); took > max(p.starvedMin, time.Duration(len(recs))*p.starvedPerRow) {
+	took := time.Since(sent)
+	busy := float64(processCPU()-cpu0) / float64(took) / float64(runtime.GOMAXPROCS(0))
+	if took > max(p.starvedMin, time.Duration(len(recs))*p.starvedPerRow) && busy >= p.starvedBusy {
 		p.inlineUntil = time.Now().Add(starvedFor)
 		if now := time.Now(); now.Sub(p.logged) >= time.Minute {
 			p.logged = now
 			p.log.Warn("ledger writer process starved for CPU; inserting in-process for a while",
-				slog.Int("rows", len(recs)), slog.Duration("took", took), slog.Duration("for", starvedFor))
+				slog.Int("rows", len(recs)), slog.Duration("took", took), slog.Float64("gateway_cpu_busy", busy),
+				slog.Duration("for", starvedFor))
 		}
 	}
 	if !stop() {

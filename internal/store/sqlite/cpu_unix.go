@@ -8,6 +8,7 @@ import (
 )
 
 // processCPU returns the CPU time (user+system) this process has used. The
+// writer process's starvation check compares it with wall time; the
 // benchmarks report it per row because wall-clock time on a shared machine
 // measures the neighbours as much as the code.
 func processCPU() time.Duration {
