@@ -125,21 +125,63 @@ func Refused(r *ledger.Record) bool {
 	return false
 }
 
-// AggSumColumns are the summed columns of usage_hourly and usage_daily
-// before the histogram, in the order of UsageTotals' ScanDest.
-var AggSumColumns = []string{"requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens",
-	"reasoning_tokens", "cost_nano", "unpriced", "cache_write_tokens", "refused", "ttfb_ns", "ttfb_n"}
+// AggSum is one summed column of usage_hourly and usage_daily, with what a
+// ledger row adds to it.
+type AggSum struct {
+	Name string
+	Of   func(r *ledger.Record) int64
+}
+
+// AggSums are the summed columns of usage_hourly and usage_daily before the
+// histogram (h00..h23), in the order of UsageTotals' ScanDest. Both backends
+// sum a batch with them; adding a column is one line here plus migrations.
+var AggSums = []AggSum{
+	{"requests", func(*ledger.Record) int64 { return 1 }},
+	{"errors", func(r *ledger.Record) int64 { return b2i(r.Outcome != ledger.OutcomeOK) }},
+	{"prompt_tokens", func(r *ledger.Record) int64 { return r.PromptTokens }},
+	{"completion_tokens", func(r *ledger.Record) int64 { return r.CompletionTokens }},
+	{"cached_tokens", func(r *ledger.Record) int64 { return r.CachedTokens }},
+	{"reasoning_tokens", func(r *ledger.Record) int64 { return r.ReasoningTokens }},
+	{"cost_nano", func(r *ledger.Record) int64 { return r.CostNanoUSD }},
+	{"unpriced", func(r *ledger.Record) int64 { return b2i(Unpriced(r)) }},
+	{"cache_write_tokens", func(r *ledger.Record) int64 { return r.CacheWriteTokens }},
+	{"refused", func(r *ledger.Record) int64 { return b2i(Refused(r)) }},
+	{"ttfb_ns", func(r *ledger.Record) int64 { return max(0, int64(r.TTFB)) }},
+	{"ttfb_n", func(r *ledger.Record) int64 { return b2i(r.TTFB > 0) }},
+}
+
+// AggSumColumns are the names of AggSums.
+var AggSumColumns = func() []string {
+	names := make([]string, len(AggSums))
+	for i, c := range AggSums {
+		names[i] = c.Name
+	}
+	return names
+}()
+
+// AggColumns are every summed column of usage_hourly and usage_daily: the
+// AggSums, then the duration histogram h00..h23.
+func AggColumns() []string {
+	cols := slices.Clone(AggSumColumns)
+	for i := range HistBuckets {
+		cols = append(cols, fmt.Sprintf("h%02d", i))
+	}
+	return cols
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 // UsageSumColumns is the SELECT list (after the group column) both backends
 // use over usage_hourly; ScanDest matches it. cast is appended to every sum
 // (PostgreSQL needs "::bigint" because SUM(bigint) is numeric).
 func UsageSumColumns(cast string) string {
-	cols := slices.Clone(AggSumColumns)
-	for i := range HistBuckets {
-		cols = append(cols, fmt.Sprintf("h%02d", i))
-	}
 	s := ""
-	for i, c := range cols {
+	for i, c := range AggColumns() {
 		if i > 0 {
 			s += ", "
 		}

@@ -24,12 +24,3 @@ func (s *Store) Query(ctx context.Context, sql string) ([][]any, error) {
 	})
 	return out, err
 }
-
-// SumColNames are the names of the columns the fast path sums in Go.
-func SumColNames() []string {
-	var out []string
-	for _, c := range sumCols {
-		out = append(out, c.name)
-	}
-	return out
-}

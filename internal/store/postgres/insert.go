@@ -107,9 +107,9 @@ func (a aggKey) compare(b aggKey) int {
 		strings.Compare(a.upstream, b.upstream), strings.Compare(a.endUser, b.endUser))
 }
 
-// aggCols is the number of summed columns: sumCols, then the duration
+// aggCols is the number of summed columns: store.AggSums, then the duration
 // histogram h00..h23.
-var aggCols = len(sumCols) + store.HistBuckets
+var aggCols = len(store.AggSums) + store.HistBuckets
 
 // aggs are the groups of one batch with their sums, in aggKey order.
 type aggs struct {
@@ -151,44 +151,16 @@ func aggregate(recs []ledger.Record) batchAgg {
 	return b
 }
 
-// sumCols are the summed aggregate columns before the duration histogram,
-// in store.AggSumColumns order (TestSumColsMatchStore). Adding a column is
-// one line here, its migration, and the same column in insertSQL.
-var sumCols = []struct {
-	name string
-	val  func(r *ledger.Record) int64
-}{
-	{"requests", func(*ledger.Record) int64 { return 1 }},
-	{"errors", func(r *ledger.Record) int64 { return b2i(r.Outcome != ledger.OutcomeOK) }},
-	{"prompt_tokens", func(r *ledger.Record) int64 { return r.PromptTokens }},
-	{"completion_tokens", func(r *ledger.Record) int64 { return r.CompletionTokens }},
-	{"cached_tokens", func(r *ledger.Record) int64 { return r.CachedTokens }},
-	{"reasoning_tokens", func(r *ledger.Record) int64 { return r.ReasoningTokens }},
-	{"cost_nano", func(r *ledger.Record) int64 { return r.CostNanoUSD }},
-	{"unpriced", func(r *ledger.Record) int64 { return b2i(store.Unpriced(r)) }},
-	{"cache_write_tokens", func(r *ledger.Record) int64 { return r.CacheWriteTokens }},
-	{"refused", func(r *ledger.Record) int64 { return b2i(store.Refused(r)) }},
-	{"ttfb_ns", func(r *ledger.Record) int64 { return max(0, int64(r.TTFB)) }},
-	{"ttfb_n", func(r *ledger.Record) int64 { return b2i(r.TTFB > 0) }},
-}
-
-func b2i(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 func addTo(m map[aggKey][]int64, k aggKey, r *ledger.Record) {
 	v := m[k]
 	if v == nil {
 		v = make([]int64, aggCols)
 		m[k] = v
 	}
-	for i, c := range sumCols {
-		v[i] += c.val(r)
+	for i, c := range store.AggSums {
+		v[i] += c.Of(r)
 	}
-	v[len(sumCols)+store.HistBucket(r.Duration)]++
+	v[len(store.AggSums)+store.HistBucket(r.Duration)]++
 }
 
 // sorted orders the groups by key: every writer upserts in this order, so
@@ -266,7 +238,7 @@ ON CONFLICT (key_id) DO UPDATE SET time = GREATEST(key_last_used.time, excluded.
 // upsertArrays is one table's upsert from 5+aggCols arrays, numbered from
 // $first.
 func upsertArrays(table, col string, first int) string {
-	cols := aggColNames()
+	cols := store.AggColumns()
 	sets := make([]string, len(cols))
 	for i, c := range cols {
 		sets[i] = c + " = " + table + "." + c + " + excluded." + c
@@ -283,16 +255,4 @@ func upsertArrays(table, col string, first int) string {
 	SELECT * FROM unnest(%[4]s)
 	ON CONFLICT (%[2]s, key_id, model, upstream, end_user) DO UPDATE SET %[5]s`,
 		table, col, strings.Join(cols, ", "), strings.Join(params, ", "), strings.Join(sets, ", "))
-}
-
-// aggColNames are the summed aggregate columns, histogram included.
-func aggColNames() []string {
-	cols := make([]string, 0, aggCols)
-	for _, c := range sumCols {
-		cols = append(cols, c.name)
-	}
-	for i := range store.HistBuckets {
-		cols = append(cols, fmt.Sprintf("h%02d", i))
-	}
-	return cols
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tollgate/tollgate/internal/ledger"
-	"github.com/tollgate/tollgate/internal/store"
 	"github.com/tollgate/tollgate/internal/store/postgres"
 	"github.com/tollgate/tollgate/internal/store/storetest"
 )
@@ -103,12 +102,4 @@ func openPG(t *testing.T) *postgres.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
-}
-
-// A column added to the aggregates (store.AggSumColumns) must be summed by
-// the fast path too, in the same position.
-func TestSumColsMatchStore(t *testing.T) {
-	if d := cmp.Diff(store.AggSumColumns, postgres.SumColNames()); d != "" {
-		t.Errorf("sumCols in insert.go differ from store.AggSumColumns (-store +sumCols):\n%s", d)
-	}
 }

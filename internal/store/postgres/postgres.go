@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"slices"
 	"strings"
 	"time"
 
@@ -115,12 +114,11 @@ func stageCols() []string {
 // statement, so one round trip. Aggregates are upserted in key order so
 // concurrent replicas lock rows in the same order.
 func insertSQL() string {
-	var hs, hsCols []string
+	var hs []string
 	for i := range store.HistBuckets {
 		hs = append(hs, fmt.Sprintf("count(*) FILTER (WHERE dur_bucket = %d)", i))
-		hsCols = append(hsCols, fmt.Sprintf("h%02d", i))
 	}
-	sumCols := append(slices.Clone(store.AggSumColumns), hsCols...)
+	sumCols := store.AggColumns()
 	return `WITH ins AS (
 	INSERT INTO requests (` + selectCols + `, dur_bucket)
 	SELECT ` + selectCols + `, dur_bucket FROM requests_stage

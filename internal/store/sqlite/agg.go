@@ -11,7 +11,7 @@ type aggKey struct {
 	keyID, model, upstream, endUser string
 }
 
-// aggVals are the sums of sumCols followed by the histogram counts.
+// aggVals are the sums of store.AggSums followed by the histogram counts.
 type aggVals []int64
 
 // groupKey is what a row shares with every row it is counted with: its
@@ -61,12 +61,12 @@ func (a *aggregator) add(r *ledger.Record) {
 	k := groupKey{store.ZoneBucket(us), r.KeyID, r.Model, r.Upstream, r.User, string(r.Outcome), r.Status, r.Stream}
 	g := a.group(k, r)
 	g.n++
-	for i, c := range sumCols {
-		v := c.val(r)
+	for i, c := range store.AggSums {
+		v := c.Of(r)
 		g.hourly[i] += v
 		g.daily[i] += v
 	}
-	h := len(sumCols) + store.HistBucket(r.Duration)
+	h := len(store.AggSums) + store.HistBucket(r.Duration)
 	g.hourly[h]++
 	g.daily[h]++
 	if r.KeyID != "" && us > a.last[r.KeyID] {
@@ -102,7 +102,7 @@ func (a *aggregator) group(k groupKey, r *ledger.Record) *group {
 func sums(m map[aggKey]aggVals, k aggKey) aggVals {
 	v := m[k]
 	if v == nil {
-		v = make(aggVals, len(sumCols)+store.HistBuckets)
+		v = make(aggVals, len(store.AggSums)+store.HistBuckets)
 		m[k] = v
 	}
 	return v

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"github.com/tollgate/tollgate/internal/ledger"
-	"github.com/tollgate/tollgate/internal/store"
 )
 
 // reqCol is one requests column that InsertRecords fills, with its value in
@@ -65,37 +64,6 @@ var reqCols = []reqCol{
 	{name: "request_body", val: func(r *ledger.Record) any { return nullBytes(r.RequestBody) }},
 	{name: "response_body", val: func(r *ledger.Record) any { return nullBytes(r.ResponseBody) }},
 	{name: "cache_write_tokens", val: func(r *ledger.Record) any { return r.CacheWriteTokens }},
-}
-
-// sumCol is one summed column of usage_hourly and usage_daily, with what a
-// record adds to it.
-type sumCol struct {
-	name string
-	val  func(r *ledger.Record) int64
-}
-
-// sumCols are the summed aggregate columns before the duration histogram
-// (h00..h23). Adding one is one line here plus its migration.
-var sumCols = []sumCol{
-	{"requests", func(*ledger.Record) int64 { return 1 }},
-	{"errors", func(r *ledger.Record) int64 { return b2i(r.Outcome != ledger.OutcomeOK) }},
-	{"prompt_tokens", func(r *ledger.Record) int64 { return r.PromptTokens }},
-	{"completion_tokens", func(r *ledger.Record) int64 { return r.CompletionTokens }},
-	{"cached_tokens", func(r *ledger.Record) int64 { return r.CachedTokens }},
-	{"reasoning_tokens", func(r *ledger.Record) int64 { return r.ReasoningTokens }},
-	{"cost_nano", func(r *ledger.Record) int64 { return r.CostNanoUSD }},
-	{"unpriced", func(r *ledger.Record) int64 { return b2i(store.Unpriced(r)) }},
-	{"cache_write_tokens", func(r *ledger.Record) int64 { return r.CacheWriteTokens }},
-	{"refused", func(r *ledger.Record) int64 { return b2i(store.Refused(r)) }},
-	{"ttfb_ns", func(r *ledger.Record) int64 { return max(0, int64(r.TTFB)) }},
-	{"ttfb_n", func(r *ledger.Record) int64 { return b2i(r.TTFB > 0) }},
-}
-
-func b2i(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func nullBytes(b []byte) any {

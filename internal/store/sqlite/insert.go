@@ -209,20 +209,8 @@ func insertReqSQL(rows int, returning bool) string {
 	return q
 }
 
-// aggColNames are the summed columns of usage_hourly, histogram included.
-func aggColNames() []string {
-	cols := make([]string, 0, len(sumCols)+store.HistBuckets)
-	for _, c := range sumCols {
-		cols = append(cols, c.name)
-	}
-	for i := range store.HistBuckets {
-		cols = append(cols, fmt.Sprintf("h%02d", i))
-	}
-	return cols
-}
-
 func upsertAggSQL(table, col string, rows int) string {
-	cols := aggColNames()
+	cols := store.AggColumns()
 	sets := make([]string, len(cols))
 	for i, c := range cols {
 		sets[i] = c + " = " + c + " + excluded." + c
