@@ -1,6 +1,9 @@
 package sqlite
 
-import "time"
+import (
+	"os"
+	"time"
+)
 
 // WriterPID is the running writer process's id, 0 when none.
 func WriterPID(s *Store) int { return s.proc.pid() }
@@ -22,4 +25,16 @@ func InlinedBatches(s *Store) int {
 	s.proc.mu.Lock()
 	defer s.proc.mu.Unlock()
 	return s.proc.inlined
+}
+
+// GrowPipe and PipeSize are the writer process's pipe sizing.
+var GrowPipe = growPipe
+
+const PipeSize = pipeSize
+
+// WriterStdin is the running writer process's input pipe, nil when none.
+func WriterStdin(s *Store) *os.File {
+	s.proc.mu.Lock()
+	defer s.proc.mu.Unlock()
+	return s.proc.stdin
 }

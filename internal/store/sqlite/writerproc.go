@@ -85,7 +85,7 @@ type writerProc struct {
 	mu      sync.Mutex // one batch at a time, like the single writer connection
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when cmd has been waited for
-	stdin   io.WriteCloser
+	stdin   *os.File
 	stdout  *os.File
 	rd      *bufio.Reader
 	buf     []byte
@@ -184,23 +184,28 @@ func (p *writerProc) answer() (childErr error, err error) {
 
 func (p *writerProc) start() error {
 	cmd := p.newCmd(p.path)
-	stdin, err := cmd.StdinPipe()
+	inR, stdin, err := os.Pipe()
 	if err != nil {
 		return err
+	}
+	if _, err := growPipe(stdin); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		p.log.Debug("ledger writer process: pipe keeps its default size", slog.String("error", err.Error()))
 	}
 	r, w, err := os.Pipe() // an *os.File, so a read can be given a deadline
 	if err != nil {
+		inR.Close()
 		stdin.Close()
 		return err
 	}
-	cmd.Stdout = w
-	if err := cmd.Start(); err != nil {
+	cmd.Stdin, cmd.Stdout = inR, w
+	err = cmd.Start()
+	inR.Close()
+	w.Close()
+	if err != nil {
 		stdin.Close()
 		r.Close()
-		w.Close()
 		return err
 	}
-	w.Close()
 	done := make(chan struct{})
 	go func() {
 		cmd.Wait()
