@@ -38,3 +38,7 @@ func WriterStdin(s *Store) *os.File {
 	defer s.proc.mu.Unlock()
 	return s.proc.stdin
 }
+
+// SetWriterCalm sets how often, while batches go in-process after a
+// starved answer, the gateway's CPU use is checked to end that early.
+func SetWriterCalm(s *Store, every time.Duration) { s.proc.calmEvery = every }

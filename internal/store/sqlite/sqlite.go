@@ -102,7 +102,7 @@ func OpenWith(ctx context.Context, path string, opts Options) (*Store, error) {
 			log = slog.New(slog.DiscardHandler)
 		}
 		s.proc = &writerProc{newCmd: opts.Writer, path: path, log: log, retry: writerRetry,
-			starvedPerRow: starvedPerRow, starvedMin: starvedMin, starvedBusy: starvedBusy}
+			starvedPerRow: starvedPerRow, starvedMin: starvedMin, starvedBusy: starvedBusy, calmEvery: calmEvery}
 		s.proc.warm()
 	}
 	return s, nil

@@ -244,5 +244,18 @@ func TestWriterProcessStarved(t *testing.T) {
 	if got := sqlite.InlinedBatches(s); got != 1 {
 		t.Fatalf("%d batches in-process after a starved answer, want 1", got)
 	}
-	requireTotals(t, s, at, 140)
+	// Once the gateway is calm (here: below twice GOMAXPROCS, i.e. always)
+	// at a check, the child takes batches again before starvedFor ends.
+	sqlite.SetWriterStarved(s, time.Hour, time.Hour, 2)
+	sqlite.SetWriterCalm(s, 0)
+	if err := s.InsertRecords(t.Context(), batch(120, 10, at)); err != nil {
+		t.Fatal(err)
+	}
+	if got := sqlite.InlinedBatches(s); got != 1 {
+		t.Fatalf("%d batches in-process after the gateway calmed down, want still 1", got)
+	}
+	if sqlite.WriterPID(s) == 0 {
+		t.Fatal("no writer process after the gateway calmed down")
+	}
+	requireTotals(t, s, at, 150)
 }
