@@ -95,7 +95,7 @@ func OpenWith(ctx context.Context, path string, opts Options) (*Store, error) {
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
 	s := &Store{w: w, r: r, usage: store.NewUsageCache(store.UsageCacheRows)}
-	s.ins = &inserter{shapers: []*shaper{newShaper(true), newShaper(false)}}
+	s.ins = newInserter()
 	if opts.Writer != nil {
 		log := opts.Logger
 		if log == nil {
