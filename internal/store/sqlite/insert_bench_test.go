@@ -18,25 +18,37 @@ import (
 func BenchmarkInsertRealistic(b *testing.B) {
 	for _, batch := range []int{250, 1000} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			benchInsert(b, batch, func(now time.Time, n int) string {
-				return fmt.Sprintf("req_%014x%016x", now.UnixMicro()-40, n)
-			})
+			benchInsert(b, batch, Options{}, gatewayID)
 		})
 	}
+}
+
+// BenchmarkInsertWriterProcess is InsertRealistic as the writer process
+// runs it (Options.InWriterProcess).
+func BenchmarkInsertWriterProcess(b *testing.B) {
+	for _, batch := range []int{250, 1000} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			benchInsert(b, batch, Options{InWriterProcess: true}, gatewayID)
+		})
+	}
+}
+
+func gatewayID(now time.Time, n int) string {
+	return fmt.Sprintf("req_%014x%016x", now.UnixMicro()-40, n)
 }
 
 // BenchmarkInsertClientIDs is InsertRealistic/batch=1000 with ids a client
 // sent (X-Request-Id, here UUID-like and in random order), which GetLog
 // finds through request_ids (ids.go): the worst case of that table.
 func BenchmarkInsertClientIDs(b *testing.B) {
-	benchInsert(b, 1000, func(_ time.Time, n int) string {
+	benchInsert(b, 1000, Options{}, func(_ time.Time, n int) string {
 		h := uint64(n) * 0x9e3779b97f4a7c15 // scattered, as random ids are
 		return fmt.Sprintf("%08x-%04x-4%03x-%016x", h>>32, h>>16&0xffff, h&0xfff, uint64(n))
 	})
 }
 
-func benchInsert(b *testing.B, batch int, id func(now time.Time, n int) string) {
-	s, err := Open(b.Context(), filepath.Join(b.TempDir(), "b.db"))
+func benchInsert(b *testing.B, batch int, opts Options, id func(now time.Time, n int) string) {
+	s, err := OpenWith(b.Context(), filepath.Join(b.TempDir(), "b.db"), opts)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -90,7 +90,7 @@ type inserter struct {
 	ckpt     driver.Stmt
 
 	// ckptBytes and yieldEvery are the defaults below, or the writer
-	// process's (Options.WriterProcess).
+	// process's (Options.InWriterProcess).
 	ckptBytes  int64
 	yieldEvery time.Duration
 	// unckpt estimates the bytes committed since the last checkpoint.
@@ -149,6 +149,11 @@ func (in *inserter) yield() {
 // goroutine on the CPU for about 60 ms, which on a single P is a 60 ms stall
 // for every request goroutine (the p99 tail at 2000 req/s).
 const ckptBytes = 400 << 10
+
+// procCkptBytes is ckptBytes in a writer process (Options.InWriterProcess):
+// about 1000 pages, ~6 ms of CPU per checkpoint, which there delays only
+// the batch's answer.
+const procCkptBytes = 4 << 20
 
 // rowBytes roughly estimates what a record adds to the WAL: the fixed
 // columns and index entries (~300 bytes measured) plus the logged bodies.
