@@ -35,7 +35,10 @@ func TestShapedInsertStoresWhatPlainStores(t *testing.T) {
 	tests := []struct {
 		name string
 		recs []ledger.Record
-		fam  int // the family of the first 32-row chunk: 0 wide, 1 narrow, -1 plain
+		// the family of the first 32-row chunk: 0 wide with the usually
+		// unset columns left out, 1 wide, 2 narrow without them, 3 narrow,
+		// -1 plain
+		fam int
 	}{
 		{"one shape", batch(70, func(int, *ledger.Record) {}), 0},
 		{"empty strings and bodies", batch(40, func(i int, r *ledger.Record) {
@@ -46,7 +49,7 @@ func TestShapedInsertStoresWhatPlainStores(t *testing.T) {
 			case 1:
 				r.ResponseBody = []byte("x")
 			}
-		}), 0},
+		}), 1},
 		{"four shapes (wide)", batch(64, func(i int, r *ledger.Record) {
 			r.KeyID = fmt.Sprintf("k%d", i%2)
 			r.Stream = i%4 >= 2
@@ -56,6 +59,19 @@ func TestShapedInsertStoresWhatPlainStores(t *testing.T) {
 			r.ClientIP = fmt.Sprintf("10.0.0.%d", i%9)
 			r.Outcome, r.Status, r.Error = ledger.OutcomeUpstreamError, 502, "bad gateway"
 			r.CachedTokens, r.ReasoningTokens, r.CacheWriteTokens, r.Estimated = 5, 2, 1, true
+		}), 3},
+		{"many users, usually unset columns unset", batch(64, func(i int, r *ledger.Record) {
+			r.User = fmt.Sprintf("user%d", i)
+		}), 2},
+		{"one row with cached tokens (wide)", batch(40, func(i int, r *ledger.Record) {
+			if i == 31 {
+				r.CachedTokens = 7
+			}
+		}), 1},
+		{"one row with an empty, not absent, body (wide)", batch(40, func(i int, r *ledger.Record) {
+			if i == 5 {
+				r.RequestBody = []byte{}
+			}
 		}), 1},
 		{"many models (plain)", batch(64, func(i int, r *ledger.Record) {
 			r.Model = fmt.Sprintf("m%d", i%7)

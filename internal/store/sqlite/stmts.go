@@ -100,7 +100,7 @@ type inserter struct {
 }
 
 func newInserter() *inserter {
-	in := &inserter{shapers: []*shaper{newShaper(true), newShaper(false)}, ckptBytes: ckptBytes, yieldEvery: yieldEvery}
+	in := &inserter{shapers: []*shaper{newShaper(true, true), newShaper(true, false), newShaper(false, true), newShaper(false, false)}, ckptBytes: ckptBytes, yieldEvery: yieldEvery}
 	in.ins.sql = func(n int) string { return insertReqSQL(n, false) }
 	in.insRet.sql = func(n int) string { return insertReqSQL(n, true) }
 	in.upsHour.sql = func(n int) string { return upsertAggSQL("usage_hourly", "hour", n) }
