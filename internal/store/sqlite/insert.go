@@ -105,7 +105,7 @@ func (s *Store) insert(ctx context.Context, dc any, recs []ledger.Record, checke
 	}
 	in := s.ins
 	for lo := 0; lo < len(recs); {
-		n := chunkSize(len(recs) - lo)
+		n, sh, shapes := in.nextChunk(recs[lo:], checked)
 		chunk := recs[lo : lo+n]
 		lo += n
 		if err := octx.Err(); err != nil {
@@ -116,7 +116,7 @@ func (s *Store) insert(ctx context.Context, dc any, recs []ledger.Record, checke
 		if checked {
 			fam = &in.insRet
 		}
-		if sh, shapes := in.shaped(chunk, checked); sh != nil {
+		if sh != nil {
 			fam = &sh.stmts
 			sh.args(in, chunk, shapes)
 		} else {
@@ -161,6 +161,20 @@ func (s *Store) insert(ctx context.Context, dc any, recs []ledger.Record, checke
 		return false, fmt.Errorf("sqlite: insert records: commit: %w", err)
 	}
 	return true, nil
+}
+
+// nextChunk returns how many rows of recs the next statement takes, and
+// its shaped family (nil for the plain statement) and shape count. A chunk
+// longer than the in-process ones (a writer process's) that no shaped
+// family fits is cut down until one does, or to the in-process length.
+func (in *inserter) nextChunk(recs []ledger.Record, checked bool) (int, *shaper, int) {
+	n := in.chunkSize(len(recs))
+	sh, shapes := in.shaped(recs[:n], checked)
+	for sh == nil && !checked && n > chunkSizes[0] {
+		n = in.chunkSize(n - 1)
+		sh, shapes = in.shaped(recs[:n], checked)
+	}
+	return n, sh, shapes
 }
 
 // shaped returns the first shaped family chunk fits and its shape count;

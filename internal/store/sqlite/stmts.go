@@ -24,46 +24,53 @@ import (
 // at most that long; 64-row statements saved no measurable CPU.
 var chunkSizes = []int{32, 16, 8, 4, 2, 1}
 
-// sized is a family of statements, one per entry of chunkSizes, each
-// prepared when a chunk of its size first comes. Preparing all of them up
-// front (~45 statements, the shaped ones ~1 ms each) cost ~5 ms of CPU on
+// procChunkSizes are chunkSizes in a writer process (Options.InWriterProcess),
+// where no request goroutine waits for a statement: a 128-row statement binds
+// its shapes once for four times the rows, ~0.3 µs of CPU a row less than
+// 32-row ones (docs/perf.md). A chunk with more shapes than a shaped
+// statement holds is cut down to 32 rows or fewer first (insert.go).
+var procChunkSizes = []int{128, 64, 32, 16, 8, 4, 2, 1}
+
+// sized is a family of statements, one per entry of the inserter's sizes,
+// each prepared when a chunk of its size first comes. Preparing all of them
+// up front (~45 statements, the shaped ones ~1 ms each) cost ~5 ms of CPU on
 // every start for statements most workloads never run: 1000-row batches of
 // one shape use two of them.
 type sized struct {
 	sql   func(rows int) string
-	stmts []driver.Stmt // by chunkSizes index; nil until prepared
+	stmts []driver.Stmt // by index in inserter.sizes; nil until prepared
 }
 
-// chunkIndex is the index in chunkSizes of the largest size for at most n
+// chunkIndex is the index in in.sizes of the largest size for at most n
 // rows.
-func chunkIndex(n int) int {
-	for i, size := range chunkSizes {
+func (in *inserter) chunkIndex(n int) int {
+	for i, size := range in.sizes {
 		if size <= n {
 			return i
 		}
 	}
-	return len(chunkSizes) - 1
+	return len(in.sizes) - 1
 }
 
 // chunkSize is the largest chunk size for at most n rows.
-func chunkSize(n int) int { return chunkSizes[chunkIndex(n)] }
+func (in *inserter) chunkSize(n int) int { return in.sizes[in.chunkIndex(n)] }
 
 // pick returns the statement of z for the largest chunk size for at most n
 // rows, preparing it if needed.
 func (in *inserter) pick(ctx context.Context, z *sized, n int) (int, driver.Stmt, error) {
-	i := chunkIndex(n)
+	i := in.chunkIndex(n)
 	if z.stmts == nil {
-		z.stmts = make([]driver.Stmt, len(chunkSizes))
+		z.stmts = make([]driver.Stmt, len(in.sizes))
 	}
 	if z.stmts[i] == nil {
-		st, err := in.pc.PrepareContext(ctx, z.sql(chunkSizes[i]))
+		st, err := in.pc.PrepareContext(ctx, z.sql(in.sizes[i]))
 		if err != nil {
 			return 0, nil, fmt.Errorf("sqlite: prepare: %w", err)
 		}
 		z.stmts[i] = st
 		in.yield() // a shaped statement parses for ~1 ms
 	}
-	return chunkSizes[i], z.stmts[i], nil
+	return in.sizes[i], z.stmts[i], nil
 }
 
 // inserter holds the prepared statements of InsertRecords. They are the
@@ -89,8 +96,9 @@ type inserter struct {
 	lastUsed driver.Stmt
 	ckpt     driver.Stmt
 
-	// ckptBytes and yieldEvery are the defaults below, or the writer
+	// sizes, ckptBytes and yieldEvery are the defaults, or the writer
 	// process's (Options.InWriterProcess).
+	sizes      []int
 	ckptBytes  int64
 	yieldEvery time.Duration
 	// unckpt estimates the bytes committed since the last checkpoint.
@@ -100,7 +108,8 @@ type inserter struct {
 }
 
 func newInserter() *inserter {
-	in := &inserter{shapers: []*shaper{newShaper(true, true), newShaper(true, false), newShaper(false, true), newShaper(false, false)}, ckptBytes: ckptBytes, yieldEvery: yieldEvery}
+	in := &inserter{shapers: []*shaper{newShaper(true, true), newShaper(true, false), newShaper(false, true), newShaper(false, false)}, sizes: chunkSizes,
+		ckptBytes: ckptBytes, yieldEvery: yieldEvery}
 	in.ins.sql = func(n int) string { return insertReqSQL(n, false) }
 	in.insRet.sql = func(n int) string { return insertReqSQL(n, true) }
 	in.upsHour.sql = func(n int) string { return upsertAggSQL("usage_hourly", "hour", n) }
