@@ -49,7 +49,7 @@ func (s *Store) InsertRecords(ctx context.Context, recs []ledger.Record) error {
 		if err != nil {
 			return err
 		}
-		var n int64
+		n := int64(commitBytes)
 		for i := range recs {
 			n += rowBytes(&recs[i])
 		}
