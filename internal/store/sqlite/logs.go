@@ -97,11 +97,11 @@ func (l logSource) ScanLogs(ctx context.Context, f store.LogFilter, r store.LogR
 // GetLog returns one row by request id: the newest of the rows the id
 // bounds in the primary key and those request_ids lists (ids.go).
 func (s *Store) GetLog(ctx context.Context, id string) (ledger.Record, error) {
-	var lo, hi int64 // an empty range unless the id holds its time
+	q, args := getListedLogSQL, []any{id}
 	if t, ok := idTime(id); ok {
-		lo, hi = t, t+idWindowUS
+		q, args = getLogSQL, []any{t, t + idWindowUS, id, id}
 	}
-	r, err := scanRecord(s.r.QueryRowContext(ctx, getLogSQL, lo, hi, id, id))
+	r, err := scanRecord(s.r.QueryRowContext(ctx, q, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return ledger.Record{}, store.ErrNotFound
 	}
@@ -120,6 +120,10 @@ const getLogSQL = `SELECT ` + recordCols + ` FROM requests WHERE (time_us, id) =
 		SELECT time_us, id FROM requests WHERE time_us >= ? AND time_us < ? AND id = ?
 		UNION ALL SELECT time_us, id FROM request_ids WHERE id = ?)
 	ORDER BY time_us DESC LIMIT 1)`
+
+// getListedLogSQL is getLogSQL for an id that holds no time.
+const getListedLogSQL = `SELECT ` + recordCols + ` FROM requests WHERE (time_us, id) = (
+	SELECT time_us, id FROM request_ids WHERE id = ? ORDER BY time_us DESC LIMIT 1)`
 
 // DeleteLogsBefore deletes at most limit raw rows older than t, oldest
 // first. Aggregates are kept: they are small and the usage history outlives
