@@ -111,22 +111,7 @@ func (s *Store) insert(ctx context.Context, dc any, recs []ledger.Record, checke
 		if err := octx.Err(); err != nil {
 			return false, fmt.Errorf("sqlite: insert records: %w", err)
 		}
-		in.nv = in.nv[:0]
-		fam := &in.ins
-		if checked {
-			fam = &in.insRet
-		}
-		if sh != nil {
-			fam = &sh.stmts
-			sh.args(in, chunk, shapes)
-		} else {
-			for i := range chunk {
-				for _, c := range reqCols {
-					in.arg(c.val(&chunk[i]))
-				}
-			}
-		}
-		_, st, err := in.pick(ctx, fam, n)
+		_, st, err := in.pick(ctx, in.chunkArgs(chunk, sh, shapes, checked), n)
 		if err != nil {
 			return false, err
 		}
@@ -161,6 +146,25 @@ func (s *Store) insert(ctx context.Context, dc any, recs []ledger.Record, checke
 		return false, fmt.Errorf("sqlite: insert records: commit: %w", err)
 	}
 	return true, nil
+}
+
+// chunkArgs sets in.nv to the arguments of chunk's insert and returns its
+// statement family: sh's (shapes shapes), or the plain or checked one.
+func (in *inserter) chunkArgs(chunk []ledger.Record, sh *shaper, shapes int, checked bool) *sized {
+	in.nv = in.nv[:0]
+	if sh != nil {
+		sh.args(in, chunk, shapes)
+		return &sh.stmts
+	}
+	for i := range chunk {
+		for _, c := range reqCols {
+			in.arg(c.val(&chunk[i]))
+		}
+	}
+	if checked {
+		return &in.insRet
+	}
+	return &in.ins
 }
 
 // nextChunk returns how many rows of recs the next statement takes, and
