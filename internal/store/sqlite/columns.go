@@ -16,6 +16,10 @@ type reqCol struct {
 	same func(a, b *ledger.Record) bool
 	// varied marks a shaped column that may take many values at once.
 	varied bool
+	// unset, set on the columns most rows leave at their DEFAULT (0 or
+	// NULL), reports whether r does: a family of shaped statements leaves
+	// them out, which saves binding them per row (shape.go).
+	unset func(r *ledger.Record) bool
 }
 
 // reqCols are the requests columns in insert order. Adding a column (say
@@ -47,8 +51,10 @@ var reqCols = []reqCol{
 		same: func(a, b *ledger.Record) bool { return a.Attempts == b.Attempts }},
 	{name: "prompt_tokens", val: func(r *ledger.Record) any { return r.PromptTokens }},
 	{name: "completion_tokens", val: func(r *ledger.Record) any { return r.CompletionTokens }},
-	{name: "cached_tokens", val: func(r *ledger.Record) any { return r.CachedTokens }},
-	{name: "reasoning_tokens", val: func(r *ledger.Record) any { return r.ReasoningTokens }},
+	{name: "cached_tokens", val: func(r *ledger.Record) any { return r.CachedTokens },
+		unset: func(r *ledger.Record) bool { return r.CachedTokens == 0 }},
+	{name: "reasoning_tokens", val: func(r *ledger.Record) any { return r.ReasoningTokens },
+		unset: func(r *ledger.Record) bool { return r.ReasoningTokens == 0 }},
 	{name: "total_tokens", val: func(r *ledger.Record) any { return r.TotalTokens }},
 	{name: "estimated", val: func(r *ledger.Record) any { return r.Estimated },
 		same: func(a, b *ledger.Record) bool { return a.Estimated == b.Estimated }},
@@ -61,9 +67,12 @@ var reqCols = []reqCol{
 		same: func(a, b *ledger.Record) bool { return a.ClientIP == b.ClientIP }, varied: true},
 	{name: "error", val: func(r *ledger.Record) any { return r.Error },
 		same: func(a, b *ledger.Record) bool { return a.Error == b.Error }},
-	{name: "request_body", val: func(r *ledger.Record) any { return nullBytes(r.RequestBody) }},
-	{name: "response_body", val: func(r *ledger.Record) any { return nullBytes(r.ResponseBody) }},
-	{name: "cache_write_tokens", val: func(r *ledger.Record) any { return r.CacheWriteTokens }},
+	{name: "request_body", val: func(r *ledger.Record) any { return nullBytes(r.RequestBody) },
+		unset: func(r *ledger.Record) bool { return r.RequestBody == nil }},
+	{name: "response_body", val: func(r *ledger.Record) any { return nullBytes(r.ResponseBody) },
+		unset: func(r *ledger.Record) bool { return r.ResponseBody == nil }},
+	{name: "cache_write_tokens", val: func(r *ledger.Record) any { return r.CacheWriteTokens },
+		unset: func(r *ledger.Record) bool { return r.CacheWriteTokens == 0 }},
 }
 
 func nullBytes(b []byte) any {

@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"strings"
-	"sync/atomic"
-	"time"
 
 	"github.com/tollgate/tollgate/internal/ledger"
 	"github.com/tollgate/tollgate/internal/store"
@@ -21,224 +18,6 @@ import (
 // common batch has no id that is already stored, so it is inserted without
 // RETURNING and every row is aggregated; only a batch in which some row was
 // skipped (a replay of rows already stored) is redone the careful way.
-
-// chunkSizes are the row counts statements are prepared for: parsing a
-// multi-row statement costs as much as running it, so each size is prepared
-// once. A batch is cut into the largest that fit (250 rows: 7x32+16+8+2).
-// 32 rows (about 0.3 ms of CPU) is also the longest the writer's goroutine
-// runs SQLite before it yields, so a request goroutine on a single P waits
-// at most that long; 64-row statements saved no measurable CPU.
-var chunkSizes = []int{32, 16, 8, 4, 2, 1}
-
-// sized holds one statement per entry of chunkSizes.
-type sized []driver.Stmt
-
-// pick returns the largest prepared statement for at most n rows.
-func (z sized) pick(n int) (int, driver.Stmt) {
-	for i, size := range chunkSizes {
-		if size <= n {
-			return size, z[i]
-		}
-	}
-	return 1, z[len(z)-1]
-}
-
-// inserter holds the prepared statements of InsertRecords. They are the
-// driver's own statements on the writer's driver connection (sql.Conn.Raw):
-// database/sql's per-call work (a connection grab, a Stmt per transaction,
-// checking and converting each of the 900 arguments of a 32-row statement)
-// cost about 1 µs per row. Only InsertRecords uses them, inside Raw.
-type inserter struct {
-	conn any                 // the driver connection the statements belong to
-	nv   []driver.NamedValue // the arguments of one statement, reused
-
-	ins     sized     // INSERT ... ON CONFLICT DO NOTHING
-	shapers []*shaper // shaped INSERTs, wide first (shape.go)
-	insRet  sized     // the same, RETURNING the rows inserted
-	upsHour sized
-	upsDay  sized
-	upsZone sized
-	// lastUsed and ckpt are prepared once too: preparing them per batch
-	// cost CPU, and the parse ran up to 1.2 ms in one stretch in a trace.
-	lastUsed driver.Stmt
-	ckpt     driver.Stmt
-
-	// unckpt estimates the bytes committed since the last checkpoint.
-	unckpt atomic.Int64
-	// yielded is when the writer last yielded (yield).
-	yielded time.Time
-}
-
-// yieldEvery is how long the writer runs SQLite statements before it
-// yields. A Gosched after every statement cost about 2 µs per row of
-// process CPU (BenchmarkInsertRealistic) when another P was idle: the
-// runtime wakes a thread to pick up the yielded goroutine. Yielding by time
-// keeps a bound (yieldEvery plus one statement, ~0.2 ms of CPU) and saved
-// ~0.5 µs/row; 0 yields after every statement (docs/perf.md).
-const yieldEvery = 250 * time.Microsecond
-
-// yield lets other goroutines run if the writer has run for yieldEvery.
-func (in *inserter) yield() {
-	if now := time.Now(); now.Sub(in.yielded) >= yieldEvery {
-		runtime.Gosched()
-		in.yielded = time.Now()
-	}
-}
-
-// ckptBytes is how much committed row data triggers a checkpoint: about
-// 100 WAL pages, which take about 0.6 ms of CPU to copy into the database.
-// SQLite's own auto-checkpoint (wal_autocheckpoint, 10000 pages) stays as
-// a backstop, but copying 10000 pages in one call kept the writer's
-// goroutine on the CPU for about 60 ms, which on a single P is a 60 ms stall
-// for every request goroutine (the p99 tail at 2000 req/s).
-const ckptBytes = 400 << 10
-
-// rowBytes roughly estimates what a record adds to the WAL: the fixed
-// columns and index entries (~300 bytes measured) plus the logged bodies.
-func rowBytes(r *ledger.Record) int64 {
-	return int64(300 + len(r.RequestBody) + len(r.ResponseBody) + len(r.Error))
-}
-
-// prepare (re)prepares the statements on dc unless they were prepared on
-// it. database/sql replaces a connection only after it failed; the
-// statements of the old one are dropped, not closed, because closing a
-// statement of a closed connection is not safe.
-func (in *inserter) prepare(ctx context.Context, dc any) error {
-	if in.conn == dc {
-		return nil
-	}
-	pc, ok := dc.(driver.ConnPrepareContext)
-	if !ok {
-		return fmt.Errorf("sqlite: driver connection %T cannot prepare", dc)
-	}
-	in.conn = nil
-	type family struct {
-		dst *sized
-		q   func(rows int) string
-	}
-	var shaped []family
-	for _, sh := range in.shapers {
-		shaped = append(shaped, family{&sh.stmts, sh.sql})
-	}
-	for _, p := range append([]family{
-		{&in.ins, func(n int) string { return insertReqSQL(n, false) }},
-		{&in.insRet, func(n int) string { return insertReqSQL(n, true) }},
-		{&in.upsHour, func(n int) string { return upsertAggSQL("usage_hourly", "hour", n) }},
-		{&in.upsDay, func(n int) string { return upsertAggSQL("usage_daily", "day", n) }},
-		{&in.upsZone, upsertZoneSQL},
-	}, shaped...) {
-		*p.dst = (*p.dst)[:0]
-		for _, n := range chunkSizes {
-			st, err := pc.PrepareContext(ctx, p.q(n))
-			if err != nil {
-				in.close()
-				return fmt.Errorf("sqlite: prepare: %w", err)
-			}
-			*p.dst = append(*p.dst, st)
-			// The first batch prepares ~40 statements, the shaped ones
-			// ~1 ms each: yield between them as between inserts.
-			in.yield()
-		}
-	}
-	for _, p := range []struct {
-		dst *driver.Stmt
-		q   string
-	}{
-		{&in.lastUsed, `INSERT INTO key_last_used (key_id, time_us) VALUES (?, ?)
-			ON CONFLICT(key_id) DO UPDATE SET time_us = max(time_us, excluded.time_us)`},
-		{&in.ckpt, `PRAGMA wal_checkpoint(PASSIVE)`},
-	} {
-		st, err := pc.PrepareContext(ctx, p.q)
-		if err != nil {
-			in.close()
-			return fmt.Errorf("sqlite: prepare: %w", err)
-		}
-		*p.dst = st
-	}
-	in.conn = dc
-	return nil
-}
-
-// close closes the statements; call it inside Raw on their connection.
-func (in *inserter) close() error {
-	var errs []error
-	stmts := []*sized{&in.ins, &in.insRet, &in.upsHour, &in.upsDay, &in.upsZone}
-	for _, sh := range in.shapers {
-		stmts = append(stmts, &sh.stmts)
-	}
-	for _, z := range stmts {
-		for _, st := range *z {
-			errs = append(errs, st.Close())
-		}
-		*z = nil
-	}
-	for _, st := range []*driver.Stmt{&in.lastUsed, &in.ckpt} {
-		if *st != nil {
-			errs = append(errs, (*st).Close())
-		}
-		*st = nil
-	}
-	in.conn = nil
-	return errors.Join(errs...)
-}
-
-// arg appends one statement argument.
-func (in *inserter) arg(v any) {
-	in.nv = append(in.nv, driver.NamedValue{Ordinal: len(in.nv) + 1, Value: v})
-}
-
-// exec runs st with the arguments collected by arg.
-func (in *inserter) exec(ctx context.Context, st driver.Stmt) (driver.Result, error) {
-	ex, ok := st.(driver.StmtExecContext)
-	if !ok {
-		return nil, fmt.Errorf("sqlite: statement %T cannot exec", st)
-	}
-	return ex.ExecContext(ctx, in.nv)
-}
-
-func insertReqSQL(rows int, returning bool) string {
-	names := make([]string, len(reqCols))
-	for i, c := range reqCols {
-		names[i] = c.name
-	}
-	q := `INSERT INTO requests (` + strings.Join(names, ", ") + `) VALUES ` + placeholders(rows, len(reqCols)) +
-		` ON CONFLICT(time_us, id) DO NOTHING`
-	if returning {
-		q += ` RETURNING id, time_us`
-	}
-	return q
-}
-
-func upsertAggSQL(table, col string, rows int) string {
-	cols := store.AggColumns()
-	sets := make([]string, len(cols))
-	for i, c := range cols {
-		sets[i] = c + " = " + c + " + excluded." + c
-	}
-	return `INSERT INTO ` + table + ` (` + col + `, key_id, model, upstream, end_user, ` + strings.Join(cols, ", ") +
-		`) VALUES ` + placeholders(rows, 5+len(cols)) +
-		` ON CONFLICT(` + col + `, key_id, model, upstream, end_user) DO UPDATE SET ` + strings.Join(sets, ", ")
-}
-
-// upsertZoneSQL adds rows zone counts to request_zones (store.ZoneCounts).
-func upsertZoneSQL(rows int) string {
-	return `INSERT INTO request_zones (dim, value, bucket, n) VALUES ` + placeholders(rows, 4) +
-		` ON CONFLICT(dim, value, bucket) DO UPDATE SET n = n + excluded.n`
-}
-
-// placeholders returns "(?,...,?),(...)" for rows rows of cols columns.
-func placeholders(rows, cols int) string {
-	one := "(?" + strings.Repeat(",?", cols-1) + ")"
-	var b strings.Builder
-	b.Grow(rows * (len(one) + 1))
-	for i := range rows {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(one)
-	}
-	return b.String()
-}
 
 // InsertRecords inserts recs, skipping ids already present, and folds the
 // rows actually inserted into usage_hourly, usage_daily, key_last_used and
@@ -270,11 +49,11 @@ func (s *Store) InsertRecords(ctx context.Context, recs []ledger.Record) error {
 		if err != nil {
 			return err
 		}
-		var n int64
+		n := int64(commitBytes)
 		for i := range recs {
 			n += rowBytes(&recs[i])
 		}
-		if s.ins.unckpt.Add(n) >= ckptBytes {
+		if s.ins.unckpt.Add(n) >= s.ins.ckptBytes {
 			s.ins.unckpt.Store(0)
 			runtime.Gosched()
 			// PASSIVE never waits for readers; what a reader still needs
@@ -326,25 +105,15 @@ func (s *Store) insert(ctx context.Context, dc any, recs []ledger.Record, checke
 	}
 	in := s.ins
 	for lo := 0; lo < len(recs); {
-		n, st := in.ins.pick(len(recs) - lo)
-		if checked {
-			_, st = in.insRet.pick(n)
-		}
+		n, sh, shapes := in.nextChunk(recs[lo:], checked)
 		chunk := recs[lo : lo+n]
 		lo += n
 		if err := octx.Err(); err != nil {
 			return false, fmt.Errorf("sqlite: insert records: %w", err)
 		}
-		in.nv = in.nv[:0]
-		if sh, shapes := in.shaped(chunk, checked); sh != nil {
-			_, st = sh.stmts.pick(n)
-			sh.args(in, chunk, shapes)
-		} else {
-			for i := range chunk {
-				for _, c := range reqCols {
-					in.arg(c.val(&chunk[i]))
-				}
-			}
+		_, st, err := in.pick(ctx, in.chunkArgs(chunk, sh, shapes, checked), n)
+		if err != nil {
+			return false, err
 		}
 		if checked {
 			err = in.insertReturning(ctx, st, byID, agg)
@@ -367,6 +136,9 @@ func (s *Store) insert(ctx context.Context, dc any, recs []ledger.Record, checke
 			agg.add(&recs[i])
 		}
 	}
+	if err := in.insertIDs(ctx, recs); err != nil {
+		return false, err
+	}
 	if err := in.writeAggs(ctx, agg); err != nil {
 		return false, err
 	}
@@ -374,6 +146,39 @@ func (s *Store) insert(ctx context.Context, dc any, recs []ledger.Record, checke
 		return false, fmt.Errorf("sqlite: insert records: commit: %w", err)
 	}
 	return true, nil
+}
+
+// chunkArgs sets in.nv to the arguments of chunk's insert and returns its
+// statement family: sh's (shapes shapes), or the plain or checked one.
+func (in *inserter) chunkArgs(chunk []ledger.Record, sh *shaper, shapes int, checked bool) *sized {
+	in.nv = in.nv[:0]
+	if sh != nil {
+		sh.args(in, chunk, shapes)
+		return &sh.stmts
+	}
+	for i := range chunk {
+		for _, c := range reqCols {
+			in.arg(c.val(&chunk[i]))
+		}
+	}
+	if checked {
+		return &in.insRet
+	}
+	return &in.ins
+}
+
+// nextChunk returns how many rows of recs the next statement takes, and
+// its shaped family (nil for the plain statement) and shape count. A chunk
+// longer than the in-process ones (a writer process's) that no shaped
+// family fits is cut down until one does, or to the in-process length.
+func (in *inserter) nextChunk(recs []ledger.Record, checked bool) (int, *shaper, int) {
+	n := in.chunkSize(len(recs))
+	sh, shapes := in.shaped(recs[:n], checked)
+	for sh == nil && !checked && n > chunkSizes[0] {
+		n = in.chunkSize(n - 1)
+		sh, shapes = in.shaped(recs[:n], checked)
+	}
+	return n, sh, shapes
 }
 
 // shaped returns the first shaped family chunk fits and its shape count;
@@ -437,12 +242,40 @@ func (in *inserter) insertReturning(ctx context.Context, st driver.Stmt, byID ma
 	}
 }
 
+// insertIDs lists in request_ids the rows of recs that GetLog cannot find
+// by their id alone (ids.go): none in a batch of gateway-made ids.
+func (in *inserter) insertIDs(ctx context.Context, recs []ledger.Record) error {
+	var ids []*ledger.Record
+	for i := range recs {
+		if !idFinds(recs[i].ID, recs[i].Time.UnixMicro()) {
+			ids = append(ids, &recs[i])
+		}
+	}
+	for lo := 0; lo < len(ids); {
+		n, st, err := in.pick(ctx, &in.insIDs, len(ids)-lo)
+		if err != nil {
+			return err
+		}
+		in.nv = in.nv[:0]
+		for _, r := range ids[lo : lo+n] {
+			in.arg(r.ID)
+			in.arg(r.Time.UnixMicro())
+		}
+		lo += n
+		if _, err := in.exec(ctx, st); err != nil {
+			return fmt.Errorf("sqlite: request ids: %w", err)
+		}
+		in.yield()
+	}
+	return nil
+}
+
 func (in *inserter) writeAggs(ctx context.Context, agg *aggregator) error {
 	agg.fold()
-	if err := in.upsertAggs(ctx, agg.hourly, in.upsHour); err != nil {
+	if err := in.upsertAggs(ctx, agg.hourly, &in.upsHour); err != nil {
 		return err
 	}
-	if err := in.upsertAggs(ctx, agg.daily, in.upsDay); err != nil {
+	if err := in.upsertAggs(ctx, agg.daily, &in.upsDay); err != nil {
 		return err
 	}
 	if err := in.upsertZones(ctx, agg.zones); err != nil {
@@ -459,13 +292,16 @@ func (in *inserter) writeAggs(ctx context.Context, agg *aggregator) error {
 	return nil
 }
 
-func (in *inserter) upsertAggs(ctx context.Context, aggs map[aggKey]aggVals, stmts sized) error {
+func (in *inserter) upsertAggs(ctx context.Context, aggs map[aggKey]aggVals, stmts *sized) error {
 	keys := make([]aggKey, 0, len(aggs))
 	for k := range aggs {
 		keys = append(keys, k)
 	}
 	for lo := 0; lo < len(keys); {
-		n, st := stmts.pick(len(keys) - lo)
+		n, st, err := in.pick(ctx, stmts, len(keys)-lo)
+		if err != nil {
+			return err
+		}
 		chunk := keys[lo : lo+n]
 		lo += n
 		in.nv = in.nv[:0]
@@ -494,7 +330,10 @@ func (in *inserter) upsertZones(ctx context.Context, zones store.ZoneCounts) err
 		keys = append(keys, z)
 	}
 	for lo := 0; lo < len(keys); {
-		n, st := in.upsZone.pick(len(keys) - lo)
+		n, st, err := in.pick(ctx, &in.upsZone, len(keys)-lo)
+		if err != nil {
+			return err
+		}
 		in.nv = in.nv[:0]
 		for _, z := range keys[lo : lo+n] {
 			in.arg(int64(z.Dim))

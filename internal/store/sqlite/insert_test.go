@@ -57,30 +57,38 @@ func TestInsertReplayAggregatesOnlyNewRows(t *testing.T) {
 		{"duplicate within a batch", [][]ledger.Record{append(batch(0, 70), mk(3))}, 70},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s, err := Open(t.Context(), filepath.Join(t.TempDir(), "t.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			for _, b := range tc.batches {
-				if err := s.InsertRecords(t.Context(), b); err != nil {
-					t.Fatal(err)
-				}
-			}
-			var rows int64
-			if err := s.r.QueryRow(`SELECT count(*) FROM requests`).Scan(&rows); err != nil {
-				t.Fatal(err)
-			}
-			rep, err := s.Usage(t.Context(), store.UsageQuery{Since: base, Until: base.Add(time.Hour)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rows != tc.want || rep.Total.Requests != tc.want || rep.Total.PromptTokens != 10*tc.want {
-				t.Errorf("rows %d, aggregated requests %d, prompt %d; want %d rows and requests",
-					rows, rep.Total.Requests, rep.Total.PromptTokens, tc.want)
-			}
-		})
+		for _, opts := range []Options{{}, {InWriterProcess: true}} {
+			t.Run(fmt.Sprintf("%s/process=%v", tc.name, opts.InWriterProcess), func(t *testing.T) {
+				testReplay(t, opts, base, tc.batches, tc.want)
+			})
+		}
+	}
+}
+
+// testReplay inserts batches into a new store and checks that want rows
+// are stored and aggregated.
+func testReplay(t *testing.T, opts Options, base time.Time, batches [][]ledger.Record, want int64) {
+	s, err := OpenWith(t.Context(), filepath.Join(t.TempDir(), "t.db"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, b := range batches {
+		if err := s.InsertRecords(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rows int64
+	if err := s.r.QueryRow(`SELECT count(*) FROM requests`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.Usage(t.Context(), store.UsageQuery{Since: base, Until: base.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows != want || rep.Total.Requests != want || rep.Total.PromptTokens != 10*want {
+		t.Errorf("rows %d, aggregated requests %d, prompt %d; want %d rows and requests",
+			rows, rep.Total.Requests, rep.Total.PromptTokens, want)
 	}
 }
 

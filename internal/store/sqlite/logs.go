@@ -94,9 +94,14 @@ func (l logSource) ScanLogs(ctx context.Context, f store.LogFilter, r store.LogR
 	return out, rows.Err()
 }
 
-// GetLog returns one row by request id.
+// GetLog returns one row by request id: the newest of the rows the id
+// bounds in the primary key and those request_ids lists (ids.go).
 func (s *Store) GetLog(ctx context.Context, id string) (ledger.Record, error) {
-	r, err := scanRecord(s.r.QueryRowContext(ctx, `SELECT `+recordCols+` FROM requests WHERE id = ? ORDER BY time_us DESC LIMIT 1`, id))
+	q, args := getListedLogSQL, []any{id}
+	if t, ok := idTime(id); ok {
+		q, args = getLogSQL, []any{t, t + idWindowUS, id, id}
+	}
+	r, err := scanRecord(s.r.QueryRowContext(ctx, q, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return ledger.Record{}, store.ErrNotFound
 	}
@@ -105,6 +110,20 @@ func (s *Store) GetLog(ctx context.Context, id string) (ledger.Record, error) {
 	}
 	return r, nil
 }
+
+// getLogSQL picks the newest key among the rows the id's range holds and
+// those request_ids lists, then reads that one row by primary key. (With
+// "(time_us, id) IN (...) ORDER BY time_us DESC" the planner scanned the
+// whole table backwards to save a sort.)
+const getLogSQL = `SELECT ` + recordCols + ` FROM requests WHERE (time_us, id) = (
+	SELECT time_us, id FROM (
+		SELECT time_us, id FROM requests WHERE time_us >= ? AND time_us < ? AND id = ?
+		UNION ALL SELECT time_us, id FROM request_ids WHERE id = ?)
+	ORDER BY time_us DESC LIMIT 1)`
+
+// getListedLogSQL is getLogSQL for an id that holds no time.
+const getListedLogSQL = `SELECT ` + recordCols + ` FROM requests WHERE (time_us, id) = (
+	SELECT time_us, id FROM request_ids WHERE id = ? ORDER BY time_us DESC LIMIT 1)`
 
 // DeleteLogsBefore deletes at most limit raw rows older than t, oldest
 // first. Aggregates are kept: they are small and the usage history outlives
@@ -115,8 +134,18 @@ func (s *Store) DeleteLogsBefore(ctx context.Context, t time.Time, limit int) (i
 		return 0, nil
 	}
 	us := t.UnixMicro()
-	res, err := s.w.ExecContext(ctx, `DELETE FROM requests WHERE (time_us, id) IN
-		(SELECT time_us, id FROM requests WHERE time_us < ? ORDER BY time_us LIMIT ?)`, us, limit)
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete logs: %w", err)
+	}
+	defer tx.Rollback()
+	// The same oldest rows in both statements (one transaction, key order):
+	// their request_ids entries first, by primary key.
+	const oldest = ` FROM requests WHERE time_us < ? ORDER BY time_us, id LIMIT ?)`
+	if _, err := tx.ExecContext(ctx, `DELETE FROM request_ids WHERE (id, time_us) IN (SELECT id, time_us`+oldest, us, limit); err != nil {
+		return 0, fmt.Errorf("sqlite: delete logs: ids: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM requests WHERE (time_us, id) IN (SELECT time_us, id`+oldest, us, limit)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: delete logs: %w", err)
 	}
@@ -125,9 +154,12 @@ func (s *Store) DeleteLogsBefore(ctx context.Context, t time.Time, limit int) (i
 		return 0, fmt.Errorf("sqlite: delete logs: %w", err)
 	}
 	if n < int64(limit) {
-		if _, err := s.w.ExecContext(ctx, `DELETE FROM request_zones WHERE bucket <= ?`, us-store.ZoneBucketUS); err != nil {
-			return int(n), fmt.Errorf("sqlite: delete zones: %w", err)
+		if _, err := tx.ExecContext(ctx, `DELETE FROM request_zones WHERE bucket <= ?`, us-store.ZoneBucketUS); err != nil {
+			return 0, fmt.Errorf("sqlite: delete zones: %w", err)
 		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("sqlite: delete logs: %w", err)
 	}
 	return int(n), nil
 }

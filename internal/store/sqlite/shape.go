@@ -29,18 +29,23 @@ const shapeSlots = 4
 // may still fit the narrow one, which binds those per row.
 type shaper struct {
 	shapeCols, rowCols []int
-	text               []bool // by reqCols index: a string column
-	stmts              sized
-	reps               [shapeSlots]*ledger.Record // a row of each shape
-	idx                []int64                    // each row's shape
+	// unset are the columns left to their DEFAULT (0, NULL): the family
+	// takes only chunks in which every row has them unset (reqCol.unset).
+	unset []int
+	text  []bool // by reqCols index: a string column
+	stmts sized
+	reps  [shapeSlots]*ledger.Record // a row of each shape
+	idx   []int64                    // each row's shape
 }
 
-func newShaper(wide bool) *shaper {
+func newShaper(wide, unset bool) *shaper {
 	s := &shaper{text: make([]bool, len(reqCols))}
 	var zero ledger.Record
 	for i, c := range reqCols {
 		_, s.text[i] = c.val(&zero).(string)
-		if c.same != nil && (wide || !c.varied) {
+		if unset && c.unset != nil {
+			s.unset = append(s.unset, i)
+		} else if c.same != nil && (wide || !c.varied) {
 			s.shapeCols = append(s.shapeCols, i)
 		} else {
 			s.rowCols = append(s.rowCols, i)
@@ -74,18 +79,22 @@ func (s *shaper) sql(rows int) string {
 	}
 	b.WriteString(`), r(n` + names(s.rowCols) + `) AS (VALUES ` + placeholders(rows, 1+len(s.rowCols)) + `)
 INSERT INTO requests (`)
-	sel := make([]string, len(reqCols))
+	var sel []string
 	for i, c := range reqCols {
-		if i > 0 {
+		if slices.Contains(s.unset, i) {
+			continue
+		}
+		if len(sel) > 0 {
 			b.WriteString(", ")
 		}
 		b.WriteString(c.name)
-		sel[i] = "r." + c.name
+		sel = append(sel, "r."+c.name)
+		k := len(sel) - 1
 		if slices.Contains(s.shapeCols, i) {
-			sel[i] = "s." + c.name
+			sel[k] = "s." + c.name
 		}
 		if s.text[i] {
-			sel[i] = "coalesce(" + sel[i] + ", '')"
+			sel[k] = "coalesce(" + sel[k] + ", '')"
 		}
 	}
 	// CROSS JOIN keeps r the outer loop, so rows go in in batch order.
@@ -97,6 +106,13 @@ ON CONFLICT(time_us, id) DO NOTHING`)
 // find assigns each row of chunk a shape; false if it has more than
 // shapeSlots shapes.
 func (s *shaper) find(chunk []ledger.Record) (n int, ok bool) {
+	for _, i := range s.unset {
+		for k := range chunk {
+			if !reqCols[i].unset(&chunk[k]) {
+				return 0, false
+			}
+		}
+	}
 	s.idx = s.idx[:0]
 	for i := range chunk {
 		r := &chunk[i]

@@ -35,7 +35,10 @@ func TestShapedInsertStoresWhatPlainStores(t *testing.T) {
 	tests := []struct {
 		name string
 		recs []ledger.Record
-		fam  int // the family of the first 32-row chunk: 0 wide, 1 narrow, -1 plain
+		// the family of the first 32-row chunk: 0 wide with the usually
+		// unset columns left out, 1 wide, 2 narrow without them, 3 narrow,
+		// -1 plain
+		fam int
 	}{
 		{"one shape", batch(70, func(int, *ledger.Record) {}), 0},
 		{"empty strings and bodies", batch(40, func(i int, r *ledger.Record) {
@@ -46,7 +49,7 @@ func TestShapedInsertStoresWhatPlainStores(t *testing.T) {
 			case 1:
 				r.ResponseBody = []byte("x")
 			}
-		}), 0},
+		}), 1},
 		{"four shapes (wide)", batch(64, func(i int, r *ledger.Record) {
 			r.KeyID = fmt.Sprintf("k%d", i%2)
 			r.Stream = i%4 >= 2
@@ -56,10 +59,26 @@ func TestShapedInsertStoresWhatPlainStores(t *testing.T) {
 			r.ClientIP = fmt.Sprintf("10.0.0.%d", i%9)
 			r.Outcome, r.Status, r.Error = ledger.OutcomeUpstreamError, 502, "bad gateway"
 			r.CachedTokens, r.ReasoningTokens, r.CacheWriteTokens, r.Estimated = 5, 2, 1, true
+		}), 3},
+		{"many users, usually unset columns unset", batch(64, func(i int, r *ledger.Record) {
+			r.User = fmt.Sprintf("user%d", i)
+		}), 2},
+		{"one row with cached tokens (wide)", batch(40, func(i int, r *ledger.Record) {
+			if i == 31 {
+				r.CachedTokens = 7
+			}
+		}), 1},
+		{"one row with an empty, not absent, body (wide)", batch(40, func(i int, r *ledger.Record) {
+			if i == 5 {
+				r.RequestBody = []byte{}
+			}
 		}), 1},
 		{"many models (plain)", batch(64, func(i int, r *ledger.Record) {
 			r.Model = fmt.Sprintf("m%d", i%7)
 		}), -1},
+		{"a new key every 16 rows (too many shapes for 128)", batch(300, func(i int, r *ledger.Record) {
+			r.KeyID = fmt.Sprintf("k%d", i/16)
+		}), 0},
 		{"families mixed by chunk", batch(100, func(i int, r *ledger.Record) {
 			if i >= 32 && i < 48 {
 				r.Model = fmt.Sprintf("m%d", i)
@@ -71,19 +90,21 @@ func TestShapedInsertStoresWhatPlainStores(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var got [2][]string
-			for k, shaped := range []bool{false, true} {
-				s, err := Open(t.Context(), filepath.Join(t.TempDir(), "t.db"))
+			// plain, shaped, and shaped as a writer process does (longer
+			// statements, cut down when they have too many shapes)
+			var got [3][]string
+			for k, opts := range []Options{{}, {}, {InWriterProcess: true}} {
+				s, err := OpenWith(t.Context(), filepath.Join(t.TempDir(), "t.db"), opts)
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer s.Close()
-				if shaped {
+				if k == 1 {
 					sh, _ := s.ins.shaped(tc.recs[:32], false)
 					if fam := slices.Index(s.ins.shapers, sh); fam != tc.fam {
 						t.Errorf("first chunk takes family %d, want %d", fam, tc.fam)
 					}
-				} else {
+				} else if k == 0 {
 					s.ins.shapers = nil
 				}
 				if err := s.InsertRecords(t.Context(), tc.recs); err != nil {
@@ -102,13 +123,16 @@ func TestShapedInsertStoresWhatPlainStores(t *testing.T) {
 			if len(got[0]) < len(tc.recs) {
 				t.Fatalf("plain insert dumped %d rows for %d records", len(got[0]), len(tc.recs))
 			}
-			if !reflect.DeepEqual(got[0], got[1]) {
-				for i := range min(len(got[0]), len(got[1])) {
-					if got[0][i] != got[1][i] {
-						t.Fatalf("row %d differs:\nplain  %s\nshaped %s", i, got[0][i], got[1][i])
+			for k, name := range []string{"shaped", "process"} {
+				g := got[k+1]
+				if !reflect.DeepEqual(got[0], g) {
+					for i := range min(len(got[0]), len(g)) {
+						if got[0][i] != g[i] {
+							t.Fatalf("row %d differs:\nplain   %s\n%-7s %s", i, got[0][i], name, g[i])
+						}
 					}
+					t.Fatalf("plain dumped %d rows, %s %d", len(got[0]), name, len(g))
 				}
-				t.Fatalf("plain dumped %d rows, shaped %d", len(got[0]), len(got[1]))
 			}
 		})
 	}
@@ -146,4 +170,46 @@ func dumpTyped(t *testing.T, s *Store, q string) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// A writer process's 128-row chunk with more shapes than a statement holds
+// is cut down to a length that a shaped family fits.
+func TestWriterProcessChunksCutToShapes(t *testing.T) {
+	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	recs := make([]ledger.Record, 300)
+	for i := range recs {
+		recs[i] = ledger.Record{ID: fmt.Sprintf("r%d", i), Time: at, KeyID: fmt.Sprintf("k%d", i/16), Model: "m"}
+	}
+	every8 := slices.Clone(recs)
+	for i := range every8 {
+		every8[i].KeyID = fmt.Sprintf("k%d", i/8)
+	}
+	tests := []struct {
+		name    string
+		recs    []ledger.Record
+		checked bool
+		want    int  // rows in the first statement
+		shaped  bool // it is a shaped one
+	}{
+		{"one shape", recs[:16], false, 16, true},
+		{"4 shapes", recs[:64], false, 64, true},
+		{"8 keys in 128 rows, 4 in 64", recs, false, 64, true},
+		{"8 keys in 64 rows, 4 in 32", every8, false, 32, true},
+		{"checked", recs, true, 128, false},
+	}
+	in := newInserter()
+	in.sizes = procChunkSizes
+	for _, tc := range tests {
+		n, sh, _ := in.nextChunk(tc.recs, tc.checked)
+		if n != tc.want || (sh != nil) != tc.shaped {
+			t.Errorf("%s: first statement takes %d rows, shaped %v; want %d, %v", tc.name, n, sh != nil, tc.want, tc.shaped)
+		}
+	}
+	many := slices.Clone(recs[:128])
+	for i := range many {
+		many[i].Model = fmt.Sprintf("m%d", i) // a shape a row: no family fits
+	}
+	if n, sh, _ := in.nextChunk(many, false); n != chunkSizes[0] || sh != nil {
+		t.Errorf("shapeless chunk: %d rows, shaped %v; want %d rows, plain", n, sh != nil, chunkSizes[0])
+	}
 }

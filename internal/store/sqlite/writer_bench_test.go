@@ -63,7 +63,7 @@ func BenchmarkWriterStall(b *testing.B) {
 		for range rowsPerTick {
 			n++
 			w.Record(ledger.Record{
-				ID: fmt.Sprintf("req_%024x", n), Time: now, KeyID: fmt.Sprintf("k%d", n%3), KeyName: "web",
+				ID: fmt.Sprintf("req_%014x%016x", now.UnixMicro()-40, n), Time: now, KeyID: fmt.Sprintf("k%d", n%3), KeyName: "web",
 				Endpoint: "/v1/chat/completions", Model: "gpt-4o-mini", ModelUsed: "gpt-4o-mini", Upstream: "taotoken",
 				Outcome: ledger.OutcomeOK, Status: 200, Attempts: 1, PromptTokens: 20, CompletionTokens: 8, TotalTokens: 28,
 				CostNanoUSD: 7800, Priced: true, Duration: 3 * time.Millisecond, TTFB: 2 * time.Millisecond, ClientIP: "127.0.0.1",
