@@ -310,7 +310,7 @@ func (p *writerProc) pid() int {
 // parent drains its ledger through this process when it is asked to stop,
 // and ends it by closing in.
 func ServeWriter(ctx context.Context, path string, in io.Reader, out io.Writer) error {
-	s, err := Open(ctx, path)
+	s, err := OpenWith(ctx, path, Options{InWriterProcess: true})
 	if err != nil {
 		return err
 	}
@@ -321,8 +321,9 @@ func ServeWriter(ctx context.Context, path string, in io.Reader, out io.Writer) 
 	if _, err := s.w.ExecContext(ctx, `PRAGMA cache_size(-1000)`); err != nil {
 		return fmt.Errorf("sqlite: writer process: %w", err)
 	}
-	// Prepare the insert statements now (~12 ms of CPU), not when the
-	// first batch waits for them.
+	// Open the writer connection now, with its checkpoint and last-used
+	// statements; each insert statement is prepared when a chunk of its
+	// size first comes (stmts.go).
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlite: writer process: %w", err)
