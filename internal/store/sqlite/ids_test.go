@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pressly/goose/v3"
-
 	"github.com/tollgate/tollgate/internal/ledger"
 )
 
@@ -193,22 +191,7 @@ func TestGetLogWithoutIDIndex(t *testing.T) {
 func TestMigrateRequestIDs(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "v5.db")
-	db, err := sql.Open("sqlite", "file:"+path+pragmas+writerOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 5); err != nil {
-		t.Fatal(err)
-	}
+	db, p := openAtVersion(t, path, 5)
 	recs := idRows()
 	q := `INSERT INTO requests (id, time_us, key_id, model, status, outcome) VALUES (?, ?, ?, ?, ?, ?)`
 	for _, r := range recs {

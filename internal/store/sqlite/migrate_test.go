@@ -18,22 +18,7 @@ import (
 func TestMigrateRequestsRebuild(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "old.db")
-	db, err := sql.Open("sqlite", "file:"+path+pragmas+writerOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
+	db, _ := openAtVersion(t, path, 3)
 	names := make([]string, len(reqCols))
 	for i, c := range reqCols {
 		names[i] = c.name
@@ -55,4 +40,27 @@ func TestMigrateRequestsRebuild(t *testing.T) {
 	}
 	defer s.Close()
 	storetest.CheckMigrated(t, s)
+}
+
+// openAtVersion creates a database at path migrated up to version only, as
+// an earlier release left it, and returns it with its migration provider.
+func openAtVersion(t *testing.T, path string, version int64) (*sql.DB, *goose.Provider) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+pragmas+writerOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(t.Context(), version); err != nil {
+		t.Fatal(err)
+	}
+	return db, p
 }
