@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -107,6 +108,45 @@ type Ratio struct {
 	Max   bool    `json:"max"`
 	// Note explains a missing value.
 	Note string `json:"note,omitempty"`
+	// Rounds holds each round's value when Value is their median
+	// (MedianRatios).
+	Rounds []float64 `json:"rounds,omitempty"`
+}
+
+// MedianRatios merges the checks of several rounds into one per check: its
+// Value is the median of the rounds' values (NaN ones left out), and Rounds
+// keeps them all. On a shared machine a neighbour's burst lands on one
+// target's phase of one round; a median over rounds run in alternating
+// target order does not let that one phase decide a check.
+func MedianRatios(rounds [][]Ratio) []Ratio {
+	if len(rounds) == 0 {
+		return nil
+	}
+	out := make([]Ratio, len(rounds[0]))
+	for i, first := range rounds[0] {
+		r := Ratio{Name: first.Name, Limit: first.Limit, Max: first.Max, Value: math.NaN()}
+		var vals []float64
+		for _, round := range rounds {
+			if i >= len(round) || round[i].Name != first.Name {
+				continue
+			}
+			r.Rounds = append(r.Rounds, round[i].Value)
+			if math.IsNaN(round[i].Value) {
+				r.Note = round[i].Note
+				continue
+			}
+			vals = append(vals, round[i].Value)
+		}
+		if n := len(vals); n > 0 {
+			slices.Sort(vals)
+			r.Value, r.Note = vals[n/2], ""
+			if n%2 == 0 {
+				r.Value = (vals[n/2-1] + vals[n/2]) / 2
+			}
+		}
+		out[i] = r
+	}
+	return out
 }
 
 // Pass reports whether the ratio meets its target.
@@ -233,11 +273,19 @@ func (r Ratio) MarshalJSON() ([]byte, error) {
 	type plain Ratio
 	out := struct {
 		plain
-		Value *float64 `json:"value"`
-		Pass  bool     `json:"pass"`
+		Value  *float64   `json:"value"`
+		Pass   bool       `json:"pass"`
+		Rounds []*float64 `json:"rounds,omitempty"` // null where a round had no value
 	}{plain: plain(r), Pass: r.Pass()}
 	if !math.IsNaN(r.Value) {
 		out.Value = &r.Value
+	}
+	for i := range r.Rounds {
+		var v *float64
+		if !math.IsNaN(r.Rounds[i]) {
+			v = &r.Rounds[i]
+		}
+		out.Rounds = append(out.Rounds, v)
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
@@ -249,7 +297,12 @@ func (r Ratio) MarshalJSON() ([]byte, error) {
 // WriteRatios prints the ratios with PASS/FAIL against their targets.
 func WriteRatios(w io.Writer, ratios []Ratio) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "target check\tvalue\tlimit\tresult")
+	rounds := slices.ContainsFunc(ratios, func(r Ratio) bool { return len(r.Rounds) > 0 })
+	if rounds {
+		fmt.Fprintln(tw, "target check\tmedian\trounds\tlimit\tresult")
+	} else {
+		fmt.Fprintln(tw, "target check\tvalue\tlimit\tresult")
+	}
 	for _, r := range ratios {
 		op := ">="
 		if r.Max {
@@ -260,6 +313,13 @@ func WriteRatios(w io.Writer, ratios []Ratio) error {
 			val, verdict = "n/a", "n/a ("+r.Note+")"
 		} else if r.Pass() {
 			verdict = "PASS"
+		}
+		if rounds {
+			each := make([]string, len(r.Rounds))
+			for i, v := range r.Rounds {
+				each[i] = fmt.Sprintf("%.2f", v)
+			}
+			val += "\t" + strings.Join(each, " ")
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s %.2f\t%s\n", r.Name, val, op, r.Limit, verdict)
 	}
@@ -274,5 +334,8 @@ type Report struct {
 	Started time.Time      `json:"started"`
 	Config  map[string]any `json:"config"`
 	Results []Result       `json:"results"`
-	Ratios  []Ratio        `json:"ratios"`
+	// Ratios are the checks, or with more than one round their medians;
+	// RoundRatios then holds each round's.
+	Ratios      []Ratio   `json:"ratios"`
+	RoundRatios [][]Ratio `json:"round_ratios,omitempty"`
 }

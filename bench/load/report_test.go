@@ -129,3 +129,66 @@ func TestRatiosMissingInputs(t *testing.T) {
 		t.Errorf("NaN not encoded as null: %s", b)
 	}
 }
+
+func TestMedianRatios(t *testing.T) {
+	nan := math.NaN()
+	round := func(vals ...float64) []Ratio {
+		out := make([]Ratio, len(vals))
+		for i, v := range vals {
+			out[i] = Ratio{Name: string(rune('a' + i)), Value: v, Limit: 1.3, Max: true}
+			if math.IsNaN(v) {
+				out[i].Note = "missing"
+			}
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		rounds [][]Ratio
+		want   []float64 // per check; NaN = no value
+	}{
+		{"one round", [][]Ratio{round(1.2, 0.9)}, []float64{1.2, 0.9}},
+		{"odd count picks the middle", [][]Ratio{round(1.5, 1), round(1.1, 3), round(1.2, 2)}, []float64{1.2, 2}},
+		{"even count averages the middle two", [][]Ratio{round(1.0), round(2.0), round(1.4), round(1.2)}, []float64{1.3}},
+		{"NaN rounds are left out", [][]Ratio{round(nan), round(1.4), round(1.0)}, []float64{1.2}},
+		{"all NaN stays NaN with its note", [][]Ratio{round(nan), round(nan)}, []float64{nan}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := MedianRatios(tc.rounds)
+			if len(got) != len(tc.want) {
+				t.Fatalf("%d checks, want %d", len(got), len(tc.want))
+			}
+			for i, w := range tc.want {
+				g := got[i]
+				if math.IsNaN(w) != math.IsNaN(g.Value) || !math.IsNaN(w) && math.Abs(g.Value-w) > 1e-9 {
+					t.Errorf("check %d: median %v, want %v", i, g.Value, w)
+				}
+				if math.IsNaN(w) && g.Note == "" {
+					t.Errorf("check %d: no note for a missing value", i)
+				}
+				if len(g.Rounds) != len(tc.rounds) || g.Limit != 1.3 || !g.Max {
+					t.Errorf("check %d: rounds %v limit %v max %v", i, g.Rounds, g.Limit, g.Max)
+				}
+			}
+		})
+	}
+}
+
+func TestWriteRatiosWithRounds(t *testing.T) {
+	med := MedianRatios([][]Ratio{
+		{{Name: "p99", Value: 1.5, Limit: 1.3, Max: true}},
+		{{Name: "p99", Value: 1.1, Limit: 1.3, Max: true}},
+		{{Name: "p99", Value: 1.2, Limit: 1.3, Max: true}},
+	})
+	var buf bytes.Buffer
+	if err := WriteRatios(&buf, med); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{"median", "rounds", "1.20", "1.50 1.10 1.20", "PASS"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -86,7 +86,9 @@ type Target struct {
 type Result struct {
 	Target   string `json:"target"`
 	Workload string `json:"workload"`
-	Kind     Kind   `json:"kind"`
+	// Round is the 1-based round of a run with --rounds above 1, else 0.
+	Round int  `json:"round,omitempty"`
+	Kind  Kind `json:"kind"`
 	// Rate is the open-loop rate asked for (req/s), 0 for other kinds.
 	Rate float64 `json:"rate,omitempty"`
 	// Streams is how many streams an IdleStreams workload tried to hold.

@@ -57,6 +57,10 @@ func TestParseFlags(t *testing.T) {
 		{"zero high rate", []string{"--high-rate", "0"}, true, nil},
 		{"auth off", []string{"--auth=false"}, false, func(c config) bool { return !c.auth }},
 		{"too many idle streams", []string{"--idle-streams", "50000"}, true, nil},
+		{"one round by default", nil, false, func(c config) bool { return c.rounds == 1 }},
+		{"three rounds", []string{"--rounds", "3"}, false, func(c config) bool { return c.rounds == 3 }},
+		{"zero rounds", []string{"--rounds", "0"}, true, nil},
+		{"too many rounds", []string{"--rounds", "10"}, true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -183,5 +187,53 @@ func TestRunEndToEnd(t *testing.T) {
 		if r.Target == load.Baseline && (!r.Proc || r.HWM == 0) {
 			t.Errorf("%s on baseline: no process sample", r.Workload)
 		}
+	}
+}
+
+// TestRunRounds: --rounds runs every target once per round, in alternating
+// order, and reports the checks of each round and their medians.
+func TestRunRounds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	jsonPath := filepath.Join(t.TempDir(), "out.json")
+	c, err := parseFlags([]string{
+		"--targets", "direct,baseline", "--workloads", "open", "--duration", "200ms", "--warmup", "0",
+		"--rate", "100", "--settle", "0", "--pin=false", "--rounds", "2", "--json", jsonPath,
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run(t.Context(), slog.New(slog.DiscardHandler), c, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"round 1 of 2", "round 2 of 2", "median of 2 rounds"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	var rep load.Report
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("bad JSON: %v", err)
+	}
+	perRound := map[int][]string{}
+	for _, r := range rep.Results {
+		perRound[r.Round] = append(perRound[r.Round], r.Target)
+		if r.Errors != 0 || r.Requests == 0 {
+			t.Errorf("round %d %s: %d ok, %d errors", r.Round, r.Target, r.Requests, r.Errors)
+		}
+	}
+	for _, round := range []int{1, 2} {
+		if got := strings.Join(perRound[round], ","); got != "direct,baseline" {
+			t.Errorf("round %d rows %q, want direct,baseline (table order)", round, got)
+		}
+	}
+	if len(rep.RoundRatios) != 2 || len(rep.Ratios) != len(rep.RoundRatios[0]) {
+		t.Errorf("%d rounds of checks, %d medians", len(rep.RoundRatios), len(rep.Ratios))
 	}
 }

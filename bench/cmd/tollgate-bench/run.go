@@ -25,6 +25,7 @@ type config struct {
 	tollgateEnv  []string // extra KEY=VALUE for tollgate
 	targets      []string
 	workloads    []string
+	rounds       int
 	duration     time.Duration
 	bodyDuration time.Duration
 	warmup       time.Duration
@@ -81,6 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.freshIdle, "fresh-idle", true, "restart the proxy before the idle workload, so its RSS is not inflated by earlier workloads")
 	fs.BoolVar(&c.pin, "pin", runtime.NumCPU() >= 2, "pin the proxy under test to CPU 1 and the load tool and fake to CPU 0 (needs taskset)")
 	fs.StringVar(&c.jsonPath, "json", "", "also write results as JSON to this file")
+	fs.IntVar(&c.rounds, "rounds", 1, "run every target this many times (1-9), in alternating order, and judge the checks by their medians")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temp dir (process logs, tollgate database)")
 	fs.BoolVar(&c.verbose, "v", false, "debug logging")
 	quick := fs.Bool("quick", false, "short run: 2s workloads, 1s body workload, 200 idle streams")
@@ -103,6 +105,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		if _, ok := specFor(c, w); !ok {
 			return c, fmt.Errorf("%w: unknown workload %q", errUsage, w)
 		}
+	}
+	if c.rounds < 1 || c.rounds > 9 {
+		return c, fmt.Errorf("%w: --rounds must be in [1, 9]", errUsage)
 	}
 	if c.duration <= 0 || c.duration > 10*time.Minute || c.bodyDuration <= 0 || c.bodyDuration > 10*time.Minute {
 		return c, fmt.Errorf("%w: durations must be in (0, 10m]", errUsage)
@@ -214,33 +219,42 @@ func run(ctx context.Context, log *slog.Logger, c config, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	var results []load.Result
-	for _, name := range c.targets {
-		rs, err := h.runTarget(ctx, c, name, fakeAddr)
-		results = append(results, rs...)
+	var (
+		results     []load.Result
+		roundRatios [][]load.Ratio
+	)
+	for round := 1; round <= c.rounds; round++ {
+		rs, err := h.runRound(ctx, c, round, fakeAddr)
 		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("interrupted: %w", ctx.Err())
-			}
-			log.Error("target failed", "target", name, "err", err)
+			return err
 		}
+		ratios := load.Ratios(rs)
+		results, roundRatios = append(results, rs...), append(roundRatios, ratios)
+		if c.rounds > 1 {
+			fmt.Fprintf(stdout, "round %d of %d\n", round, c.rounds)
+		}
+		fmt.Fprintf(stdout, "tollgate-bench: %d CPUs, pinned=%v, clock ticks %d/s, %s\n\n", runtime.NumCPU(), taskset != "", load.ClockTicks, time.Since(started).Round(time.Second))
+		if err := load.WriteTable(stdout, rs); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout)
+		if err := load.WriteRatios(stdout, ratios); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout)
 	}
-	// Group rows by workload, keeping target order within each.
-	slices.SortStableFunc(results, func(a, b load.Result) int {
-		return slices.Index(c.workloads, a.Workload) - slices.Index(c.workloads, b.Workload)
-	})
-	load.Compare(results)
-	ratios := load.Ratios(results)
-	fmt.Fprintf(stdout, "tollgate-bench: %d CPUs, pinned=%v, clock ticks %d/s, %s\n\n", runtime.NumCPU(), taskset != "", load.ClockTicks, time.Since(started).Round(time.Second))
-	if err := load.WriteTable(stdout, results); err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout)
-	if err := load.WriteRatios(stdout, ratios); err != nil {
-		return err
+	ratios := roundRatios[0]
+	if c.rounds > 1 {
+		ratios = load.MedianRatios(roundRatios)
+		fmt.Fprintf(stdout, "median of %d rounds (targets in alternating order)\n", c.rounds)
+		if err := load.WriteRatios(stdout, ratios); err != nil {
+			return err
+		}
+	} else {
+		roundRatios = nil
 	}
 	if c.jsonPath != "" {
-		rep := load.Report{Started: started, Config: configMap(c, taskset != ""), Results: results, Ratios: ratios}
+		rep := load.Report{Started: started, Config: configMap(c, taskset != ""), Results: results, Ratios: ratios, RoundRatios: roundRatios}
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
 			return fmt.Errorf("marshal report: %w", err)
@@ -252,6 +266,42 @@ func run(ctx context.Context, log *slog.Logger, c config, stdout io.Writer) erro
 	return nil
 }
 
+// runRound runs every target once, in the order given in odd rounds and
+// reversed in even ones, so that a slow drift of the machine does not
+// always favour the same target. Its results are grouped by workload.
+func (h *harness) runRound(ctx context.Context, c config, round int, fakeAddr string) ([]load.Result, error) {
+	targets := slices.Clone(c.targets)
+	if round%2 == 0 {
+		slices.Reverse(targets)
+	}
+	var results []load.Result
+	for _, name := range targets {
+		rs, err := h.runTarget(ctx, c, name, fakeAddr)
+		results = append(results, rs...)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("interrupted: %w", ctx.Err())
+			}
+			h.log.Error("target failed", "target", name, "round", round, "err", err)
+		}
+	}
+	for i := range results {
+		if c.rounds > 1 {
+			results[i].Round = round
+		}
+	}
+	// Group rows by workload, keeping the configured target order within
+	// each, so tables of odd and even rounds read alike.
+	slices.SortStableFunc(results, func(a, b load.Result) int {
+		if d := slices.Index(c.workloads, a.Workload) - slices.Index(c.workloads, b.Workload); d != 0 {
+			return d
+		}
+		return slices.Index(c.targets, a.Target) - slices.Index(c.targets, b.Target)
+	})
+	load.Compare(results)
+	return results, nil
+}
+
 func configMap(c config, pinned bool) map[string]any {
 	return map[string]any{
 		"targets": c.targets, "workloads": c.workloads, "duration": c.duration.String(),
@@ -259,7 +309,7 @@ func configMap(c config, pinned bool) map[string]any {
 		"streams": c.streamers, "stream_chunks": c.streamChunks, "stream_chunk_delay": c.streamDelay.String(),
 		"high_rate": c.highRate, "auth": c.auth, "body_size": c.bodySize, "body_workers": c.bodyWorkers, "idle_streams": c.idleStreams,
 		"idle_chunk_delay": c.idleDelay.String(), "fresh_idle": c.freshIdle, "pinned": pinned, "cpus": runtime.NumCPU(),
-		"clock_ticks": load.ClockTicks,
+		"clock_ticks": load.ClockTicks, "rounds": c.rounds,
 	}
 }
 
