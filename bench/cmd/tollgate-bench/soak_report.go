@@ -74,6 +74,10 @@ func (r *soakReport) fill(c soakConfig, t *tally) {
 	r.judge(c)
 }
 
+// rssSlack is the RSS growth from the middle to the end sample that passes
+// whatever its share.
+const rssSlack = 8 << 20
+
 func (r *soakReport) sampleOf(label string) (sample, bool) {
 	for _, s := range r.Samples {
 		if s.Label == label {
@@ -102,9 +106,13 @@ func (r *soakReport) judge(c soakConfig) {
 		growth = float64(end.RSS-mid.RSS) / float64(mid.RSS)
 	}
 	// The target is about growth (a leak): an end below the middle is the
-	// heap handing back what an outage's backlog took, and passes.
-	add("RSS end vs middle", "at most +20%", fmt.Sprintf("%.1f MB vs %.1f MB (%+.1f%%)", mb(end.RSS), mb(mid.RSS), growth*100),
-		okM && okE && mid.RSS > 0 && end.RSS > 0 && growth <= 0.2)
+	// heap handing back what an outage's backlog took, and passes. On a
+	// small heap one GC cycle at GOGC=200 moves RSS by more than 20%
+	// (CI's 20 s soak: 27.8 -> 33.8 MB once), so growth up to rssSlack
+	// passes too; a leak outgrows both over a real soak.
+	add("RSS end vs middle", fmt.Sprintf("at most +20%% or +%d MB", rssSlack>>20),
+		fmt.Sprintf("%.1f MB vs %.1f MB (%+.1f%%)", mb(end.RSS), mb(mid.RSS), growth*100),
+		okM && okE && mid.RSS > 0 && end.RSS > 0 && (growth <= 0.2 || end.RSS-mid.RSS <= rssSlack))
 	probes, ready := 0, 0
 	for _, o := range r.Outages {
 		for _, p := range o.Probes {

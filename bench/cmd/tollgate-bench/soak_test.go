@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -161,5 +162,43 @@ func TestWithURL(t *testing.T) {
 	}
 	if got := withURL("redis://127.0.0.1:6379/0", "127.0.0.1:9", "", ""); got != "redis://127.0.0.1:9/0" {
 		t.Errorf("withURL = %q", got)
+	}
+}
+
+// TestSoakRSSTarget: growth from the middle to the end sample passes at up
+// to +20%, or at up to rssSlack on a heap small enough for one GC cycle to
+// move it more; a fall always passes.
+func TestSoakRSSTarget(t *testing.T) {
+	const mb = 1 << 20
+	tests := []struct {
+		name     string
+		mid, end int64
+		want     bool
+	}{
+		{"small growth", 100 * mb, 110 * mb, true},
+		{"20 percent", 100 * mb, 120 * mb, true},
+		{"leak on a big heap", 100 * mb, 130 * mb, false},
+		{"GC cycle on a small heap", 28 * mb, 34 * mb, true},
+		{"past the slack on a small heap", 28 * mb, 28*mb + rssSlack + mb, false},
+		{"fall", 50 * mb, 30 * mb, true},
+		{"no end sample", 50 * mb, 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := soakReport{Samples: []sample{{Label: "middle", RSS: tc.mid}}}
+			if tc.end > 0 {
+				r.Samples = append(r.Samples, sample{Label: "end", RSS: tc.end})
+			}
+			r.judge(soakConfig{})
+			for _, tg := range r.Targets {
+				if strings.HasPrefix(tg.Name, "RSS end vs middle") {
+					if tg.Pass != tc.want {
+						t.Fatalf("pass = %v, want %v (%s)", tg.Pass, tc.want, tg.Got)
+					}
+					return
+				}
+			}
+			t.Fatal("no RSS target")
+		})
 	}
 }
