@@ -151,32 +151,11 @@ func TestRunEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	jsonPath := filepath.Join(t.TempDir(), "out.json")
-	c, err := parseFlags([]string{
+	rep := runBench(t, []string{
 		"--targets", "direct,baseline", "--duration", "300ms", "--body-duration", "200ms", "--warmup", "0",
 		"--rate", "100", "--high-rate", "150", "--workers", "4", "--streams", "4", "--stream-chunks", "5", "--body-workers", "2",
-		"--idle-streams", "20", "--idle-hold", "50ms", "--settle", "0", "--pin=false", "--json", jsonPath,
-	}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	if err := run(t.Context(), slog.New(slog.DiscardHandler), c, &out); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
-	for _, want := range []string{"open", "open-high", "saturation", "stream", "body200k", "idle", "baseline", "20 open", "target check"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
-		}
-	}
-	var rep load.Report
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatalf("bad JSON: %v", err)
-	}
+		"--idle-streams", "20", "--idle-hold", "50ms", "--settle", "0", "--pin=false",
+	}, "open", "open-high", "saturation", "stream", "body200k", "idle", "baseline", "20 open", "target check")
 	if len(rep.Results) != 12 {
 		t.Fatalf("%d results, want 12 (6 workloads × 2 targets)", len(rep.Results))
 	}
@@ -196,31 +175,10 @@ func TestRunRounds(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	jsonPath := filepath.Join(t.TempDir(), "out.json")
-	c, err := parseFlags([]string{
+	rep := runBench(t, []string{
 		"--targets", "direct,baseline", "--workloads", "open", "--duration", "200ms", "--warmup", "0",
-		"--rate", "100", "--settle", "0", "--pin=false", "--rounds", "2", "--json", jsonPath,
-	}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	if err := run(t.Context(), slog.New(slog.DiscardHandler), c, &out); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
-	for _, want := range []string{"round 1 of 2", "round 2 of 2", "median of 2 rounds"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
-		}
-	}
-	var rep load.Report
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatalf("bad JSON: %v", err)
-	}
+		"--rate", "100", "--settle", "0", "--pin=false", "--rounds", "2",
+	}, "round 1 of 2", "round 2 of 2", "median of 2 rounds")
 	perRound := map[int][]string{}
 	for _, r := range rep.Results {
 		perRound[r.Round] = append(perRound[r.Round], r.Target)
@@ -235,5 +193,46 @@ func TestRunRounds(t *testing.T) {
 	}
 	if len(rep.RoundRatios) != 2 || len(rep.Ratios) != len(rep.RoundRatios[0]) {
 		t.Errorf("%d rounds of checks, %d medians", len(rep.RoundRatios), len(rep.Ratios))
+	}
+}
+
+// runBench runs the load tool with args and a JSON report, fails unless its
+// printout holds every want, and returns the report.
+func runBench(t *testing.T, args []string, wants ...string) load.Report {
+	t.Helper()
+	jsonPath := filepath.Join(t.TempDir(), "out.json")
+	c, err := parseFlags(append(args, "--json", jsonPath), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run(t.Context(), slog.New(slog.DiscardHandler), c, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	for _, want := range wants {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	var rep load.Report
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("bad JSON: %v", err)
+	}
+	return rep
+}
+
+func TestRoundOrder(t *testing.T) {
+	targets := []string{"direct", "baseline", "tollgate"}
+	for round, want := range map[int]string{1: "direct,baseline,tollgate", 2: "tollgate,baseline,direct", 3: "direct,baseline,tollgate"} {
+		if got := strings.Join(roundOrder(targets, round), ","); got != want {
+			t.Errorf("round %d: %s, want %s", round, got, want)
+		}
+	}
+	if targets[0] != "direct" {
+		t.Errorf("roundOrder changed its argument: %v", targets)
 	}
 }

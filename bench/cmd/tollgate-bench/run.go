@@ -266,16 +266,22 @@ func run(ctx context.Context, log *slog.Logger, c config, stdout io.Writer) erro
 	return nil
 }
 
-// runRound runs every target once, in the order given in odd rounds and
+// roundOrder is the order targets run in round: as given in odd rounds and
 // reversed in even ones, so that a slow drift of the machine does not
-// always favour the same target. Its results are grouped by workload.
-func (h *harness) runRound(ctx context.Context, c config, round int, fakeAddr string) ([]load.Result, error) {
-	targets := slices.Clone(c.targets)
+// always favour the same target.
+func roundOrder(targets []string, round int) []string {
+	out := slices.Clone(targets)
 	if round%2 == 0 {
-		slices.Reverse(targets)
+		slices.Reverse(out)
 	}
+	return out
+}
+
+// runRound runs every target once, in roundOrder. Its results are grouped
+// by workload.
+func (h *harness) runRound(ctx context.Context, c config, round int, fakeAddr string) ([]load.Result, error) {
 	var results []load.Result
-	for _, name := range targets {
+	for _, name := range roundOrder(c.targets, round) {
 		rs, err := h.runTarget(ctx, c, name, fakeAddr)
 		results = append(results, rs...)
 		if err != nil {

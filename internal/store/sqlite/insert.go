@@ -251,23 +251,10 @@ func (in *inserter) insertIDs(ctx context.Context, recs []ledger.Record) error {
 			ids = append(ids, &recs[i])
 		}
 	}
-	for lo := 0; lo < len(ids); {
-		n, st, err := in.pick(ctx, &in.insIDs, len(ids)-lo)
-		if err != nil {
-			return err
-		}
-		in.nv = in.nv[:0]
-		for _, r := range ids[lo : lo+n] {
-			in.arg(r.ID)
-			in.arg(r.Time.UnixMicro())
-		}
-		lo += n
-		if _, err := in.exec(ctx, st); err != nil {
-			return fmt.Errorf("sqlite: request ids: %w", err)
-		}
-		in.yield()
-	}
-	return nil
+	return execChunks(ctx, in, &in.insIDs, ids, "request ids", func(r *ledger.Record) {
+		in.arg(r.ID)
+		in.arg(r.Time.UnixMicro())
+	})
 }
 
 func (in *inserter) writeAggs(ctx context.Context, agg *aggregator) error {
@@ -297,30 +284,16 @@ func (in *inserter) upsertAggs(ctx context.Context, aggs map[aggKey]aggVals, stm
 	for k := range aggs {
 		keys = append(keys, k)
 	}
-	for lo := 0; lo < len(keys); {
-		n, st, err := in.pick(ctx, stmts, len(keys)-lo)
-		if err != nil {
-			return err
+	return execChunks(ctx, in, stmts, keys, "upsert usage", func(k aggKey) {
+		in.arg(k.t)
+		in.arg(k.keyID)
+		in.arg(k.model)
+		in.arg(k.upstream)
+		in.arg(k.endUser)
+		for _, v := range aggs[k] {
+			in.arg(v)
 		}
-		chunk := keys[lo : lo+n]
-		lo += n
-		in.nv = in.nv[:0]
-		for _, k := range chunk {
-			in.arg(k.t)
-			in.arg(k.keyID)
-			in.arg(k.model)
-			in.arg(k.upstream)
-			in.arg(k.endUser)
-			for _, v := range aggs[k] {
-				in.arg(v)
-			}
-		}
-		if _, err := in.exec(ctx, st); err != nil {
-			return fmt.Errorf("sqlite: upsert usage: %w", err)
-		}
-		in.yield()
-	}
-	return nil
+	})
 }
 
 // upsertZones writes a batch's zone counts: a handful of rows per batch.
@@ -329,21 +302,29 @@ func (in *inserter) upsertZones(ctx context.Context, zones store.ZoneCounts) err
 	for z := range zones {
 		keys = append(keys, z)
 	}
-	for lo := 0; lo < len(keys); {
-		n, st, err := in.pick(ctx, &in.upsZone, len(keys)-lo)
+	return execChunks(ctx, in, &in.upsZone, keys, "upsert zones", func(z store.Zone) {
+		in.arg(int64(z.Dim))
+		in.arg(z.Value)
+		in.arg(z.Bucket)
+		in.arg(zones[z])
+	})
+}
+
+// execChunks runs family z over items in the largest chunks prepared for
+// it, args appending one item's arguments, yielding between statements.
+func execChunks[T any](ctx context.Context, in *inserter, z *sized, items []T, what string, args func(T)) error {
+	for lo := 0; lo < len(items); {
+		n, st, err := in.pick(ctx, z, len(items)-lo)
 		if err != nil {
 			return err
 		}
 		in.nv = in.nv[:0]
-		for _, z := range keys[lo : lo+n] {
-			in.arg(int64(z.Dim))
-			in.arg(z.Value)
-			in.arg(z.Bucket)
-			in.arg(zones[z])
+		for _, it := range items[lo : lo+n] {
+			args(it)
 		}
 		lo += n
 		if _, err := in.exec(ctx, st); err != nil {
-			return fmt.Errorf("sqlite: upsert zones: %w", err)
+			return fmt.Errorf("sqlite: %s: %w", what, err)
 		}
 		in.yield()
 	}

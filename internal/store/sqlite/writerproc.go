@@ -51,9 +51,9 @@ type WriterCommand func(path string) *exec.Cmd
 const maxFrame = 256 << 20
 
 // A writer process that answers slower than 10,000 rows a second while the
-// gateway itself keeps its CPUs busy is starved: it runs
-// at nice 19, so request threads always go first, and on a saturated core it
-// gets ~1.5% of the CPU. Batches then go in-process for starvedFor, where
+// gateway itself keeps its CPUs busy is starved: it runs at nice 19, so
+// request threads always go first, and on a saturated core it gets ~1.5% of
+// the CPU. Batches then go in-process for starvedFor, where
 // Go's scheduler gives the ledger a share of the CPU, as before the writer
 // process existed; otherwise the ledger would fall behind and pile rows up in
 // memory (docs/perf.md). A slow answer alone is not enough: at 2000 req/s on
@@ -62,7 +62,7 @@ const maxFrame = 256 << 20
 // taking that for starvation brought the in-process tail back.
 const (
 	// 100 µs a row: at 5000 rows/s on one core the gateway uses 70-90% of
-	// it and the child, working in the gaps, answered 1000 rows in 25-85 ms;
+	// it and the child, working in the gaps, answered 1000 rows in 55-145 ms;
 	// 25 µs a row took that for starvation and brought SQLite's fsyncs
 	// back into the gateway (p99 8.5 ms). Past 10,000 rows/s per core the
 	// gateway is near saturation anyway, where in-process is the plan.
@@ -145,18 +145,7 @@ func (p *writerProc) insert(ctx context.Context, recs []ledger.Record) (handled 
 	sent, cpu0 := time.Now(), processCPU()
 	stop := context.AfterFunc(ctx, func() { p.stdout.SetReadDeadline(time.Now()) })
 	answer, err := p.answer()
-	took := time.Since(sent)
-	busy := float64(processCPU()-cpu0) / float64(took) / float64(runtime.GOMAXPROCS(0))
-	if took > max(p.starvedMin, time.Duration(len(recs))*p.starvedPerRow) && busy >= p.starvedBusy {
-		p.inlineUntil = time.Now().Add(starvedFor)
-		p.calmAt, p.calmCPU = time.Now(), processCPU()
-		if now := time.Now(); now.Sub(p.logged) >= time.Minute {
-			p.logged = now
-			p.log.Warn("ledger writer process starved for CPU; inserting in-process for a while",
-				slog.Int("rows", len(recs)), slog.Duration("took", took), slog.Float64("gateway_cpu_busy", busy),
-				slog.Duration("for", starvedFor))
-		}
-	}
+	p.noteStarved(len(recs), sent, cpu0)
 	if !stop() {
 		// ctx ended while we waited and the read deadline is (being) set:
 		// this process's pipe is done for. The batch may still commit in
@@ -172,6 +161,26 @@ func (p *writerProc) insert(ctx context.Context, recs []ledger.Record) (handled 
 		return false, nil
 	}
 	return true, answer
+}
+
+// noteStarved switches batches to in-process when the answer to rows rows,
+// sent at sent with the process at cpu0 of CPU, came too slowly while the
+// gateway was busy.
+func (p *writerProc) noteStarved(rows int, sent time.Time, cpu0 time.Duration) {
+	now, cpu := time.Now(), processCPU()
+	took := now.Sub(sent)
+	busy := float64(cpu-cpu0) / float64(took) / float64(runtime.GOMAXPROCS(0))
+	if took <= max(p.starvedMin, time.Duration(rows)*p.starvedPerRow) || busy < p.starvedBusy {
+		return
+	}
+	p.inlineUntil = now.Add(starvedFor)
+	p.calmAt, p.calmCPU = now, cpu
+	if now.Sub(p.logged) >= time.Minute {
+		p.logged = now
+		p.log.Warn("ledger writer process starved for CPU; inserting in-process for a while",
+			slog.Int("rows", rows), slog.Duration("took", took), slog.Float64("gateway_cpu_busy", busy),
+			slog.Duration("for", starvedFor))
+	}
 }
 
 // calmed reports, at most once per calmEvery, whether the gateway used
