@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/h1"
 	"github.com/tollgate/tollgate/internal/ledger"
 	"github.com/tollgate/tollgate/internal/upstream"
 )
@@ -346,11 +347,12 @@ const (
 // NewTransport returns the transport tuned for upstream traffic: bounded
 // dial, TLS and idle times; enough idle connections per host for a busy
 // gateway; no transparent decompression (bodies pass through as bytes);
-// smaller connection buffers. HTTPS upstreams are spoken to in HTTP/2 when
-// they offer it (ForceAttemptHTTP2, inherited from http.DefaultTransport):
-// streams then share connections, without a reader and a writer goroutine
-// and their buffers per stream.
-func NewTransport() *http.Transport {
+// smaller connection buffers. Plain-HTTP upstreams are spoken to by h1,
+// without net/http's two goroutines per connection; HTTPS upstreams in
+// HTTP/2 when they offer it (ForceAttemptHTTP2, inherited from
+// http.DefaultTransport): streams then share connections, without a reader
+// and a writer goroutine and their buffers per stream.
+func NewTransport() *h1.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 1024
 	t.MaxIdleConnsPerHost = 256
@@ -360,5 +362,12 @@ func NewTransport() *http.Transport {
 	t.DisableCompression = true
 	t.MaxResponseHeaderBytes = 1 << 20
 	t.WriteBufferSize, t.ReadBufferSize = upstreamWriteBuffer, upstreamReadBuffer
-	return t
+	return &h1.Transport{
+		Fallback:               t,
+		MaxIdlePerHost:         t.MaxIdleConnsPerHost,
+		IdleTimeout:            t.IdleConnTimeout,
+		MaxResponseHeaderBytes: t.MaxResponseHeaderBytes,
+		ReadBufferSize:         upstreamReadBuffer,
+		WriteBufferSize:        upstreamWriteBuffer,
+	}
 }

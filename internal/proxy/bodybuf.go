@@ -100,14 +100,37 @@ func newOutBody(b []byte, buf *bodyBuf) (*outBody, error) {
 }
 
 func (o *outBody) Read(p []byte) (int, error) {
-	o.mu.Lock()
-	if o.closed {
-		o.mu.Unlock()
+	if !o.enter() {
 		return 0, errBodyClosed
 	}
+	defer o.leave()
+	return o.rd.Read(p)
+}
+
+// WriteTo writes what is left of the body in one Write: a transport that
+// copies it (h1) then hands the whole body to the socket, without a copy
+// buffer of its own.
+func (o *outBody) WriteTo(w io.Writer) (int64, error) {
+	if !o.enter() {
+		return 0, errBodyClosed
+	}
+	defer o.leave()
+	return o.rd.WriteTo(w)
+}
+
+// enter starts a read of the buffer unless the body was closed; leave ends
+// it, releasing the buffer if Close came meanwhile.
+func (o *outBody) enter() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return false
+	}
 	o.active++
-	o.mu.Unlock()
-	n, err := o.rd.Read(p)
+	return true
+}
+
+func (o *outBody) leave() {
 	o.mu.Lock()
 	o.active--
 	last := o.closed && o.active == 0
@@ -115,7 +138,6 @@ func (o *outBody) Read(p []byte) (int, error) {
 	if last {
 		o.drop()
 	}
-	return n, err
 }
 
 // Close releases the buffer once no Read is in progress. It is idempotent.
@@ -140,4 +162,7 @@ func (o *outBody) drop() {
 	}
 }
 
-var _ io.ReadCloser = (*outBody)(nil)
+var (
+	_ io.ReadCloser = (*outBody)(nil)
+	_ io.WriterTo   = (*outBody)(nil)
+)

@@ -194,7 +194,7 @@ func TestTransportHTTP2ToHTTPS(t *testing.T) {
 	defer srv.Close()
 	tr := NewTransport()
 	defer tr.CloseIdleConnections()
-	tr.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	tr.Fallback.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	resp, err := (&http.Client{Transport: tr}).Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
