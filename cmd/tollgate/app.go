@@ -30,6 +30,7 @@ import (
 	"github.com/tollgate/tollgate/internal/server"
 	"github.com/tollgate/tollgate/internal/store"
 	"github.com/tollgate/tollgate/internal/store/storeopen"
+	"github.com/tollgate/tollgate/internal/streamconn"
 	"github.com/tollgate/tollgate/internal/telemetry"
 	"github.com/tollgate/tollgate/internal/telemetry/repeat"
 	"github.com/tollgate/tollgate/internal/upstream"
@@ -119,7 +120,14 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 		return nil, err
 	}
 
+	// Event streams leave net/http's connection handling once their headers
+	// are due (streamconn); where the system has no poller they stay.
+	streams, err := streamconn.New(server.IdleTimeout, logger)
+	if err != nil {
+		logger.Debug("stream connections stay with net/http", "error", err)
+	}
 	px := &proxy.Proxy{
+		Streams:      streams,
 		Pool:         func() proxy.Planner { return a.pool.Load() },
 		Transport:    transport,
 		Recorder:     recorder,
@@ -229,6 +237,7 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 		Checks:  a.ready,
 		// Reported by /healthz?verbose; they never make the gateway unready.
 		Upstreams: func() []upstream.Status { return a.pool.Load().Status() },
+		Streams:   streams,
 		LedgerQueue: func() (int, int) {
 			if a.writer == nil || cfg.DisableLedger {
 				return 0, 0

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tollgate/tollgate/internal/apierr"
 	"github.com/tollgate/tollgate/internal/ledger"
+	"github.com/tollgate/tollgate/internal/streamconn"
 	"github.com/tollgate/tollgate/internal/upstream"
 	"github.com/tollgate/tollgate/internal/upstreamerr"
 )
@@ -34,6 +35,13 @@ type exchange struct {
 	wrote bool            // the first byte reached the client: no more retries
 	abort bool            // the response broke mid-way: close the connection
 
+	// handoff: this request's connection may be taken for its event
+	// stream (Proxy.Handler's requests); sw is the writer that then
+	// replaces w.
+	handoff *handoff
+	sw      *streamconn.Writer
+	cancel  context.CancelCauseFunc // ctx's
+
 	idle    *time.Timer     // fires when the upstream body stalls; reset per read
 	pending pendingResponse // the response attempt left for writePending
 
@@ -47,7 +55,7 @@ type exchange struct {
 }
 
 func (ex *exchange) serve() error {
-	p, r := ex.p, ex.r
+	p := ex.p
 	if ex.req == nil {
 		if err := ex.parse(); err != nil {
 			return err
@@ -74,7 +82,7 @@ func (ex *exchange) serve() error {
 	// then context.Canceled); ctxErr tells that apart from the deadline. No
 	// context.AfterFunc on r.Context() to name the cause: it cost three
 	// allocations per request and said nothing ctxErr does not.
-	ctx, cancel := context.WithCancelCause(r.Context())
+	ctx, cancel := ex.requestContext()
 	defer cancel(nil)
 	if p.Timeout > 0 {
 		t := time.AfterFunc(p.Timeout, func() { cancel(errDeadline) })
@@ -92,6 +100,23 @@ func (ex *exchange) serve() error {
 	}
 	ex.writePending()
 	return nil
+}
+
+// requestContext derives ctx from the request's. A request whose stream's
+// connection may be taken (ex.handoff) outlives its handler, whose return
+// cancels r.Context(): its ctx is cut from that cancellation, which reaches
+// it through a context.AfterFunc instead until the connection is taken
+// (streamconn's poller watches for the client from then on).
+func (ex *exchange) requestContext() (context.Context, context.CancelCauseFunc) {
+	if ex.handoff == nil {
+		ctx, cancel := context.WithCancelCause(ex.r.Context())
+		ex.cancel = cancel
+		return ctx, cancel
+	}
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(ex.r.Context()))
+	stop := context.AfterFunc(ex.r.Context(), func() { cancel(context.Canceled) })
+	ex.cancel, ex.handoff.stopWatch = cancel, stop
+	return ctx, func(cause error) { stop(); cancel(cause) }
 }
 
 // The steps below are methods of their own, not inline in serve and

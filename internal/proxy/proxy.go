@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/internal/ledger"
+	"github.com/tollgate/tollgate/internal/streamconn"
 	"github.com/tollgate/tollgate/internal/upstream"
 )
 
@@ -86,6 +87,9 @@ type Proxy struct {
 	Pool func() Planner
 	// Transport performs upstream requests; nil uses NewTransport().
 	Transport http.RoundTripper
+	// Streams takes the connections of event streams off net/http, so an
+	// open stream holds less memory (streamconn); nil leaves them there.
+	Streams *streamconn.Conns
 	// Recorder receives one record per request; nil drops them.
 	Recorder ledger.Recorder
 	// Gate admits calls; nil admits everything.
@@ -155,7 +159,13 @@ type Result struct {
 // Handler serves every request with dialect d.
 func (p *Proxy) Handler(d Dialect) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p.serve(w, r, &Exchange{Dialect: d}, nil) {
+		var aborted bool
+		if p.Streams.Takes(r) {
+			aborted = p.serveHandedOff(w, r, d)
+		} else {
+			aborted = p.serve(w, r, &Exchange{Dialect: d}, nil, nil)
+		}
+		if aborted {
 			// Closes the connection so no client mistakes a truncated body for
 			// a complete one; net/http does not log it (golang/go#23643).
 			panic(http.ErrAbortHandler)
@@ -167,7 +177,7 @@ func (p *Proxy) Handler(d Dialect) http.Handler {
 // route, attempt, respond through the dialect, record.
 func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, x Exchange) Result {
 	var res Result
-	res.Aborted = p.serve(w, r, &x, &res.Record)
+	res.Aborted = p.serve(w, r, &x, &res.Record, nil)
 	return res
 }
 
@@ -178,9 +188,10 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, x Exchange) Result
 // (docs/perf.md). So x comes by pointer, nothing returns a Result by value,
 // and the exchange is filled in field by field: a composite literal of it
 // is built in a ~900-byte temporary on this frame first.
-func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, x *Exchange, rec *ledger.Record) (aborted bool) {
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, x *Exchange, rec *ledger.Record, h *handoff) (aborted bool) {
 	ex := p.newExchange() // zeroed but for its scratch buffers (putExchange)
 	ex.p, ex.d, ex.req, ex.w, ex.r, ex.start = p, x.Dialect, x.Request, w, r, time.Now()
+	ex.handoff = h
 	ex.rec.ID = w.Header().Get("X-Request-Id")
 	ex.rec.Time = ex.start.UTC()
 	ex.rec.Endpoint = r.URL.Path
@@ -195,6 +206,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, x *Exchange, rec *
 	defer func() {
 		if v := recover(); v != nil {
 			ex.recovered(v) // a dialect's bug costs this request, never the process or its record
+		}
+		if ex.sw != nil {
+			ex.sw.End(ex.abort)
 		}
 		ex.finish()
 		ex.releaseBody()

@@ -140,6 +140,9 @@ var errClientWrite = errors.New("write to client failed")
 // flush runs net/http's chunkWriter.writeHeader (a 2.8 KB frame), and every
 // frame under it counts against the handler goroutine's 8 KB stack.
 func (ex *exchange) openEvents(resp *http.Response) *http.ResponseController {
+	if ex.handoff != nil && resp.StatusCode == http.StatusOK {
+		ex.takeConn()
+	}
 	h := ex.w.Header()
 	h.Del("Content-Length") // events may be rewritten
 	ex.w.WriteHeader(resp.StatusCode)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/internal/openai"
+	"github.com/tollgate/tollgate/internal/streamconn"
 	"github.com/tollgate/tollgate/internal/upstream"
 	"github.com/tollgate/tollgate/internal/upstreamerr"
 )
@@ -58,7 +59,15 @@ type Options struct {
 	// the gateway is unready (a replica that cannot keep up with its own
 	// ledger should get less traffic). Nil: no ledger check.
 	LedgerQueue func() (depth, capacity int)
+	// Streams holds the event streams' connections taken off net/http
+	// (streamconn): Serve hands them back through its listener and drains
+	// them on shutdown. Nil: none are taken.
+	Streams *streamconn.Conns
 }
+
+// IdleTimeout is how long a keep-alive connection waits for its next
+// request.
+const IdleTimeout = 120 * time.Second
 
 // Server is tollgate's HTTP server.
 type Server struct {
@@ -327,7 +336,7 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 		Addr:              addr,
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    64 << 10, // OpenAI and Anthropic clients send a few KiB at most
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
@@ -341,6 +350,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 	hs := s.HTTPServer(ln.Addr().String())
 	hs.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	errc := make(chan error, 1)
+	ln = s.opts.Streams.Listener(ln)
 	go func() { errc <- hs.Serve(ln) }()
 	s.serving.Store(true)
 	select {
@@ -352,10 +362,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 	s.log.Info("shutting down: draining in-flight requests", "drain_timeout", drain.String())
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
+	// Taken stream connections are not net/http's to wait for: they end
+	// with their streams, by the same deadline.
+	s.opts.Streams.Close()
 	err := hs.Shutdown(sctx)
+	if err == nil {
+		err = s.opts.Streams.Drain(sctx, 0)
+	}
 	if err != nil {
 		s.log.Warn("drain deadline reached; closing remaining connections")
 		_ = hs.Close()
+		_ = s.opts.Streams.Drain(sctx, 0)
 	}
 	done := make(chan struct{})
 	go func() { s.inflight.Wait(); close(done) }()

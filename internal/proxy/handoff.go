@@ -1,0 +1,69 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+)
+
+// A request that may become an event stream runs on a goroutine of its own
+// (serveHandedOff) when its connection can be taken off net/http
+// (streamconn). Once the stream's connection is taken the handler returns,
+// and with it net/http's frames and the connection's buffers, which the
+// handler's stack would otherwise keep alive for the stream's whole life
+// (~12 KiB a stream, docs/perf.md); the request goes on, on its goroutine.
+// Only Handler's requests are handed off: Serve's callers may wrap w in
+// ways a taken connection would skip.
+
+// handoff connects a handed-off request with the handler waiting for it.
+type handoff struct {
+	done      chan bool     // serve's result (aborted), when it ends before a take
+	taken     chan struct{} // closed when the connection was taken
+	stopWatch func() bool   // ends the watch on r.Context() (requestContext)
+}
+
+// serveHandedOff serves r on a new goroutine and returns its result, or
+// false as soon as its connection is taken.
+func (p *Proxy) serveHandedOff(w http.ResponseWriter, r *http.Request, d Dialect) (aborted bool) {
+	h := &handoff{done: make(chan bool, 1), taken: make(chan struct{})}
+	go func() {
+		defer func() {
+			// serve recovers the dialect's panics; this is for its own.
+			if v := recover(); v != nil {
+				if p.Logger != nil {
+					p.Logger.Error("panic serving request", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				}
+				h.done <- true
+			}
+		}()
+		h.done <- p.serve(w, r, &Exchange{Dialect: d}, nil, h)
+	}()
+	select {
+	case aborted = <-h.done:
+		return aborted
+	case <-h.taken:
+		return false
+	}
+}
+
+// takeConn takes the client's connection for the event stream about to be
+// sent, if it can be; the handler then returns (serveHandedOff).
+func (ex *exchange) takeConn() {
+	// The client leaving cancels ctx, as net/http's background read would
+	// have. The closure holds the cancel func, not ex: an exchange is reused
+	// once its request is done.
+	cancel := ex.cancel
+	sw := ex.p.Streams.Take(ex.w, ex.r, func() { cancel(context.Canceled) })
+	if sw == nil {
+		return
+	}
+	ex.w, ex.sw = sw, sw
+	// The body was read whole; its reader holds the connection's 4 KiB
+	// read buffer, which the request would otherwise keep.
+	ex.r.Body = http.NoBody
+	// From here the poller watches for the client: the handler's return
+	// cancels r.Context().
+	ex.handoff.stopWatch()
+	close(ex.handoff.taken)
+}

@@ -1,0 +1,163 @@
+package streamconn
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// chunkRoom is the room kept before a chunk's data for its size line.
+const chunkRoom = 16
+
+// maxPooledBuf bounds the buffers kept for reuse.
+const maxPooledBuf = 64 << 10
+
+// Writer is an http.ResponseWriter for a taken stream connection. Data
+// written is sent as one HTTP/1.1 chunk per Flush.
+type Writer struct {
+	c        *Conns
+	nc       net.Conn
+	header   http.Header
+	leftover []byte
+	key      int32 // the poller's; -1 when not watched
+	hungUp   atomic.Bool
+
+	status   int
+	headSent bool
+	buf      *[]byte // pending chunk data after chunkRoom bytes; nil when none
+	err      error   // the first write error: the connection is done for
+	ended    bool
+}
+
+// Header is the response's header (net/http's map, taken with the
+// connection).
+func (w *Writer) Header() http.Header { return w.header }
+
+// WriteHeader sets the status, sent with the first Flush.
+func (w *Writer) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+}
+
+// Write queues p for the next Flush.
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	if w.buf == nil {
+		w.buf = w.c.getBuf()
+	}
+	*w.buf = append(*w.buf, p...)
+	return len(p), nil
+}
+
+// FlushError sends the header if not yet sent and the queued data as one
+// chunk. http.ResponseController.Flush calls it.
+func (w *Writer) FlushError() error { return w.send(false) }
+
+// send writes the header if due, the queued data as a chunk and, when
+// last, the final chunk: one write for the data and the final chunk.
+func (w *Writer) send(last bool) error {
+	if w.err != nil {
+		return w.err
+	}
+	if !w.headSent {
+		w.sendHead()
+		if w.err != nil {
+			return w.err
+		}
+	}
+	if w.buf == nil && !last {
+		return nil
+	}
+	var b []byte
+	start := chunkRoom
+	if w.buf != nil {
+		b = *w.buf
+		if n := len(b) - chunkRoom; n > 0 {
+			var size [chunkRoom]byte
+			sz := append(strconv.AppendInt(size[:0], int64(n), 16), '\r', '\n')
+			start -= len(sz)
+			copy(b[start:], sz)
+			b = append(b, '\r', '\n')
+		}
+	}
+	if last {
+		if b == nil {
+			b = make([]byte, chunkRoom)
+		}
+		b = append(b, "0\r\n\r\n"...)
+	}
+	if len(b) > start {
+		_, w.err = w.nc.Write(b[start:])
+	}
+	if w.buf != nil {
+		*w.buf = b[:chunkRoom]
+		w.c.putBuf(w.buf)
+		w.buf = nil
+	}
+	return w.err
+}
+
+// Flush is FlushError for callers that assert http.Flusher.
+func (w *Writer) Flush() { _ = w.FlushError() }
+
+// sendHead writes the status line and header, as net/http would for a
+// response of unknown length.
+func (w *Writer) sendHead() {
+	w.headSent = true
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	h := w.header
+	h.Del("Content-Length")
+	h.Del("Transfer-Encoding")
+	if _, ok := h["Date"]; !ok {
+		h["Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
+	}
+	b := make([]byte, 0, 512)
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(w.status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(w.status)...)
+	b = append(b, "\r\n"...)
+	hb := headerBuffer{b}
+	if err := h.Write(&hb); err != nil {
+		w.err = err
+		return
+	}
+	b = append(hb.b, "Transfer-Encoding: chunked\r\n\r\n"...)
+	_, w.err = w.nc.Write(b)
+}
+
+type headerBuffer struct{ b []byte }
+
+func (hb *headerBuffer) Write(p []byte) (int, error) { hb.b = append(hb.b, p...); return len(p), nil }
+
+// End finishes the response: aborted (the body broke after its first byte)
+// closes the connection without the final chunk, so no client mistakes it
+// for complete, as panic(http.ErrAbortHandler) does with net/http.
+// Otherwise the final chunk is sent and the connection waits for the
+// client's next request.
+func (w *Writer) End(aborted bool) {
+	if w.ended {
+		return
+	}
+	w.ended = true
+	if w.key >= 0 {
+		w.c.poll.unwatch(w.nc, w.key)
+	}
+	keep := !aborted && !w.hungUp.Load() && w.send(true) == nil
+	if w.buf != nil {
+		*w.buf = (*w.buf)[:chunkRoom]
+		w.c.putBuf(w.buf)
+		w.buf = nil
+	}
+	w.c.ended(w, keep)
+}
