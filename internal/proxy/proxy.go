@@ -207,10 +207,12 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, x *Exchange, rec *
 		if v := recover(); v != nil {
 			ex.recovered(v) // a dialect's bug costs this request, never the process or its record
 		}
+		ex.finish()
 		if ex.sw != nil {
+			// After finish: a draining server waits for taken streams to
+			// end, and their records must be in by then.
 			ex.sw.End(ex.abort)
 		}
-		ex.finish()
 		ex.releaseBody()
 		if rec != nil {
 			*rec = ex.rec

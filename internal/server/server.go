@@ -65,6 +65,11 @@ type Options struct {
 	Streams *streamconn.Conns
 }
 
+// handlerGrace is how long handlers (and taken streams) are waited for
+// after their connections were closed at the drain deadline, to record
+// their outcome.
+const handlerGrace = 5 * time.Second
+
 // IdleTimeout is how long a keep-alive connection waits for its next
 // request.
 const IdleTimeout = 120 * time.Second
@@ -367,18 +372,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 	s.opts.Streams.Close()
 	err := hs.Shutdown(sctx)
 	if err == nil {
-		err = s.opts.Streams.Drain(sctx, 0)
+		err = s.opts.Streams.Drain(sctx, handlerGrace)
 	}
 	if err != nil {
 		s.log.Warn("drain deadline reached; closing remaining connections")
 		_ = hs.Close()
-		_ = s.opts.Streams.Drain(sctx, 0)
+		_ = s.opts.Streams.Drain(sctx, handlerGrace)
 	}
 	done := make(chan struct{})
 	go func() { s.inflight.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(handlerGrace):
 		s.log.Error("handlers still running 5s after close")
 	}
 	if e := <-errc; e != nil && !errors.Is(e, http.ErrServerClosed) {

@@ -71,7 +71,7 @@ func (c *Conns) Take(w http.ResponseWriter, r *http.Request, hangup func()) *Wri
 	if err != nil {
 		return nil
 	}
-	sw := &Writer{c: c, nc: nc, header: header, leftover: leftover(brw.Reader)}
+	sw := &Writer{c: c, nc: nc, header: header, leftover: leftover(brw.Reader), hangup: hangup}
 	c.mu.Lock()
 	c.active[sw] = struct{}{}
 	c.mu.Unlock()
@@ -226,10 +226,18 @@ func (c *Conns) Drain(ctx context.Context, grace time.Duration) error {
 	case <-ctx.Done():
 	}
 	c.mu.Lock()
+	open := make([]*Writer, 0, len(c.active))
 	for sw := range c.active {
-		sw.nc.Close()
+		open = append(open, sw)
 	}
 	c.mu.Unlock()
+	for _, sw := range open {
+		// Closing the connection is not a hangup the poller sees; a stream
+		// waiting on its upstream learns of it from hangup.
+		sw.hungUp.Store(true)
+		sw.hangup()
+		sw.nc.Close()
+	}
 	select {
 	case <-done:
 	case <-time.After(grace):

@@ -22,6 +22,7 @@ type Writer struct {
 	header   http.Header
 	leftover []byte
 	key      int32 // the poller's; -1 when not watched
+	hangup   func()
 	hungUp   atomic.Bool
 
 	status   int
