@@ -122,9 +122,11 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 
 	// Event streams leave net/http's connection handling once their headers
 	// are due (streamconn); where the system has no poller they stay.
-	streams, err := streamconn.New(server.IdleTimeout, logger)
-	if err != nil {
-		logger.Debug("stream connections stay with net/http", "error", err)
+	var streams *streamconn.Conns
+	if !cfg.NetHTTPStreams {
+		if streams, err = streamconn.New(server.IdleTimeout, logger); err != nil {
+			logger.Debug("stream connections stay with net/http", "error", err)
+		}
 	}
 	px := &proxy.Proxy{
 		Streams:      streams,

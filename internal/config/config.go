@@ -130,6 +130,11 @@ type Config struct {
 	// TOLLGATE_DISABLE_LEDGER): for measuring the ledger's cost, not for
 	// production. Records still reach the in-memory ring and the limits.
 	DisableLedger bool `yaml:"disable_ledger"`
+	// NetHTTPStreams keeps event streams on net/http's connection handling
+	// instead of taking their connections (streamconn; env
+	// TOLLGATE_NETHTTP_STREAMS): ~10 KB more memory per open stream, for
+	// comparison or if a client misbehaves with taken connections.
+	NetHTTPStreams bool `yaml:"nethttp_streams"`
 }
 
 // Price is a price entry per 1M tokens in the deployment currency; amounts

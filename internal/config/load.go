@@ -153,6 +153,7 @@ var vars = []struct {
 	{"TOLLGATE_LOG_ERROR_FILE", func(c *Config, v string) error { c.Log.ErrorFile = v; return nil }},
 	{"TOLLGATE_DISABLE_METRICS", boolVar(func(c *Config) *bool { return &c.DisableMetrics })},
 	{"TOLLGATE_DISABLE_LEDGER", boolVar(func(c *Config) *bool { return &c.DisableLedger })},
+	{"TOLLGATE_NETHTTP_STREAMS", boolVar(func(c *Config) *bool { return &c.NetHTTPStreams })},
 	{"TOLLGATE_DEBUG_LISTEN", func(c *Config, v string) error { c.DebugListen = v; return nil }},
 	{"TOLLGATE_METRICS_LISTEN", func(c *Config, v string) error { c.MetricsListen = v; return nil }},
 	{"TOLLGATE_CHAT_SYSTEM_PROMPT", func(c *Config, v string) error { c.Chat.SystemPrompt = v; return nil }},

@@ -40,6 +40,7 @@ type Conns struct {
 	closed  bool          // Close ran: nothing is parked or handed back
 	drained chan struct{} // closed when active empties, while draining
 	ready   chan net.Conn // connections for the listener to hand back
+	done    chan struct{} // closed by Close
 }
 
 // New starts the poller. idle bounds how long a connection waits for the
@@ -54,7 +55,7 @@ func New(idle time.Duration, log *slog.Logger) (*Conns, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Conns{poll: p, idle: idle, log: log, active: make(map[*Writer]struct{}),
-		parked: make(map[*parked]struct{}), ready: make(chan net.Conn, 64)}, nil
+		parked: make(map[*parked]struct{}), ready: make(chan net.Conn, 64), done: make(chan struct{})}, nil
 }
 
 // Take hijacks w's connection for an event stream and returns the writer
@@ -100,8 +101,8 @@ func (c *Conns) putBuf(b *[]byte) {
 // Takes reports whether r's connection could be taken: HTTP/1.1, kept
 // alive, on a Conns that is not closed.
 func (c *Conns) Takes(r *http.Request) bool {
-	if c == nil || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close {
-		return false
+	if c == nil || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close || r.TLS != nil {
+		return false // TLS: a listener wrapped in tls.Listener would wrap a handed-back conn again
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -198,8 +199,15 @@ func (c *Conns) handBack(nc net.Conn, leftover []byte) {
 	select {
 	case c.ready <- nc:
 	default:
-		// The listener is not keeping up; the client reconnects.
-		nc.Close()
+		// A burst of returning clients: wait for Accept off the poller's
+		// goroutine, which must stay free to notice hangups.
+		go func() {
+			select {
+			case c.ready <- nc:
+			case <-c.done:
+				nc.Close()
+			}
+		}()
 	}
 }
 
@@ -257,6 +265,7 @@ func (c *Conns) Close() {
 		return
 	}
 	c.closed = true
+	close(c.done)
 	var waiting []*parked
 	for pk := range c.parked {
 		waiting = append(waiting, pk)
