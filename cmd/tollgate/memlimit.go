@@ -46,15 +46,17 @@ const defaultGCPercent = 200
 
 // setGCPercent applies defaultGCPercent unless GOGC or GOMEMLIMIT is set:
 // either means the user tuned the collector, and their setting stands alone.
-// It runs before setMemoryLimit, which still caps a container's heap.
-func setGCPercent(lookup func(string) (string, bool), logger *slog.Logger) {
+// It runs before setMemoryLimit, which still caps a container's heap. It
+// reports whether it applied the default: then gcpace may pace it.
+func setGCPercent(lookup func(string) (string, bool), logger *slog.Logger) bool {
 	for _, k := range []string{"GOGC", "GOMEMLIMIT"} {
 		if v, ok := lookup(k); ok && v != "" {
-			return
+			return false
 		}
 	}
 	debug.SetGCPercent(defaultGCPercent)
 	logger.Debug("GOGC default applied (override with GOGC or GOMEMLIMIT)", "gogc", defaultGCPercent)
+	return true
 }
 
 // cgroupMemoryLimit reads the memory limit of this process's cgroup, v2 or

@@ -20,6 +20,7 @@ import (
 	"github.com/tollgate/tollgate/internal/auth"
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/fakeupstream"
+	"github.com/tollgate/tollgate/internal/gcpace"
 	"github.com/tollgate/tollgate/internal/ledger"
 	"github.com/tollgate/tollgate/internal/metrics"
 	"github.com/tollgate/tollgate/internal/server"
@@ -96,7 +97,11 @@ func serve(ctx context.Context, args []string, e env, stdout, stderr io.Writer) 
 		return usageErr("%v", err)
 	}
 	defer logClose.Close()
-	setGCPercent(e.lookup, logger)
+	if setGCPercent(e.lookup, logger) {
+		// Past ~32 MB live, GOGC falls so that at most 64 MB of garbage
+		// accumulates between cycles (many open streams: docs/perf.md).
+		go (&gcpace.Pacer{Percent: defaultGCPercent}).Run(ctx)
+	}
 	setMemoryLimit(e.cgroupRoot, e.lookup, logger)
 
 	if cfg.Demo {

@@ -342,6 +342,10 @@ func outcomeOfStatus(code int) ledger.Outcome {
 const (
 	upstreamWriteBuffer = 2 << 10
 	upstreamReadBuffer  = 2 << 10
+	// h1's buffer is held by every open stream to a plain-HTTP upstream.
+	// An SSE chunk is a few hundred bytes, headers longer than it are read
+	// in more pieces, and a large body is read past it.
+	h1ReadBuffer = 1 << 10
 )
 
 // NewTransport returns the transport tuned for upstream traffic: bounded
@@ -367,7 +371,7 @@ func NewTransport() *h1.Transport {
 		MaxIdlePerHost:         t.MaxIdleConnsPerHost,
 		IdleTimeout:            t.IdleConnTimeout,
 		MaxResponseHeaderBytes: t.MaxResponseHeaderBytes,
-		ReadBufferSize:         upstreamReadBuffer,
+		ReadBufferSize:         h1ReadBuffer,
 		WriteBufferSize:        upstreamWriteBuffer,
 	}
 }

@@ -42,6 +42,9 @@ func (ex *exchange) respond(resp *http.Response, att *upstream.Attempt, out *Out
 	}
 	removeHopHeaders(resp.Header)
 	ex.copyHeader(resp.Header)
+	// The upstream request (its header, URL) is not needed past here; a
+	// stream would hold it to its end.
+	resp.Request = nil
 	if rh, ok := out.Reply.(ReplyHeader); ok {
 		rh.ResponseHeader(ex.w.Header())
 	}
@@ -94,6 +97,9 @@ func (ex *exchange) relayError(resp *http.Response, reply Reply) {
 	}
 	removeHopHeaders(resp.Header)
 	ex.copyHeader(resp.Header)
+	// The upstream request (its header, URL) is not needed past here; a
+	// stream would hold it to its end.
+	resp.Request = nil
 	h := ex.w.Header()
 	h.Set("Content-Type", ct)
 	h.Set("Content-Length", fmt.Sprint(len(out)))

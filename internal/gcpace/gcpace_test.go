@@ -1,0 +1,77 @@
+package gcpace
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func TestPercentFor(t *testing.T) {
+	const mib = 1 << 20
+	p := &Pacer{}
+	tests := []struct {
+		live uint64
+		want int
+	}{
+		{0, 200},        // nothing known yet
+		{10 * mib, 200}, // 20 MiB of garbage allowed: under 64
+		{32 * mib, 200}, // exactly 64
+		{64 * mib, 100}, // 64 of garbage on 64 live
+		{128 * mib, 50}, // 64 on 128
+		{512 * mib, 50}, // floor
+		{40 * mib, 160}, // 64 / 40
+	}
+	for _, tc := range tests {
+		if got := p.percentFor(tc.live); got != tc.want {
+			t.Errorf("live %d MiB: GOGC %d, want %d", tc.live/mib, got, tc.want)
+		}
+	}
+	custom := &Pacer{Percent: 100, Min: 80, Max: 10 * mib}
+	if got := custom.percentFor(100 * mib); got != 80 {
+		t.Errorf("custom floor: %d, want 80", got)
+	}
+}
+
+// TestRun: the pacer follows the live heap, ignores small moves, and puts
+// the base percent back when it stops.
+func TestRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const mib = 1 << 20
+		var mu sync.Mutex
+		live := uint64(10 * mib)
+		var sets []int
+		p := &Pacer{
+			Live: func() uint64 { mu.Lock(); defer mu.Unlock(); return live },
+			Set:  func(n int) int { mu.Lock(); defer mu.Unlock(); sets = append(sets, n); return 0 },
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { p.Run(ctx); close(done) }()
+		step := func(l uint64) {
+			mu.Lock()
+			live = l
+			mu.Unlock()
+			time.Sleep(time.Second)
+			synctest.Wait()
+		}
+		step(10 * mib)  // 200: no change
+		step(128 * mib) // 50
+		step(124 * mib) // 51: under a tenth, kept at 50
+		step(20 * mib)  // 200
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		want := []int{200, 50, 200, 200}
+		if len(sets) != len(want) {
+			t.Fatalf("sets %v, want %v", sets, want)
+		}
+		for i := range want {
+			if sets[i] != want[i] {
+				t.Fatalf("sets %v, want %v", sets, want)
+			}
+		}
+	})
+}
