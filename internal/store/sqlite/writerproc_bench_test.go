@@ -25,8 +25,8 @@ import (
 // the Go runtime waking up for every batch after the pause. It does not
 // reproduce a gateway sharing the core; run it pinned (taskset -c 1) for the
 // child's numbers alone. policy=batch gives the child's threads the
-// scheduling policy `tollgate ledger-writer` sets (SCHED_BATCH, see
-// cmd/tollgate/nice_linux.go); policy=normal is the default one.
+// SCHED_BATCH policy (measured, not adopted: docs/perf.md); policy=normal is
+// what `tollgate ledger-writer` runs with.
 func BenchmarkWriterProcessPaced(b *testing.B) {
 	for _, policy := range []struct {
 		name string
