@@ -16,15 +16,15 @@ import (
 // idle list; during one, its goroutine is the caller's.
 type conn struct {
 	t      *Transport
-	key    string
+	host   *host
 	nc     net.Conn
 	lr     limitedConn // nc, bounded while a response's headers are read
 	br     *bufio.Reader
 	idleAt time.Time
 }
 
-func (t *Transport) newConn(nc net.Conn, key string) *conn {
-	c := &conn{t: t, key: key, nc: nc}
+func (t *Transport) newConn(nc net.Conn, h *host) *conn {
+	c := &conn{t: t, host: h, nc: nc}
 	c.lr = limitedConn{nc: nc, n: -1}
 	c.br = bufio.NewReaderSize(&c.lr, bufferSize(t.ReadBufferSize))
 	return c
@@ -89,13 +89,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 	}
 	keep := werr == nil && !resp.Close && !req.Close
 	if resp.Body == http.NoBody {
-		// Nothing to read: the connection is free now.
-		if keep && stop() && c.br.Buffered() == 0 {
-			c.t.putIdle(c)
-		} else {
-			stop()
-			c.nc.Close()
-		}
+		c.release(keep, stop) // nothing to read: the connection is free now
 		return resp, nil
 	}
 	resp.Body = &body{rc: resp.Body, c: c, ctx: ctx, stop: stop, keep: keep}
@@ -194,12 +188,17 @@ func (b *body) Close() error {
 // finish ends the body once: the connection goes back to the idle list
 // when keep allows and nothing is left unread, and is closed otherwise.
 func (b *body) finish(keep bool) {
-	if !b.done.CompareAndSwap(false, true) {
+	if b.done.CompareAndSwap(false, true) {
+		b.c.release(keep, b.stop)
+	}
+}
+
+// release ends the context's hold on c (stop) and puts c back in the idle
+// list when keep allows and nothing is left unread; it closes c otherwise.
+func (c *conn) release(keep bool, stop func() bool) {
+	if stop() && keep && c.br.Buffered() == 0 {
+		c.t.putIdle(c)
 		return
 	}
-	if b.stop() && keep && b.c.br.Buffered() == 0 {
-		b.c.t.putIdle(b.c)
-		return
-	}
-	b.c.nc.Close()
+	c.nc.Close()
 }

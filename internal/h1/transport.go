@@ -57,15 +57,20 @@ type Transport struct {
 // host is what the Transport knows of one scheme://host:port.
 type host struct {
 	lean bool    // requests go over the Transport's own connections
-	idle []*conn // oldest first; reused from the end
+	addr string  // host:port to dial
+	idle []*conn // oldest first; reused from the end; under Transport.mu
 }
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL == nil || req.URL.Scheme != "http" || req.URL.Host == "" || !t.leanFor(req) {
+	if req.URL == nil || req.URL.Scheme != "http" || req.URL.Host == "" {
 		return t.Fallback.RoundTrip(req)
 	}
-	return t.roundTrip(req)
+	h := t.hostFor(req)
+	if !h.lean {
+		return t.Fallback.RoundTrip(req)
+	}
+	return t.roundTrip(req, h)
 }
 
 // CloseIdleConnections closes idle connections, its own and Fallback's.
@@ -87,43 +92,47 @@ func (t *Transport) CloseIdleConnections() {
 	t.Fallback.CloseIdleConnections()
 }
 
-// leanFor reports whether req goes over the Transport's own connections:
-// no proxy is configured for its host. The answer is kept per host, as the
-// environment that decides it is read once per process (net/http).
-func (t *Transport) leanFor(req *http.Request) bool {
+// hostFor returns req's host, deciding on first use whether its requests
+// go over the Transport's own connections: no proxy is configured for it.
+// The decision is kept, as the environment that makes it is read once per
+// process (net/http).
+func (t *Transport) hostFor(req *http.Request) *host {
 	key := req.URL.Host
 	t.mu.Lock()
 	h, ok := t.hosts[key]
 	t.mu.Unlock()
 	if ok {
-		return h.lean
+		return h
 	}
 	lean := true
 	if t.Fallback.Proxy != nil {
 		u, err := t.Fallback.Proxy(req)
 		lean = err == nil && u == nil
 	}
+	addr := key
+	if _, _, err := net.SplitHostPort(key); err != nil {
+		addr = net.JoinHostPort(key, "80")
+	}
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.hosts == nil {
 		t.hosts = make(map[string]*host)
 	}
 	if h, ok = t.hosts[key]; !ok {
-		h = &host{lean: lean}
+		h = &host{lean: lean, addr: addr}
 		t.hosts[key] = h
 	}
-	t.mu.Unlock()
-	return h.lean
+	return h
 }
 
 // roundTrip sends req over a kept connection or a new one. A kept
 // connection that fails while the request is written was closed by the
 // upstream as it sat idle; the request, which the upstream cannot have
 // read whole, is sent once more on a new connection.
-func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
+func (t *Transport) roundTrip(req *http.Request, h *host) (*http.Response, error) {
 	ctx := req.Context()
-	key := req.URL.Host
 	for retried := false; ; retried = true {
-		c, reused, err := t.getConn(ctx, key)
+		c, reused, err := t.getConn(ctx, h)
 		if err != nil {
 			return nil, err
 		}
@@ -157,10 +166,10 @@ func rewound(req *http.Request) (*http.Request, error) {
 	return r2, nil
 }
 
-// getConn returns a live idle connection to key, or dials one.
-func (t *Transport) getConn(ctx context.Context, key string) (c *conn, reused bool, err error) {
+// getConn returns a live idle connection to h, or dials one.
+func (t *Transport) getConn(ctx context.Context, h *host) (c *conn, reused bool, err error) {
 	for {
-		c = t.popIdle(key)
+		c = t.popIdle(h)
 		if c == nil {
 			break
 		}
@@ -169,27 +178,22 @@ func (t *Transport) getConn(ctx context.Context, key string) (c *conn, reused bo
 		}
 		c.nc.Close()
 	}
-	addr := key
-	if _, _, err := net.SplitHostPort(key); err != nil {
-		addr = net.JoinHostPort(key, "80")
-	}
 	dial := t.Dial
 	if dial == nil {
 		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	}
-	nc, err := dial(ctx, "tcp", addr)
+	nc, err := dial(ctx, "tcp", h.addr)
 	if err != nil {
 		return nil, false, err
 	}
-	return t.newConn(nc, key), false, nil
+	return t.newConn(nc, h), false, nil
 }
 
-// popIdle takes the most recently used idle connection to key.
-func (t *Transport) popIdle(key string) *conn {
+// popIdle takes h's most recently used idle connection.
+func (t *Transport) popIdle(h *host) *conn {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	h := t.hosts[key]
-	if h == nil || len(h.idle) == 0 {
+	if len(h.idle) == 0 {
 		return nil
 	}
 	c := h.idle[len(h.idle)-1]
@@ -202,8 +206,8 @@ func (t *Transport) popIdle(key string) *conn {
 func (t *Transport) putIdle(c *conn) {
 	c.idleAt = time.Now()
 	t.mu.Lock()
-	h := t.hosts[c.key]
-	if h == nil || len(h.idle) >= t.maxIdle() {
+	h := c.host
+	if len(h.idle) >= t.maxIdle() {
 		t.mu.Unlock()
 		c.nc.Close()
 		return

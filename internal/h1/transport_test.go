@@ -157,6 +157,7 @@ func readRequest(br *bufio.Reader) (string, error) {
 // dial: the closed idle connection is found before it is written to.
 func TestUpstreamClosedIdleConnection(t *testing.T) {
 	var dials atomic.Int32
+	closed := make(chan struct{}, 4)
 	u := rawServer(t, func(c net.Conn) {
 		dials.Add(1)
 		body, err := readRequest(bufio.NewReader(c))
@@ -164,6 +165,8 @@ func TestUpstreamClosedIdleConnection(t *testing.T) {
 			return
 		}
 		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		c.Close()
+		closed <- struct{}{}
 	})
 	tr := newTransport()
 	defer tr.CloseIdleConnections()
@@ -178,7 +181,7 @@ func TestUpstreamClosedIdleConnection(t *testing.T) {
 		if string(got) != want {
 			t.Fatalf("request %d: %q", i, got)
 		}
-		time.Sleep(10 * time.Millisecond) // let the server's close arrive: this test is about it
+		<-closed // the upstream closed the idle connection: this test is about it
 	}
 	if n := dials.Load(); n != 4 {
 		t.Errorf("%d connections, want 4", n)

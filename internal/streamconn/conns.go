@@ -37,10 +37,9 @@ type Conns struct {
 	mu      sync.Mutex
 	active  map[*Writer]struct{}
 	parked  map[*parked]struct{}
-	closed  bool          // Close ran: nothing is parked or handed back
 	drained chan struct{} // closed when active empties, while draining
 	ready   chan net.Conn // connections for the listener to hand back
-	done    chan struct{} // closed by Close
+	done    chan struct{} // closed by Close: nothing is parked or handed back
 }
 
 // New starts the poller. idle bounds how long a connection waits for the
@@ -72,11 +71,11 @@ func (c *Conns) Take(w http.ResponseWriter, r *http.Request, hangup func()) *Wri
 	if err != nil {
 		return nil
 	}
-	sw := &Writer{c: c, nc: nc, header: header, leftover: leftover(brw.Reader), hangup: hangup}
+	sw := &Writer{c: c, nc: nc, header: header, leftover: leftover(brw.Reader), onHangup: hangup}
 	c.mu.Lock()
 	c.active[sw] = struct{}{}
 	c.mu.Unlock()
-	sw.key, err = c.poll.watch(nc, false, func(bool) { sw.hungUp.Store(true); hangup() })
+	sw.key, err = c.poll.watch(nc, false, func(bool) { sw.hangUp() })
 	if err != nil {
 		c.log.Debug("stream connection not watched", "error", err)
 		sw.key = -1
@@ -104,9 +103,17 @@ func (c *Conns) Takes(r *http.Request) bool {
 	if c == nil || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close || r.TLS != nil {
 		return false // TLS: a listener wrapped in tls.Listener would wrap a handed-back conn again
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return !c.closed
+	return !c.closed()
+}
+
+// closed reports whether Close ran.
+func (c *Conns) closed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // leftover copies what the client sent past its request (pipelining).
@@ -126,9 +133,8 @@ func (c *Conns) ended(sw *Writer, keep bool) {
 		close(c.drained)
 		c.drained = nil
 	}
-	closed := c.closed
 	c.mu.Unlock()
-	if !keep || closed {
+	if !keep || c.closed() {
 		sw.nc.Close()
 		return
 	}
@@ -137,11 +143,10 @@ func (c *Conns) ended(sw *Writer, keep bool) {
 
 // parked is a connection waiting for the client's next request.
 type parked struct {
-	nc       net.Conn
-	leftover []byte
-	key      int32
-	timer    *time.Timer
-	once     sync.Once
+	nc    net.Conn
+	key   int32 // the poller's; set under Conns.mu
+	timer *time.Timer
+	once  sync.Once
 }
 
 // park waits, with no goroutine, for the client's next request on nc, then
@@ -153,30 +158,13 @@ func (c *Conns) park(nc net.Conn, leftover []byte) {
 		return
 	}
 	pk := &parked{nc: nc}
-	c.mu.Lock()
+	c.mu.Lock() // unpark reads pk.timer and pk.key under c.mu
 	c.parked[pk] = struct{}{}
+	pk.timer = time.AfterFunc(c.idle, func() { c.unpark(pk, false) })
 	c.mu.Unlock()
-	end := func(hangup bool) {
-		pk.once.Do(func() {
-			c.mu.Lock()
-			delete(c.parked, pk)
-			key := pk.key
-			c.mu.Unlock()
-			pk.timer.Stop()
-			c.poll.unwatch(nc, key)
-			if hangup {
-				nc.Close()
-				return
-			}
-			c.handBack(nc, nil)
-		})
-	}
-	c.mu.Lock() // end reads pk.key and pk.timer under c.mu's order
-	pk.timer = time.AfterFunc(c.idle, func() { end(true) })
-	c.mu.Unlock()
-	key, err := c.poll.watch(nc, true, end)
+	key, err := c.poll.watch(nc, true, func(hangup bool) { c.unpark(pk, !hangup) })
 	if err != nil {
-		end(true)
+		c.unpark(pk, false)
 		return
 	}
 	c.mu.Lock()
@@ -184,15 +172,31 @@ func (c *Conns) park(nc net.Conn, leftover []byte) {
 	c.mu.Unlock()
 }
 
+// unpark ends pk's wait once: the connection goes back to net/http when
+// the client's next request came (next), and is closed otherwise (the
+// client left, the idle timeout passed, Close ran).
+func (c *Conns) unpark(pk *parked, next bool) {
+	pk.once.Do(func() {
+		c.mu.Lock()
+		delete(c.parked, pk)
+		key := pk.key
+		c.mu.Unlock()
+		pk.timer.Stop()
+		c.poll.unwatch(pk.nc, key)
+		if !next {
+			pk.nc.Close()
+			return
+		}
+		c.handBack(pk.nc, nil)
+	})
+}
+
 // handBack queues nc for the listener's Accept.
 func (c *Conns) handBack(nc net.Conn, leftover []byte) {
 	if len(leftover) > 0 {
 		nc = &prefixConn{Conn: nc, prefix: leftover}
 	}
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
+	if c.closed() {
 		nc.Close()
 		return
 	}
@@ -241,9 +245,8 @@ func (c *Conns) Drain(ctx context.Context, grace time.Duration) error {
 	c.mu.Unlock()
 	for _, sw := range open {
 		// Closing the connection is not a hangup the poller sees; a stream
-		// waiting on its upstream learns of it from hangup.
-		sw.hungUp.Store(true)
-		sw.hangup()
+		// waiting on its upstream learns of it from hangUp.
+		sw.hangUp()
 		sw.nc.Close()
 	}
 	select {
@@ -253,38 +256,33 @@ func (c *Conns) Drain(ctx context.Context, grace time.Duration) error {
 	return ctx.Err()
 }
 
-// Close stops handing connections back, closes the waiting ones and the
-// poller. Open streams go on until they end.
+// Close stops handing connections back and closes the waiting ones. Open
+// streams go on until they end.
 func (c *Conns) Close() {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
-	if c.closed {
+	if c.closed() {
 		c.mu.Unlock()
 		return
 	}
-	c.closed = true
 	close(c.done)
-	var waiting []*parked
+	waiting := make([]*parked, 0, len(c.parked))
 	for pk := range c.parked {
 		waiting = append(waiting, pk)
 	}
 	c.mu.Unlock()
 	for _, pk := range waiting {
-		c.mu.Lock()
-		key := pk.key
-		c.mu.Unlock()
-		pk.once.Do(func() { pk.timer.Stop(); c.poll.unwatch(pk.nc, key); pk.nc.Close() })
+		c.unpark(pk, false)
 	}
 	for {
 		select {
 		case nc := <-c.ready:
 			nc.Close()
-			continue
 		default:
+			return
 		}
-		break
 	}
 }
 
@@ -325,7 +323,7 @@ func (l *listener) acceptLoop() {
 			}
 			return
 		}
-		if err != nil && errors.Is(err, net.ErrClosed) {
+		if errors.Is(err, net.ErrClosed) {
 			return
 		}
 	}

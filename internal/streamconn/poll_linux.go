@@ -13,34 +13,23 @@ import (
 // poller tells when a watched connection's client hangs up or sends bytes,
 // for every taken connection at once: one goroutine blocked in epoll_wait,
 // where net/http keeps a reading goroutine per connection. The runtime's
-// own poller still owns the descriptors; an descriptor may sit in several
+// own poller still owns the descriptors; a descriptor may sit in several
 // epoll sets.
 type poller struct {
-	epfd, wake int // wake: an eventfd that ends loop
-	mu         sync.Mutex
-	cbs        map[int32]func(hangup bool)
-	next       int32
+	epfd int
+	mu   sync.Mutex
+	cbs  map[int32]func(hangup bool)
+	next int32 // last key given out; keys are > 0
 }
 
-const wakeKey = 0
-
+// newPoller starts a poller that lives as long as the process: a gateway
+// makes one.
 func newPoller() (*poller, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("streamconn: epoll: %w", err)
 	}
-	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		unix.Close(epfd)
-		return nil, fmt.Errorf("streamconn: eventfd: %w", err)
-	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeKey}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
-		unix.Close(epfd)
-		unix.Close(wake)
-		return nil, fmt.Errorf("streamconn: epoll: %w", err)
-	}
-	p := &poller{epfd: epfd, wake: wake, cbs: make(map[int32]func(bool)), next: wakeKey}
+	p := &poller{epfd: epfd, cbs: make(map[int32]func(bool))}
 	go p.loop()
 	return p, nil
 }
@@ -55,8 +44,8 @@ func (p *poller) watch(nc net.Conn, readable bool, cb func(hangup bool)) (int32,
 	}
 	p.mu.Lock()
 	p.next++
-	if p.next <= wakeKey {
-		p.next = wakeKey + 1
+	if p.next <= 0 {
+		p.next = 1
 	}
 	key := p.next
 	p.cbs[key] = cb
@@ -83,14 +72,7 @@ func (p *poller) unwatch(nc net.Conn, key int32) {
 	_ = control(nc, func(fd int) error { return unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil) })
 }
 
-func (p *poller) close() {
-	var one = [8]byte{1}
-	_, _ = unix.Write(p.wake, one[:])
-}
-
 func (p *poller) loop() {
-	defer unix.Close(p.epfd)
-	defer unix.Close(p.wake)
 	events := make([]unix.EpollEvent, 128)
 	for {
 		n, err := unix.EpollWait(p.epfd, events, -1)
@@ -101,9 +83,6 @@ func (p *poller) loop() {
 			return
 		}
 		for _, ev := range events[:n] {
-			if ev.Fd == wakeKey {
-				return
-			}
 			p.mu.Lock()
 			cb := p.cbs[ev.Fd]
 			delete(p.cbs, ev.Fd)

@@ -17,4 +17,3 @@ func (p *poller) watch(net.Conn, bool, func(bool)) (int32, error) {
 	return 0, errors.New("streamconn: not supported")
 }
 func (p *poller) unwatch(net.Conn, int32) {}
-func (p *poller) close()                  {}

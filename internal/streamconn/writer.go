@@ -1,6 +1,8 @@
 package streamconn
 
 import (
+	"bytes"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -22,7 +24,7 @@ type Writer struct {
 	header   http.Header
 	leftover []byte
 	key      int32 // the poller's; -1 when not watched
-	hangup   func()
+	onHangup func()
 	hungUp   atomic.Bool
 
 	status   int
@@ -58,6 +60,12 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// hangUp marks the client gone and tells the stream.
+func (w *Writer) hangUp() {
+	w.hungUp.Store(true)
+	w.onHangup()
+}
+
 // FlushError sends the header if not yet sent and the queued data as one
 // chunk. http.ResponseController.Flush calls it.
 func (w *Writer) FlushError() error { return w.send(false) }
@@ -74,36 +82,39 @@ func (w *Writer) send(last bool) error {
 			return w.err
 		}
 	}
-	if w.buf == nil && !last {
-		return nil
-	}
-	var b []byte
-	start := chunkRoom
-	if w.buf != nil {
-		b = *w.buf
-		if n := len(b) - chunkRoom; n > 0 {
-			var size [chunkRoom]byte
-			sz := append(strconv.AppendInt(size[:0], int64(n), 16), '\r', '\n')
-			start -= len(sz)
-			copy(b[start:], sz)
-			b = append(b, '\r', '\n')
+	if w.buf == nil {
+		if !last {
+			return nil
 		}
+		w.buf = w.c.getBuf()
+	}
+	b := *w.buf
+	start := chunkRoom
+	if n := len(b) - chunkRoom; n > 0 {
+		var size [chunkRoom]byte
+		sz := append(strconv.AppendInt(size[:0], int64(n), 16), '\r', '\n')
+		start -= len(sz)
+		copy(b[start:], sz)
+		b = append(b, '\r', '\n')
 	}
 	if last {
-		if b == nil {
-			b = make([]byte, chunkRoom)
-		}
 		b = append(b, "0\r\n\r\n"...)
 	}
+	*w.buf = b
 	if len(b) > start {
 		_, w.err = w.nc.Write(b[start:])
 	}
+	w.release()
+	return w.err
+}
+
+// release gives the pending buffer back to the pool.
+func (w *Writer) release() {
 	if w.buf != nil {
-		*w.buf = b[:chunkRoom]
+		*w.buf = (*w.buf)[:chunkRoom]
 		w.c.putBuf(w.buf)
 		w.buf = nil
 	}
-	return w.err
 }
 
 // Flush is FlushError for callers that assert http.Flusher.
@@ -122,24 +133,13 @@ func (w *Writer) sendHead() {
 	if _, ok := h["Date"]; !ok {
 		h["Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
 	}
-	b := make([]byte, 0, 512)
-	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(w.status), 10)
-	b = append(b, ' ')
-	b = append(b, http.StatusText(w.status)...)
-	b = append(b, "\r\n"...)
-	hb := headerBuffer{b}
-	if err := h.Write(&hb); err != nil {
-		w.err = err
-		return
-	}
-	b = append(hb.b, "Transfer-Encoding: chunked\r\n\r\n"...)
-	_, w.err = w.nc.Write(b)
+	var b bytes.Buffer
+	b.Grow(512)
+	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\n", w.status, http.StatusText(w.status))
+	_ = h.Write(&b) // a bytes.Buffer does not fail
+	b.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+	_, w.err = w.nc.Write(b.Bytes())
 }
-
-type headerBuffer struct{ b []byte }
-
-func (hb *headerBuffer) Write(p []byte) (int, error) { hb.b = append(hb.b, p...); return len(p), nil }
 
 // End finishes the response: aborted (the body broke after its first byte)
 // closes the connection without the final chunk, so no client mistakes it
@@ -155,10 +155,6 @@ func (w *Writer) End(aborted bool) {
 		w.c.poll.unwatch(w.nc, w.key)
 	}
 	keep := !aborted && !w.hungUp.Load() && w.send(true) == nil
-	if w.buf != nil {
-		*w.buf = (*w.buf)[:chunkRoom]
-		w.c.putBuf(w.buf)
-		w.buf = nil
-	}
+	w.release() // send does not when it fails early
 	w.c.ended(w, keep)
 }
