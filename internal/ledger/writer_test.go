@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -148,6 +150,69 @@ func TestWriterBatchesByTime(t *testing.T) {
 	waitFor(t, "the timed flush", func() bool { return s.count() == 3 })
 	if st := w.Stats(); st.LastBatchDuration <= 0 {
 		t.Errorf("LastBatchDuration = %v", st.LastBatchDuration)
+	}
+}
+
+// TestWriterFullBatchesAtRate sends rows at a steady rate on the fake
+// clock: a rate that fills a batch within FlushInterval sends only full
+// batches, and a slower one sends a partial batch once its oldest row has
+// waited FlushInterval, never later than 1.5 intervals.
+func TestWriterFullBatchesAtRate(t *testing.T) {
+	const interval = 250 * time.Millisecond
+	for _, tc := range []struct {
+		name      string
+		every     time.Duration // between two rows
+		wantSizes func(sizes []int) bool
+	}{
+		{"5000 rows/s: every batch full", 200 * time.Microsecond,
+			func(sizes []int) bool { return !slices.ContainsFunc(sizes, func(n int) bool { return n != 1000 }) }},
+		{"1000 rows/s: batches of 250-375 rows", time.Millisecond,
+			func(sizes []int) bool {
+				return !slices.ContainsFunc(sizes, func(n int) bool { return n < 250 || n > 375 })
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := newFakeSink()
+				w := NewWriter(s, opts(t, WriterOptions{BatchSize: 1000, FlushInterval: interval}))
+				start := time.Now()
+				for i := 0; time.Since(start) < 3*time.Second; i++ {
+					w.Record(rec(i))
+					time.Sleep(tc.every)
+				}
+				synctest.Wait()
+				s.mu.Lock()
+				sizes := slices.Clone(s.batches)
+				s.mu.Unlock()
+				closeW(t, w)
+				if len(sizes) < 6 || !tc.wantSizes(sizes) {
+					t.Errorf("batches before Close = %v", sizes)
+				}
+			})
+		})
+	}
+}
+
+// TestWriterRowWaitsAtMost checks the bound on a lone row's wait.
+func TestWriterRowWaitsAtMost(t *testing.T) {
+	const interval = 250 * time.Millisecond
+	for _, after := range []time.Duration{0, time.Millisecond, 60 * time.Millisecond, 124 * time.Millisecond, 126 * time.Millisecond} {
+		t.Run(after.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := newFakeSink()
+				w := NewWriter(s, opts(t, WriterOptions{BatchSize: 1000, FlushInterval: interval}))
+				defer closeW(t, w)
+				time.Sleep(after) // where the row falls between two ticks
+				w.Record(rec(0))
+				sent := time.Now()
+				for s.count() == 0 {
+					time.Sleep(time.Millisecond)
+				}
+				if waited := time.Since(sent); waited < interval || waited > interval*3/2+time.Millisecond {
+					t.Errorf("row waited %v; want [%v, %v]", waited, interval, interval*3/2)
+				}
+			})
+		})
 	}
 }
 

@@ -317,8 +317,13 @@ func (p *writerProc) pid() int {
 // inserts the batches read from in, answering each on out, until in ends.
 // The caller (tollgate ledger-writer) must ignore SIGINT and SIGTERM: the
 // parent drains its ledger through this process when it is asked to stop,
-// and ends it by closing in.
+// and ends it by closing in. It must be the process's first and only use
+// of SQLite: it turns SQLite's mutexes off (singleThread), which fails once
+// a database has been opened.
 func ServeWriter(ctx context.Context, path string, in io.Reader, out io.Writer) error {
+	if err := singleThread(); err != nil {
+		return fmt.Errorf("sqlite: writer process: %w", err)
+	}
 	s, err := OpenWith(ctx, path, Options{InWriterProcess: true})
 	if err != nil {
 		return err

@@ -25,8 +25,9 @@ import (
 // the Go runtime waking up for every batch after the pause. It does not
 // reproduce a gateway sharing the core; run it pinned (taskset -c 1) for the
 // child's numbers alone. policy=batch gives the child's threads the
-// SCHED_BATCH policy (measured, not adopted: docs/perf.md); policy=normal is
-// what `tollgate ledger-writer` runs with.
+// SCHED_BATCH policy, as `tollgate ledger-writer` does (cmd/tollgate,
+// lowerPriority); policy=normal is the policy it ran with before
+// (docs/perf.md).
 func BenchmarkWriterProcessPaced(b *testing.B) {
 	for _, policy := range []struct {
 		name string
