@@ -65,6 +65,8 @@ func TestStreamEventUsage(t *testing.T) {
 		{"usage chunk hidden", `{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}`, true, "", 7},
 		{"usage chunk passed", `{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}`, false,
 			"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\n", 7},
+		{"null usage after another member named usage", `{"x":{"usage":1},"usage":null}`, true,
+			"data: {\"x\":{\"usage\":1}}\n\n", 0},
 		{"nested null before the real usage", `{"choices":[{"delta":{},"usage":null}],"usage":{"prompt_tokens":1,"completion_tokens":1}}`, false,
 			"data: {\"choices\":[{\"delta\":{},\"usage\":null}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\n", 2},
 	}

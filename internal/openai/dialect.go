@@ -278,12 +278,21 @@ func (s *stream) Event(dst []byte, ev sse.Event) ([]byte, error) {
 			s.appendContent(data)
 		}
 	}
-	if s.hideUsage && ev.Dispatch && u >= 0 && bytes.Contains(ev.Data[u:], usageNull) {
+	if s.hideUsage && ev.Dispatch && u >= 0 {
 		// OpenAI adds "usage":null to every chunk once include_usage is on;
-		// the client did not ask for it, so it does not see it.
-		dst = append(dst, "data: "...)
-		dst = appendWithoutUsageNull(dst, ev.Data)
-		return append(dst, "\n\n"...), nil
+		// the client did not ask for it, so it does not see it. It is
+		// almost always the first "usage" in the chunk: no second search.
+		n := u
+		if !bytes.HasPrefix(ev.Data[u:], usageNull) {
+			if n = bytes.Index(ev.Data[u:], usageNull); n >= 0 {
+				n += u
+			}
+		}
+		if n >= 0 {
+			dst = append(dst, "data: "...)
+			dst = appendWithoutUsageNull(dst, ev.Data, n)
+			return append(dst, "\n\n"...), nil
+		}
 	}
 	return append(dst, ev.Raw...), nil
 }
@@ -342,12 +351,9 @@ func (s *stream) End(dst []byte, fail *apierr.Error) []byte {
 func (s *stream) Usage() proxy.Usage { return s.u.Engine() }
 func (s *stream) Content() []byte    { return s.content }
 
-// appendWithoutUsageNull appends data to dst minus one `"usage":null` member.
-func appendWithoutUsageNull(dst, data []byte) []byte {
-	i := bytes.Index(data, usageNull)
-	if i < 0 {
-		return append(dst, data...)
-	}
+// appendWithoutUsageNull appends data to dst minus the `"usage":null` member
+// at data[i:].
+func appendWithoutUsageNull(dst, data []byte, i int) []byte {
 	j := i + len(usageNull)
 	switch {
 	case i > 0 && data[i-1] == ',':

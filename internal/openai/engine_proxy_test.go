@@ -462,6 +462,28 @@ func TestLogBodies(t *testing.T) {
 	}
 }
 
+// TestSlowStreamOutlivesIdleTimeout: a stream whose chunks come more often
+// than the idle timeout runs to its end, however long it lasts in all.
+func TestSlowStreamOutlivesIdleTimeout(t *testing.T) {
+	h := newHarness(t, func(p *proxy.Proxy, _ *upstream.Options) { p.IdleTimeout = 300 * time.Millisecond })
+	h.fake.Enqueue(fakeupstream.Fault{Chunks: 12, ChunkDelay: 100 * time.Millisecond})
+	req, _ := http.NewRequest("POST", h.gw.URL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	resp, err := h.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	events := readEvents(t, body)
+	if last := events[len(events)-1]; last != "[DONE]" {
+		t.Errorf("last event %q; want [DONE] (the stream was cut)", last)
+	}
+	if rec := h.rec.next(t); rec.Outcome != ledger.OutcomeOK {
+		t.Errorf("record outcome=%s error=%q; want ok", rec.Outcome, rec.Error)
+	}
+}
+
 func TestStalledStreamEndsAfterIdleTimeout(t *testing.T) {
 	h := newHarness(t, func(p *proxy.Proxy, _ *upstream.Options) { p.IdleTimeout = 300 * time.Millisecond })
 	h.fake.Enqueue(fakeupstream.Fault{Chunks: 4, ChunkDelay: 5 * time.Second})

@@ -8,18 +8,11 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/h1"
 	"github.com/tollgate/tollgate/internal/ledger"
 	"github.com/tollgate/tollgate/internal/upstream"
-)
-
-// What the attempt's timer means when it fires.
-const (
-	phaseHeaders int32 = iota
-	phaseIdle
 )
 
 var (
@@ -58,23 +51,10 @@ func (ex *exchange) attempt(t *upstream.Target, att *upstream.Attempt, last, nex
 			acancel(nil)
 		}
 	}()
-	// One timer serves the header timeout and then the idle timeout: a
-	// timer and its closure fewer per attempt.
-	// The phase lives with the attempt, not the exchange: a timer that
+	// The timer lives with the attempt, not the exchange: a timer that
 	// fired as the attempt ended may still run after the exchange went
 	// back to its pool and serves another request.
-	var phase atomic.Int32 // phaseHeaders
-	fire := func() {
-		if phase.Load() == phaseIdle {
-			acancel(errIdle)
-		} else {
-			acancel(errAttemptTimeout)
-		}
-	}
-	var timer *time.Timer
-	if to := u.Timeout(); to > 0 {
-		timer = time.AfterFunc(to, fire)
-	}
+	timer := newAttemptTimer(u.Timeout(), p.idleTimeout(), acancel)
 	req, err := ex.upstreamRequest(actx, u, out)
 	if err != nil {
 		att.Done(upstream.Result{Err: err})
@@ -88,7 +68,7 @@ func (ex *exchange) attempt(t *upstream.Target, att *upstream.Attempt, last, nex
 	began := time.Now()
 	resp, err := p.transport().RoundTrip(req)
 	headersIn := time.Since(began)
-	if timer != nil && !timer.Stop() && err == nil {
+	if !timer.headersIn() && err == nil {
 		// The timer fired as the headers arrived: treat as a timeout.
 		resp.Body.Close()
 		err = errAttemptTimeout
@@ -104,12 +84,7 @@ func (ex *exchange) attempt(t *upstream.Target, att *upstream.Attempt, last, nex
 			return ra, false, err
 		}
 	}
-	phase.Store(phaseIdle)
-	if timer != nil {
-		timer.Reset(p.idleTimeout()) // stopped above, before it fired
-	} else {
-		timer = time.AfterFunc(p.idleTimeout(), fire)
-	}
+	timer.startIdle()
 	ex.idle = timer
 	ex.pending = pendingResponse{resp: resp, att: att, out: out, headersIn: headersIn, actx: actx, acancel: acancel, endSpan: endSpan}
 	handedOff = true
@@ -137,7 +112,7 @@ func (ex *exchange) writePending() {
 	ex.pending = pendingResponse{}
 	defer pr.acancel(nil)
 	ex.respond(pr.resp, pr.att, pr.out, pr.headersIn)
-	ex.idle.Stop()
+	ex.idle.stop()
 	if errors.Is(context.Cause(pr.actx), errIdle) && ex.rec.Outcome == ledger.OutcomeUpstreamError {
 		ex.noteIdle()
 	}

@@ -42,7 +42,7 @@ type exchange struct {
 	sw      *streamconn.Writer
 	cancel  context.CancelCauseFunc // ctx's
 
-	idle    *time.Timer     // fires when the upstream body stalls; reset per read
+	idle    *attemptTimer   // fires when the upstream body stalls; touched per read
 	pending pendingResponse // the response attempt left for writePending
 
 	prompt    int64 // memo of promptTokens
@@ -369,7 +369,7 @@ func (p *Proxy) idleTimeout() time.Duration {
 // touch notes that upstream bytes arrived, postponing the idle timeout.
 func (ex *exchange) touch() {
 	if ex.idle != nil {
-		ex.idle.Reset(ex.p.idleTimeout())
+		ex.idle.touch()
 	}
 }
 
