@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -258,4 +259,21 @@ func TestWriterProcessStarved(t *testing.T) {
 		t.Fatal("no writer process after the gateway calmed down")
 	}
 	requireTotals(t, s, at, 150)
+}
+
+// TestServeWriterNeedsItsOwnProcess: ServeWriter turns SQLite's mutexes
+// off, which a process that has already opened a database must not do; it
+// refuses instead of running without them.
+func TestServeWriterNeedsItsOwnProcess(t *testing.T) {
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "first.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r, w := io.Pipe()
+	defer w.Close()
+	err = sqlite.ServeWriter(t.Context(), filepath.Join(t.TempDir(), "second.db"), r, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "single-thread") {
+		t.Fatalf("ServeWriter after an Open = %v; want the single-thread configuration refused", err)
+	}
 }
