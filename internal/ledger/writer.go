@@ -364,12 +364,9 @@ func (w *Writer) warnBehind(st *loopState) {
 // work flushes rows that have waited FlushInterval, then replays some of
 // the spill file, unless in backoff.
 func (w *Writer) work(ctx context.Context, st *loopState) {
-	if len(st.pending) > 0 && time.Since(st.oldest) < w.opts.FlushInterval {
-		if time.Now().Before(st.retryAt) {
-			return
-		}
-	} else if !w.flush(ctx, st, false) {
-		return
+	young := len(st.pending) > 0 && time.Since(st.oldest) < w.opts.FlushInterval
+	if !young && !w.flush(ctx, st, false) {
+		return // the sink failed or is in backoff (which replayBatch checks too)
 	}
 	// A few batches per tick, so new rows are not kept waiting behind a big replay.
 	for range 10 {

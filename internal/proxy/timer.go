@@ -22,13 +22,15 @@ type attemptTimer struct {
 	stopped atomic.Bool
 }
 
-// newAttemptTimer starts the header timeout (none if headers is 0).
+// newAttemptTimer starts the header timeout (none if headers is 0). The
+// timer exists from the start, so fire can re-arm it: in the header phase
+// fire does not read a.t, so it may run before AfterFunc has returned.
 func newAttemptTimer(headers, idle time.Duration, cancel context.CancelCauseFunc) *attemptTimer {
-	a := &attemptTimer{base: time.Now(), idle: idle, cancel: cancel}
-	a.t = time.AfterFunc(math.MaxInt64, a.fire) // armed below, once a.t is set
-	if headers > 0 {
-		a.t.Reset(headers)
+	if headers <= 0 {
+		headers = math.MaxInt64
 	}
+	a := &attemptTimer{base: time.Now(), idle: idle, cancel: cancel}
+	a.t = time.AfterFunc(headers, a.fire)
 	return a
 }
 
