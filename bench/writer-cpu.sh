@@ -15,12 +15,13 @@
 set -euo pipefail
 BIN=$(realpath "$1")
 LABEL=${2:-run}
+RATE=${RATE:-5000} # req/s; RATE=1000 shows the per-batch costs of smaller batches
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 METRICS=127.0.0.1:19109
 (cd "$HERE" && go build -o "$TMP/bench" ./bench/cmd/tollgate-bench)
-"$TMP/bench" -tollgate "$BIN" -targets tollgate -workloads open -rate 5000 -duration 22s -warmup 0s \
+"$TMP/bench" -tollgate "$BIN" -targets tollgate -workloads open -rate "$RATE" -duration 22s -warmup 0s \
 	-tollgate-env TOLLGATE_METRICS_LISTEN=$METRICS >"$TMP/bench.txt" 2>&1 &
 bench=$!
 child=""

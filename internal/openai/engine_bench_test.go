@@ -2,6 +2,7 @@ package openai
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"github.com/tollgate/tollgate/internal/fakeupstream"
 	"github.com/tollgate/tollgate/internal/ledger"
 	"github.com/tollgate/tollgate/internal/proxy"
+	"github.com/tollgate/tollgate/internal/streamconn"
 	"github.com/tollgate/tollgate/internal/upstream"
 )
 
@@ -87,14 +89,31 @@ func BenchmarkForwardStream(b *testing.B) {
 }
 
 // BenchmarkLoopbackChat is a whole call over loopback HTTP: client, gateway
-// and fake upstream in one process.
+// and fake upstream in one process. streams=on serves it as tollgate serve
+// does, with event streams' connections taken off net/http (streamconn).
 func BenchmarkLoopbackChat(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("streams=%v", on), func(b *testing.B) { loopbackChat(b, on) })
+	}
+}
+
+func loopbackChat(b *testing.B, streams bool) {
 	fake := httptest.NewServer(fakeupstream.New(fakeupstream.Options{NoRecord: true}))
 	defer fake.Close()
 	pool, _ := upstream.NewPool(upstream.Options{Upstreams: []upstream.Config{{Name: "u", BaseURL: fake.URL + "/v1"}}}, nil)
 	p := benchProxy(b, proxy.NewTransport())
 	p.Pool = func() proxy.Planner { return pool }
-	gw := httptest.NewServer(p.Handler(Dialect{}))
+	gw := httptest.NewUnstartedServer(p.Handler(Dialect{}))
+	if streams {
+		sc, err := streamconn.New(time.Minute, nil)
+		if err != nil {
+			b.Skip("streamconn:", err)
+		}
+		p.Streams = sc
+		gw.Listener = sc.Listener(gw.Listener)
+		defer sc.Close()
+	}
+	gw.Start()
 	defer gw.Close()
 	client := gw.Client()
 	b.ReportAllocs()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -25,9 +26,21 @@ import (
 type stubDialect struct {
 	panicOnEvent bool
 	outboundErr  error
+	// For the hand-off: the request's head, a failing or panicking Parse,
+	// and where the stack of each goroutine that sent an event goes.
+	notStream, unmetered bool
+	parseErr             error
+	panicOnParse         bool
+	stacks               chan string
 }
 
 func (d stubDialect) Parse(in *Inbound) (Request, error) {
+	if d.panicOnParse {
+		panic("dialect bug in Parse")
+	}
+	if d.parseErr != nil {
+		return nil, d.parseErr
+	}
 	return &stubRequest{d: d, model: strings.TrimSpace(string(in.Body))}, nil
 }
 
@@ -44,7 +57,9 @@ type stubRequest struct {
 	model string
 }
 
-func (r *stubRequest) Head() Head                            { return Head{Model: r.model, Stream: true, Metered: true} }
+func (r *stubRequest) Head() Head {
+	return Head{Model: r.model, Stream: !r.d.notStream, Metered: !r.d.unmetered}
+}
 func (r *stubRequest) PromptTokens(func([]byte) int64) int64 { return 1 }
 func (r *stubRequest) Outbound(t Target) (*Outbound, error) {
 	if r.d.outboundErr != nil {
@@ -76,6 +91,13 @@ func (rp *stubReply) End(dst []byte, fail *apierr.Error) []byte {
 func (rp *stubReply) Event(dst []byte, ev sse.Event) ([]byte, error) {
 	if rp.d.panicOnEvent {
 		panic("dialect bug")
+	}
+	if rp.d.stacks != nil {
+		buf := make([]byte, 16<<10)
+		select {
+		case rp.d.stacks <- string(buf[:runtime.Stack(buf, false)]):
+		default:
+		}
 	}
 	rp.usage.Completion++
 	return sse.AppendEvent(dst, []byte(strings.ToUpper(string(ev.Data)))), nil

@@ -39,6 +39,9 @@ type exchange struct {
 	// stream (Proxy.Handler's requests); sw is the writer that then
 	// replaces w.
 	handoff *handoff
+	// settled: the answer was given before run (a request that failed to
+	// parse on the handler's goroutine, serveMayHandOff); run only records it.
+	settled bool
 	sw      *streamconn.Writer
 	cancel  context.CancelCauseFunc // ctx's
 
@@ -181,8 +184,12 @@ func (ex *exchange) recovered(v any) {
 		l.Error("panic serving request", "request_id", ex.rec.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 	}
 	ex.rec.Outcome = ""
+	// A response already begun is cut off; one not begun gets the 500
+	// (fail sets wrote, so wrote is read first: a complete 500 answer
+	// aborted would reach the client as a closed connection).
+	begun := ex.wrote
 	ex.fail(apierr.New(http.StatusInternalServerError, apierr.Server, "internal_error", "the gateway failed to serve this request"))
-	if ex.wrote {
+	if begun {
 		ex.abort = true
 	}
 }

@@ -23,13 +23,46 @@ type handoff struct {
 	stopWatch func() bool   // ends the watch on r.Context() (requestContext)
 }
 
-// serveHandedOff serves r on a new goroutine and returns its result, or
+// serveMayHandOff reads and parses r on the handler's goroutine; a request
+// that may be answered with an event stream (it asks for one, or it is
+// forwarded verbatim) is then served on a goroutine of its own
+// (serveHandedOff), any other here. A goroutine per request cost every
+// non-stream call a goroutine, its stack's growth, a context.AfterFunc and
+// two more switches, for nothing.
+func (p *Proxy) serveMayHandOff(w http.ResponseWriter, r *http.Request, d Dialect) (aborted bool) {
+	ex := p.begin(w, r, &Exchange{Dialect: d})
+	if !ex.parseFirst() {
+		return p.run(ex, nil)
+	}
+	return p.serveHandedOff(ex)
+}
+
+// parseFirst parses the request, answering it if that fails (ex.settled),
+// and reports whether it may become an event stream.
+func (ex *exchange) parseFirst() (mayStream bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			ex.recovered(v) // as run does: the request still leaves its record
+			ex.settled, mayStream = true, false
+		}
+	}()
+	if err := ex.parse(); err != nil {
+		ex.fail(err)
+		ex.settled = true
+		return false
+	}
+	h := ex.req.Head()
+	return h.Stream || !h.Metered
+}
+
+// serveHandedOff serves ex on a new goroutine and returns its result, or
 // false as soon as its connection is taken.
-func (p *Proxy) serveHandedOff(w http.ResponseWriter, r *http.Request, d Dialect) (aborted bool) {
+func (p *Proxy) serveHandedOff(ex *exchange) (aborted bool) {
 	h := &handoff{done: make(chan bool, 1), taken: make(chan struct{})}
+	ex.handoff = h
 	go func() {
 		defer func() {
-			// serve recovers the dialect's panics; this is for its own.
+			// run recovers the dialect's panics; this is for its own.
 			if v := recover(); v != nil {
 				if p.Logger != nil {
 					p.Logger.Error("panic serving request", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
@@ -37,7 +70,7 @@ func (p *Proxy) serveHandedOff(w http.ResponseWriter, r *http.Request, d Dialect
 				h.done <- true
 			}
 		}()
-		h.done <- p.serve(w, r, &Exchange{Dialect: d}, nil, h)
+		h.done <- p.run(ex, nil)
 	}()
 	select {
 	case aborted = <-h.done:

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/apierr"
 	"github.com/tollgate/tollgate/internal/ledger"
 	"github.com/tollgate/tollgate/internal/streamconn"
 	"github.com/tollgate/tollgate/internal/upstream"
@@ -20,7 +21,7 @@ import (
 // takenGateway serves stubDialect through Handler with streamconn, as
 // tollgate serve does; the upstream streams two events, then waits for
 // its request to be cancelled (reported on cancelled) or for a minute.
-func takenGateway(t *testing.T) (addr string, rec *records, cancelled chan struct{}) {
+func takenGateway(t *testing.T, d stubDialect) (addr string, rec *records, cancelled chan struct{}) {
 	t.Helper()
 	cancelled = make(chan struct{}, 1)
 	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -59,7 +60,7 @@ func takenGateway(t *testing.T) (addr string, rec *records, cancelled chan struc
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw := &http.Server{Handler: p.Handler(stubDialect{})}
+	gw := &http.Server{Handler: p.Handler(d)}
 	go gw.Serve(streams.Listener(ln))
 	t.Cleanup(func() { streams.Close(); gw.Close() })
 	return ln.Addr().String(), rec, cancelled
@@ -69,7 +70,7 @@ func takenGateway(t *testing.T) (addr string, rec *records, cancelled chan struc
 // recorded over one kept-alive connection, and a client that leaves
 // mid-stream cancels the upstream request and is recorded as cancelled.
 func TestTakenStreams(t *testing.T) {
-	addr, rec, cancelled := takenGateway(t)
+	addr, rec, cancelled := takenGateway(t, stubDialect{})
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -117,5 +118,54 @@ func TestTakenStreams(t *testing.T) {
 	}
 	if recs := rec.all(); len(recs) != 4 || recs[3].Outcome != ledger.OutcomeCancelled {
 		t.Errorf("records %+v; want a fourth, cancelled", recs)
+	}
+}
+
+// TestHandOffOnlyWhatMayStream: with streamconn on, a request is parsed on
+// net/http's goroutine and handed off to one of its own only if it may be
+// answered with a stream (it asks for one, or it is forwarded verbatim);
+// the rest are served where they are, even when the upstream streams
+// anyway, and a request that fails to parse is answered and recorded.
+func TestHandOffOnlyWhatMayStream(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		d         stubDialect
+		status    int
+		body      string // prefix of the answer
+		handedOff bool
+		outcome   ledger.Outcome
+	}{
+		{"stream", stubDialect{}, 200, "data: HELLO M\n\ndata: BYE\n\nevent: end\n\n", true, ledger.OutcomeOK},
+		{"not a stream", stubDialect{notStream: true}, 200, "data: HELLO M\n\ndata: BYE\n\nevent: end\n\n", false, ledger.OutcomeOK},
+		{"verbatim", stubDialect{unmetered: true}, 200, "data: HELLO M\n\ndata: BYE\n\nevent: end\n\n", true, ledger.OutcomeOK},
+		{"parse error", stubDialect{parseErr: apierr.BadRequest("bad_body", "no")}, 400, "stub error bad_body", false, ledger.OutcomeClientError},
+		{"parse panics", stubDialect{panicOnParse: true}, 500, "stub error internal_error", false, ledger.OutcomeUpstreamError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.d.stacks = make(chan string, 4)
+			addr, rec, _ := takenGateway(t, tc.d)
+			resp, err := http.Post("http://"+addr+"/v1/x", "text/plain", strings.NewReader("m"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != tc.status || !strings.HasPrefix(string(b), tc.body) {
+				t.Fatalf("%d %q, %v; want %d %q", resp.StatusCode, b, err, tc.status, tc.body)
+			}
+			if recs := rec.all(); len(recs) != 1 || recs[0].Outcome != tc.outcome || recs[0].Status != tc.status {
+				t.Fatalf("records %+v; want one %s row with status %d", recs, tc.outcome, tc.status)
+			}
+			if tc.status != 200 {
+				return
+			}
+			stack := <-tc.d.stacks
+			if got := strings.Contains(stack, "serveHandedOff"); got != tc.handedOff {
+				t.Errorf("handed off %v; want %v; the stack that sent an event:\n%s", got, tc.handedOff, stack)
+			}
+			if !tc.handedOff && !strings.Contains(stack, "net/http.(*conn).serve") {
+				t.Errorf("not served on net/http's goroutine:\n%s", stack)
+			}
+		})
 	}
 }

@@ -161,9 +161,9 @@ func (p *Proxy) Handler(d Dialect) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var aborted bool
 		if p.Streams.Takes(r) {
-			aborted = p.serveHandedOff(w, r, d)
+			aborted = p.serveMayHandOff(w, r, d)
 		} else {
-			aborted = p.serve(w, r, &Exchange{Dialect: d}, nil, nil)
+			aborted = p.serve(w, r, &Exchange{Dialect: d}, nil)
 		}
 		if aborted {
 			// Closes the connection so no client mistakes a truncated body for
@@ -177,21 +177,25 @@ func (p *Proxy) Handler(d Dialect) http.Handler {
 // route, attempt, respond through the dialect, record.
 func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, x Exchange) Result {
 	var res Result
-	res.Aborted = p.serve(w, r, &x, &res.Record, nil)
+	res.Aborted = p.serve(w, r, &x, &res.Record)
 	return res
 }
 
-// serve is Serve for the handler, which needs no copy of the record. Every
-// frame between net/http and the upstream read sits on the handler
-// goroutine's stack for as long as a stream is open, and past ~7 KB of
-// frames the runtime doubles that stack from 8 to 16 KB per stream
-// (docs/perf.md). So x comes by pointer, nothing returns a Result by value,
-// and the exchange is filled in field by field: a composite literal of it
-// is built in a ~900-byte temporary on this frame first.
-func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, x *Exchange, rec *ledger.Record, h *handoff) (aborted bool) {
+// serve is Serve for the handler, which needs no copy of the record.
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, x *Exchange, rec *ledger.Record) (aborted bool) {
+	return p.run(p.begin(w, r, x), rec)
+}
+
+// begin makes the exchange of a request. Every frame between net/http and
+// the upstream read sits on the handler goroutine's stack for as long as a
+// stream is open, and past ~7 KB of frames the runtime doubles that stack
+// from 8 to 16 KB per stream (docs/perf.md). So x comes by pointer, nothing
+// returns a Result by value, and the exchange is filled in field by field:
+// a composite literal of it is built in a ~900-byte temporary on this frame
+// first.
+func (p *Proxy) begin(w http.ResponseWriter, r *http.Request, x *Exchange) *exchange {
 	ex := p.newExchange() // zeroed but for its scratch buffers (putExchange)
 	ex.p, ex.d, ex.req, ex.w, ex.r, ex.start = p, x.Dialect, x.Request, w, r, time.Now()
-	ex.handoff = h
 	ex.rec.ID = w.Header().Get("X-Request-Id")
 	ex.rec.Time = ex.start.UTC()
 	ex.rec.Endpoint = r.URL.Path
@@ -203,6 +207,12 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, x *Exchange, rec *
 	if ex.rec.User == "" {
 		ex.rec.User = r.Header.Get("X-Tollgate-User")
 	}
+	return ex
+}
+
+// run serves ex (unless its answer was settled before, ex.settled), records
+// it and gives it back to the pool.
+func (p *Proxy) run(ex *exchange, rec *ledger.Record) (aborted bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			ex.recovered(v) // a dialect's bug costs this request, never the process or its record
@@ -220,10 +230,13 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, x *Exchange, rec *
 		aborted = ex.abort
 		p.putExchange(ex)
 	}()
+	if ex.settled {
+		return false
+	}
 	if err := ex.serve(); err != nil {
 		ex.fail(err)
 	}
-	return aborted
+	return false
 }
 
 // Exchanges are pooled: with its ledger record an exchange is the largest
