@@ -183,6 +183,11 @@ func (w *Writer) Record(rec Record) {
 		select {
 		case w.ch <- rec:
 			w.mu.RUnlock()
+			// The loop takes queued rows on its tick; a full batch
+			// wakes it at once.
+			if int64(len(w.ch))+w.pendingLen.Load() >= int64(w.opts.BatchSize) {
+				w.wake()
+			}
 			return
 		default:
 		}
@@ -206,11 +211,16 @@ func (w *Writer) park(rec Record) bool {
 	w.overflowLen.Store(int64(len(w.overflow)))
 	w.ovMu.Unlock()
 	w.overflowed.Add(1)
+	w.wake()
+	return true
+}
+
+// wake has the loop take what is queued now rather than on its next tick.
+func (w *Writer) wake() {
 	select {
 	case w.kick <- struct{}{}:
 	default:
 	}
-	return true
 }
 
 // takeOverflow moves the overflow into st.pending.
@@ -305,13 +315,22 @@ func (w *Writer) loop() {
 	base := w.base
 	w.work(base, st) // replay a spill file left by an earlier run
 	for {
+		// Only the first row of a batch wakes the loop (it starts the
+		// batch's clock); the rest wait in the channel for the tick, or
+		// for Record's wake once they fill a batch. A wake per row cost a
+		// goroutine switch per request.
+		var first <-chan Record
+		if len(st.pending) == 0 {
+			first = w.ch
+		}
 		select {
-		case rec := <-w.ch:
+		case rec := <-first:
 			st.pending = append(st.pending, rec)
 			w.take(base, st)
 		case <-w.kick:
 			w.take(base, st)
 		case <-tick.C:
+			w.take(base, st)
 			w.work(base, st)
 		case ctx := <-w.closeReq:
 			w.finish(ctx, st)

@@ -216,6 +216,43 @@ func TestWriterRowWaitsAtMost(t *testing.T) {
 	}
 }
 
+// TestWriterWakesOncePerBatch: the first row of a batch wakes the loop;
+// the next ones wait in the queue for the tick (no goroutine switch per
+// request), unless they fill a batch, which wakes it at once.
+func TestWriterWakesOncePerBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const interval = 250 * time.Millisecond
+		s := newFakeSink()
+		w := NewWriter(s, opts(t, WriterOptions{BatchSize: 10, FlushInterval: interval}))
+		defer closeW(t, w)
+		time.Sleep(time.Millisecond) // just after a tick
+		w.Record(rec(0))
+		synctest.Wait()
+		if n := len(w.ch); n != 0 {
+			t.Fatalf("first row: %d rows left in the queue; want it taken", n)
+		}
+		for i := 1; i < 5; i++ {
+			w.Record(rec(i))
+		}
+		synctest.Wait()
+		if n := len(w.ch); n != 4 {
+			t.Fatalf("%d rows in the queue; want the 4 after the first to wait for the tick", n)
+		}
+		time.Sleep(interval / 2) // the tick takes them
+		synctest.Wait()
+		if n, st := len(w.ch), w.Stats(); n != 0 || st.QueueDepth != 5 || s.count() != 0 {
+			t.Fatalf("after the tick: %d queued, depth %d, %d written; want 0, 5, 0", n, st.QueueDepth, s.count())
+		}
+		for i := 5; i < 10; i++ { // the tenth row fills the batch
+			w.Record(rec(i))
+		}
+		synctest.Wait()
+		if got := s.count(); got != 10 {
+			t.Fatalf("%d rows written; want the full batch of 10 at once", got)
+		}
+	})
+}
+
 func TestWriterCloseFlushes(t *testing.T) {
 	s := newFakeSink()
 	w := NewWriter(s, opts(t, WriterOptions{BatchSize: 64, FlushInterval: time.Hour}))
