@@ -41,6 +41,20 @@ type Report struct {
 	// stack. With one P, a blocking call (an fsync) keeps the P until the
 	// runtime's monitor takes it back, so nothing else runs meanwhile.
 	Syscalls []Group
+	// Kinds are the goroutines grouped by the function they run, most
+	// running time first: how many runs a request costs, and how long its
+	// goroutines waited to run.
+	Kinds []Kind
+}
+
+// Kind is the goroutines that run one function (the outermost frame of
+// their stack outside the runtime).
+type Kind struct {
+	Func       string
+	Goroutines int
+	Runs       int
+	Running    time.Duration
+	Waited     time.Duration // runnable, not yet running
 }
 
 // frames is how many innermost frames name a group.
@@ -58,6 +72,7 @@ func Analyze(r io.Reader, threshold time.Duration) (Report, error) {
 	insys := map[trace.GoID]trace.Time{}
 	sysStack := map[trace.GoID]string{}
 	groups, sysGroups := map[string]*Group{}, map[string]*Group{}
+	kindOf, kinds := map[trace.GoID]*Kind{}, map[string]*Kind{}
 	var durs, waits []time.Duration
 	var first, last trace.Time
 	for {
@@ -81,6 +96,11 @@ func Analyze(r io.Reader, threshold time.Duration) (Report, error) {
 		}
 		id := st.Resource.Goroutine()
 		from, to := st.Goroutine()
+		k := kindOf[id]
+		if k == nil {
+			k = kindFor(kinds, st.Stack, ev.Stack(), from)
+			kindOf[id] = k
+		}
 		if s, ok := insys[id]; ok && from == trace.GoSyscall {
 			if d := ev.Time().Sub(s); d >= threshold {
 				add(sysGroups, sysStack[id], d)
@@ -100,8 +120,10 @@ func Analyze(r io.Reader, threshold time.Duration) (Report, error) {
 		if to == trace.GoRunning {
 			if s, ok := runnable[id]; ok {
 				waits = append(waits, ev.Time().Sub(s))
+				k.Waited += ev.Time().Sub(s)
 				delete(runnable, id)
 			}
+			k.Runs++
 			running[id] = ev.Time()
 			continue
 		}
@@ -113,6 +135,7 @@ func Analyze(r io.Reader, threshold time.Duration) (Report, error) {
 		d := ev.Time().Sub(start)
 		durs = append(durs, d)
 		rep.Running += d
+		k.Running += d
 		if d < threshold {
 			continue
 		}
@@ -124,7 +147,41 @@ func Analyze(r io.Reader, threshold time.Duration) (Report, error) {
 	rep.Waits = quantiles(waits)
 	rep.Long = sorted(groups)
 	rep.Syscalls = sorted(sysGroups)
+	for _, k := range kinds {
+		rep.Kinds = append(rep.Kinds, *k)
+	}
+	slices.SortFunc(rep.Kinds, func(a, b Kind) int { return cmp.Compare(b.Running, a.Running) })
 	return rep, nil
+}
+
+// kindFor finds the kind of a goroutine first seen in a transition: a new
+// goroutine's own start stack names it; one that existed before the trace
+// began is named by the stack its first event has.
+func kindFor(kinds map[string]*Kind, own, event trace.Stack, from trace.GoState) *Kind {
+	name := outermost(own)
+	if name == "" && from != trace.GoNotExist {
+		name = outermost(event)
+	}
+	if name == "" {
+		name = "(unknown)"
+	}
+	k := kinds[name]
+	if k == nil {
+		k = &Kind{Func: name}
+		kinds[name] = k
+	}
+	k.Goroutines++
+	return k
+}
+
+func outermost(s trace.Stack) string {
+	name := ""
+	for f := range s.Frames() {
+		if !strings.HasPrefix(f.Func, "runtime.") {
+			name = f.Func
+		}
+	}
+	return name
 }
 
 func add(groups map[string]*Group, key string, d time.Duration) {
@@ -189,6 +246,15 @@ func (r Report) Print(w io.Writer, threshold time.Duration, limit int) {
 	printGroups(w, r.Long, limit, "runs")
 	fmt.Fprintf(w, "system calls >= %v, by stack:\n", threshold)
 	printGroups(w, r.Syscalls, limit, "calls")
+	fmt.Fprintln(w, "goroutines by function (runs per goroutine: divide by requests for runs per request):")
+	for i, k := range r.Kinds {
+		if i == limit {
+			fmt.Fprintf(w, "  ... %d more\n", len(r.Kinds)-limit)
+			break
+		}
+		fmt.Fprintf(w, "  %6d goroutines %7d runs  running %9v  waited %9v  %s\n", k.Goroutines, k.Runs,
+			k.Running.Round(time.Microsecond), k.Waited.Round(time.Microsecond), k.Func)
+	}
 }
 
 func printGroups(w io.Writer, gs []Group, limit int, unit string) {

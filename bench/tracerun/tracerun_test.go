@@ -21,6 +21,13 @@ func spin(d time.Duration) int {
 	return n
 }
 
+// pinger runs, waits for one value, and runs again.
+//
+//go:noinline
+func pinger(c chan struct{}) {
+	<-c
+}
+
 // A goroutine that computes for 20 ms and then blocks must show up as one
 // long run ending in its blocking call, with spin's caller in the stack.
 func TestAnalyzeFindsLongRun(t *testing.T) {
@@ -30,6 +37,10 @@ func TestAnalyzeFindsLongRun(t *testing.T) {
 	}
 	done := make(chan int)
 	slept := make(chan struct{})
+	pinged := make(chan struct{})
+	for range 3 {
+		go pinger(pinged)
+	}
 	go func() {
 		// A blocking system call of 8 ms, like an fsync on a slow disk.
 		ts := syscall.NsecToTimespec(int64(8 * time.Millisecond))
@@ -44,6 +55,10 @@ func TestAnalyzeFindsLongRun(t *testing.T) {
 	time.Sleep(40 * time.Millisecond)
 	<-done
 	<-slept
+	for range 3 {
+		pinged <- struct{}{} // each pinger runs again once
+	}
+	time.Sleep(5 * time.Millisecond)
 	trace.Stop()
 
 	rep, err := Analyze(&buf, 5*time.Millisecond)
@@ -77,6 +92,15 @@ func TestAnalyzeFindsLongRun(t *testing.T) {
 	}
 	if sys < 5*time.Millisecond {
 		t.Errorf("the 8 ms system call is missing: %+v", rep.Syscalls)
+	}
+	var pingers *Kind
+	for i, k := range rep.Kinds {
+		if strings.HasSuffix(k.Func, "tracerun.pinger") {
+			pingers = &rep.Kinds[i]
+		}
+	}
+	if pingers == nil || pingers.Goroutines != 3 || pingers.Runs < 6 || pingers.Running <= 0 {
+		t.Errorf("pinger goroutines: %+v; want 3 goroutines with at least 6 runs in all", pingers)
 	}
 	if rep.Waits[4] <= 0 {
 		t.Errorf("no scheduling waits measured: %v", rep.Waits)
