@@ -72,7 +72,7 @@ func Analyze(r io.Reader, threshold time.Duration) (Report, error) {
 	insys := map[trace.GoID]trace.Time{}
 	sysStack := map[trace.GoID]string{}
 	groups, sysGroups := map[string]*Group{}, map[string]*Group{}
-	kindOf, kinds := map[trace.GoID]*Kind{}, map[string]*Kind{}
+	gos := map[trace.GoID]*goStats{}
 	var durs, waits []time.Duration
 	var first, last trace.Time
 	for {
@@ -96,10 +96,13 @@ func Analyze(r io.Reader, threshold time.Duration) (Report, error) {
 		}
 		id := st.Resource.Goroutine()
 		from, to := st.Goroutine()
-		k := kindOf[id]
+		k := gos[id]
 		if k == nil {
-			k = kindFor(kinds, st.Stack, ev.Stack(), from)
-			kindOf[id] = k
+			k = &goStats{}
+			gos[id] = k
+		}
+		if k.Func == "" {
+			k.Func = nameOf(st, ev, from)
 		}
 		if s, ok := insys[id]; ok && from == trace.GoSyscall {
 			if d := ev.Time().Sub(s); d >= threshold {
@@ -147,31 +150,51 @@ func Analyze(r io.Reader, threshold time.Duration) (Report, error) {
 	rep.Waits = quantiles(waits)
 	rep.Long = sorted(groups)
 	rep.Syscalls = sorted(sysGroups)
-	for _, k := range kinds {
-		rep.Kinds = append(rep.Kinds, *k)
-	}
-	slices.SortFunc(rep.Kinds, func(a, b Kind) int { return cmp.Compare(b.Running, a.Running) })
+	rep.Kinds = byFunc(gos)
 	return rep, nil
 }
 
-// kindFor finds the kind of a goroutine first seen in a transition: a new
-// goroutine's own start stack names it; one that existed before the trace
-// began is named by the stack its first event has.
-func kindFor(kinds map[string]*Kind, own, event trace.Stack, from trace.GoState) *Kind {
-	name := outermost(own)
-	if name == "" && from != trace.GoNotExist {
-		name = outermost(event)
+// goStats is one goroutine's share of a Kind.
+type goStats Kind
+
+// nameOf names a goroutine from a transition, or "" if this one cannot: a
+// new goroutine by its start stack, one that existed before the trace began
+// by its own stack when it stops running (an event another goroutine caused
+// carries that one's stack).
+func nameOf(st trace.StateTransition, ev trace.Event, from trace.GoState) string {
+	switch from {
+	case trace.GoNotExist:
+		return outermost(st.Stack)
+	case trace.GoRunning:
+		return outermost(ev.Stack())
 	}
-	if name == "" {
-		name = "(unknown)"
+	return ""
+}
+
+// byFunc sums the goroutines by function, most running time first.
+func byFunc(gos map[trace.GoID]*goStats) []Kind {
+	kinds := map[string]*Kind{}
+	for _, g := range gos {
+		name := g.Func
+		if name == "" {
+			name = "(no stack seen)"
+		}
+		k := kinds[name]
+		if k == nil {
+			k = &Kind{Func: name}
+			kinds[name] = k
+		}
+		k.Goroutines++
+		k.Runs += g.Runs
+		k.Running += g.Running
+		k.Waited += g.Waited
 	}
-	k := kinds[name]
-	if k == nil {
-		k = &Kind{Func: name}
-		kinds[name] = k
+	out := make([]Kind, 0, len(kinds))
+	for _, k := range kinds {
+		out = append(out, *k)
 	}
-	k.Goroutines++
-	return k
+	slices.SortFunc(out, func(a, b Kind) int { return cmp.Compare(b.Running, a.Running) })
+	return out
 }
 
 func outermost(s trace.Stack) string {
