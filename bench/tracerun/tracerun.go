@@ -189,12 +189,7 @@ func byFunc(gos map[trace.GoID]*goStats) []Kind {
 		k.Running += g.Running
 		k.Waited += g.Waited
 	}
-	out := make([]Kind, 0, len(kinds))
-	for _, k := range kinds {
-		out = append(out, *k)
-	}
-	slices.SortFunc(out, func(a, b Kind) int { return cmp.Compare(b.Running, a.Running) })
-	return out
+	return sortedBy(kinds, func(k Kind) time.Duration { return k.Running })
 }
 
 func outermost(s trace.Stack) string {
@@ -230,11 +225,16 @@ func quantiles(ds []time.Duration) (q [5]time.Duration) {
 }
 
 func sorted(groups map[string]*Group) []Group {
-	out := make([]Group, 0, len(groups))
-	for _, g := range groups {
-		out = append(out, *g)
+	return sortedBy(groups, func(g Group) time.Duration { return g.Total })
+}
+
+// sortedBy lists m's values, largest by first.
+func sortedBy[T any](m map[string]*T, by func(T) time.Duration) []T {
+	out := make([]T, 0, len(m))
+	for _, v := range m {
+		out = append(out, *v)
 	}
-	slices.SortFunc(out, func(a, b Group) int { return cmp.Compare(b.Total, a.Total) })
+	slices.SortFunc(out, func(a, b T) int { return cmp.Compare(by(b), by(a)) })
 	return out
 }
 
