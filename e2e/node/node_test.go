@@ -14,6 +14,7 @@ package nodee2e
 import (
 	"bytes"
 	"context"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +40,7 @@ func TestNodeE2E(t *testing.T) {
 			t.Skipf("%s is not installed: the Node end-to-end tests (Anthropic SDK, Claude Code, OpenAI SDK, Codex) are skipped", tool)
 		}
 	}
+	sourcesAsInputs(t, filepath.Join("..", ".."))
 	bin := filepath.Join(t.TempDir(), "tollgate")
 	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "../../cmd/tollgate")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -69,5 +71,30 @@ func TestNodeE2E(t *testing.T) {
 			}
 			t.Logf("%s passed in %v", script, time.Since(start).Round(time.Second))
 		})
+	}
+}
+
+// sourcesAsInputs stats every file of the module (but .git and
+// node_modules): go test caches a result keyed by the files its test
+// touched, and the gateway is built, and the scripts read, by other
+// processes, so without this a changed handler or script still gave the
+// cached "ok" of the code before.
+func sourcesAsInputs(t *testing.T, root string) {
+	t.Helper()
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); name == ".git" || name == "node_modules" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		_, err = os.Stat(path)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("listing the sources: %v", err)
 	}
 }
