@@ -244,8 +244,10 @@ func newApp(ctx context.Context, cfg config.Config, args []string, logger *slog.
 			if a.writer == nil || cfg.DisableLedger {
 				return 0, 0
 			}
-			// The writer's defaults: QueueSize 10000 + MaxMemoryRows 100000;
-			// beyond that rows go to the spill file.
+			// In memory the writer holds its queue (2048 rows by default), an
+			// overflow and its pending rows; past MaxMemoryRows (100000) rows
+			// go to the spill file, so a depth of 110,000 means it has been
+			// spilling for a while.
 			return a.writer.Stats().QueueDepth, 110_000
 		},
 	})
