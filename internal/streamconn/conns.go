@@ -7,9 +7,12 @@
 // connection is taken (hijacked) when its headers are due; its events are
 // written as chunks from a pooled buffer held only during a write, and one
 // poller watches every taken connection for the client hanging up. When the
-// stream ends cleanly the connection waits, with no goroutine, for the
-// client's next request, and is then handed back to net/http through the
-// listener, as a keep-alive connection would have been served.
+// stream ends cleanly the connection is handed back to net/http through the
+// listener at once, to wait for the client's next request as a keep-alive
+// connection does. (It used to wait in the poller, holding no goroutine,
+// but every stream then paid the poller thread's wake-up and the switches
+// around it: ~10% more CPU per stream and 0.3 ms more to the next stream's
+// first chunk; docs/perf.md, ninth session.)
 package streamconn
 
 import (
@@ -20,7 +23,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -36,10 +38,10 @@ type Conns struct {
 
 	mu      sync.Mutex
 	active  map[*Writer]struct{}
-	parked  map[*parked]struct{}
-	drained chan struct{} // closed when active empties, while draining
-	ready   chan net.Conn // connections for the listener to hand back
-	done    chan struct{} // closed by Close: nothing is parked or handed back
+	waiting map[*returned]struct{} // handed back, before the next request's first byte
+	drained chan struct{}          // closed when active empties, while draining
+	ready   chan net.Conn          // connections for the listener to hand back
+	done    chan struct{}          // closed by Close: nothing more is handed back
 }
 
 // New starts the poller. idle bounds how long a connection waits for the
@@ -50,11 +52,18 @@ func New(idle time.Duration, log *slog.Logger) (*Conns, error) {
 	if err != nil {
 		return nil, err
 	}
+	return withPoller(p, idle, log), nil
+}
+
+// withPoller makes a Conns on p. (A test's synctest bubble makes its Conns
+// here around a poller started outside it: the poller's goroutine never
+// ends, and it blocks in a system call, which a bubble cannot wait out.)
+func withPoller(p *poller, idle time.Duration, log *slog.Logger) *Conns {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Conns{poll: p, idle: idle, log: log, active: make(map[*Writer]struct{}),
-		parked: make(map[*parked]struct{}), ready: make(chan net.Conn, 64), done: make(chan struct{})}, nil
+		waiting: make(map[*returned]struct{}), ready: make(chan net.Conn, 64), done: make(chan struct{})}
 }
 
 // Take hijacks w's connection for an event stream and returns the writer
@@ -138,81 +147,49 @@ func (c *Conns) ended(sw *Writer, keep bool) {
 		sw.nc.Close()
 		return
 	}
-	c.park(sw.nc, sw.leftover)
+	c.handBack(sw.nc, sw.leftover)
 }
 
-// parked is a connection waiting for the client's next request.
-type parked struct {
-	nc    net.Conn
-	key   int32 // the poller's; set under Conns.mu
-	timer *time.Timer
-	once  sync.Once
-}
-
-// park waits, with no goroutine, for the client's next request on nc, then
-// hands nc back to net/http; a client that closes or stays silent past the
-// idle timeout has nc closed.
-func (c *Conns) park(nc net.Conn, leftover []byte) {
-	if len(leftover) > 0 {
-		c.handBack(nc, leftover) // the next request is already here
-		return
-	}
-	pk := &parked{nc: nc}
-	c.mu.Lock() // unpark reads pk.timer and pk.key under c.mu
-	c.parked[pk] = struct{}{}
-	pk.timer = time.AfterFunc(c.idle, func() { c.unpark(pk, false) })
-	c.mu.Unlock()
-	key, err := c.poll.watch(nc, true, func(hangup bool) { c.unpark(pk, !hangup) })
-	if err != nil {
-		c.unpark(pk, false)
-		return
-	}
-	c.mu.Lock()
-	pk.key = key
-	c.mu.Unlock()
-}
-
-// unpark ends pk's wait once: the connection goes back to net/http when
-// the client's next request came (next), and is closed otherwise (the
-// client left, the idle timeout passed, Close ran).
-func (c *Conns) unpark(pk *parked, next bool) {
-	pk.once.Do(func() {
-		c.mu.Lock()
-		delete(c.parked, pk)
-		key := pk.key
-		c.mu.Unlock()
-		pk.timer.Stop()
-		c.poll.unwatch(pk.nc, key)
-		if !next {
-			pk.nc.Close()
-			return
-		}
-		c.handBack(pk.nc, nil)
-	})
-}
-
-// handBack queues nc for the listener's Accept.
+// handBack queues nc for the listener's Accept: net/http serves the
+// client's next request on it, as on a keep-alive connection.
 func (c *Conns) handBack(nc net.Conn, leftover []byte) {
-	if len(leftover) > 0 {
-		nc = &prefixConn{Conn: nc, prefix: leftover}
+	r, ok := nc.(*returned)
+	if !ok {
+		r = &returned{Conn: nc, c: c}
 	}
-	if c.closed() {
-		nc.Close()
-		return
+	r.reset(leftover, c.idle)
+	// Under mu, so that Close, which drains ready after closing done, sees
+	// every connection queued before it.
+	c.mu.Lock()
+	closed, queued := c.closed(), false
+	if !closed {
+		if len(leftover) == 0 {
+			c.waiting[r] = struct{}{}
+		}
+		select {
+		case c.ready <- r:
+			queued = true
+		default:
+		}
 	}
-	select {
-	case c.ready <- nc:
-	default:
-		// A burst of returning clients: wait for Accept off the poller's
-		// goroutine, which must stay free to notice hangups.
-		go func() {
-			select {
-			case c.ready <- nc:
-			case <-c.done:
-				nc.Close()
-			}
-		}()
+	c.mu.Unlock()
+	switch {
+	case closed:
+		r.Close()
+	case !queued: // a burst of returning clients: wait for Accept
+		select {
+		case c.ready <- r:
+		case <-c.done:
+			r.Close()
+		}
 	}
+}
+
+// began notes that r's client sent its next request.
+func (c *Conns) began(r *returned) {
+	c.mu.Lock()
+	delete(c.waiting, r)
+	c.mu.Unlock()
 }
 
 // Drain waits for the open streams to end. When ctx ends first, their
@@ -268,13 +245,16 @@ func (c *Conns) Close() {
 		return
 	}
 	close(c.done)
-	waiting := make([]*parked, 0, len(c.parked))
-	for pk := range c.parked {
-		waiting = append(waiting, pk)
+	// net/http's Shutdown closes an idle keep-alive connection at once but
+	// gives a new one (which a handed-back one is to it) 5 s to send its
+	// first request.
+	waiting := make([]*returned, 0, len(c.waiting))
+	for r := range c.waiting {
+		waiting = append(waiting, r)
 	}
 	c.mu.Unlock()
-	for _, pk := range waiting {
-		c.unpark(pk, false)
+	for _, r := range waiting {
+		r.Conn.Close()
 	}
 	for {
 		select {
@@ -347,29 +327,4 @@ func (l *listener) Close() error {
 		err = l.Listener.Close()
 	})
 	return err
-}
-
-// prefixConn is a connection whose first bytes were already read.
-type prefixConn struct {
-	net.Conn
-	prefix []byte
-}
-
-func (p *prefixConn) Read(b []byte) (int, error) {
-	if len(p.prefix) > 0 {
-		n := copy(b, p.prefix)
-		p.prefix = p.prefix[n:]
-		return n, nil
-	}
-	return p.Conn.Read(b)
-}
-
-// SyscallConn lets the connection be watched again when it carries the
-// next stream.
-func (p *prefixConn) SyscallConn() (syscall.RawConn, error) {
-	sc, ok := p.Conn.(syscall.Conn)
-	if !ok {
-		return nil, errors.New("streamconn: not a socket")
-	}
-	return sc.SyscallConn()
 }
