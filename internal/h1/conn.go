@@ -178,6 +178,15 @@ func (b *body) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Buffered is how many bytes past the headers were read with them: the
+// start of the body, already here.
+func (b *body) Buffered() int {
+	if b.done.Load() {
+		return 0
+	}
+	return b.c.br.Buffered()
+}
+
 // Close closes the connection unless the body was read to its end: what is
 // left of a stream is not worth reading.
 func (b *body) Close() error {

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/tollgate/tollgate/internal/httpfield"
 )
 
 // excludedHeaders are written by writeRequest itself, as Request.Write does.
@@ -36,7 +38,7 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 		return fmt.Errorf("h1: invalid host %q", host)
 	}
 	for k := range req.Header {
-		if !validFieldName(k) {
+		if !httpfield.ValidName(k) {
 			return errors.New("h1: invalid header field name")
 		}
 	}
@@ -80,18 +82,4 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 		err = fmt.Errorf("h1: body of %d bytes, Content-Length %d", n, req.ContentLength)
 	}
 	return err
-}
-
-// validFieldName reports whether k is an HTTP token (RFC 9110 5.1).
-func validFieldName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,17 +21,21 @@ import (
 )
 
 // takenGateway serves stubDialect through Handler with streamconn, as
-// tollgate serve does; the upstream streams two events, then waits for
-// its request to be cancelled (reported on cancelled) or for a minute.
-func takenGateway(t *testing.T, d stubDialect) (addr string, rec *records, cancelled chan struct{}) {
+// tollgate serve does; the upstream streams two events (model "wait": one,
+// "slow": none), then waits for its request to be cancelled (reported on
+// cancelled) or for a minute. first holds the first write to each client
+// connection.
+func takenGateway(t *testing.T, d stubDialect) (addr string, rec *records, cancelled chan struct{}, first *firstWrites) {
 	t.Helper()
 	cancelled = make(chan struct{}, 1)
 	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		model, _ := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "text/event-stream")
-		fmt.Fprintf(w, "data: hello %s\n\n", model)
+		if string(model) != "slow" {
+			fmt.Fprintf(w, "data: hello %s\n\n", model)
+		}
 		w.(http.Flusher).Flush()
-		if string(model) == "wait" {
+		if string(model) == "wait" || string(model) == "slow" {
 			select {
 			case <-r.Context().Done():
 				cancelled <- struct{}{}
@@ -60,17 +66,63 @@ func takenGateway(t *testing.T, d stubDialect) (addr string, rec *records, cance
 	if err != nil {
 		t.Fatal(err)
 	}
+	first = &firstWrites{}
 	gw := &http.Server{Handler: p.Handler(d)}
-	go gw.Serve(streams.Listener(ln))
+	go gw.Serve(streams.Listener(&recordingListener{Listener: ln, first: first}))
 	t.Cleanup(func() { streams.Close(); gw.Close() })
-	return ln.Addr().String(), rec, cancelled
+	return ln.Addr().String(), rec, cancelled, first
+}
+
+// firstWrites keeps the first write made to each accepted connection.
+type firstWrites struct {
+	mu     sync.Mutex
+	writes []string
+}
+
+func (f *firstWrites) all() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.writes...)
+}
+
+type recordingListener struct {
+	net.Listener
+	first *firstWrites
+}
+
+func (l *recordingListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &recordingConn{Conn: nc, first: l.first}, nil
+}
+
+type recordingConn struct {
+	net.Conn
+	first *firstWrites
+	once  sync.Once
+}
+
+func (c *recordingConn) Write(b []byte) (int, error) {
+	c.once.Do(func() {
+		c.first.mu.Lock()
+		c.first.writes = append(c.first.writes, string(b))
+		c.first.mu.Unlock()
+	})
+	return c.Conn.Write(b)
+}
+
+// SyscallConn lets streamconn watch the connection.
+func (c *recordingConn) SyscallConn() (syscall.RawConn, error) {
+	return c.Conn.(syscall.Conn).SyscallConn()
 }
 
 // TestTakenStreams: through taken connections, streams arrive whole and
 // recorded over one kept-alive connection, and a client that leaves
 // mid-stream cancels the upstream request and is recorded as cancelled.
 func TestTakenStreams(t *testing.T) {
-	addr, rec, cancelled := takenGateway(t, stubDialect{})
+	addr, rec, cancelled, _ := takenGateway(t, stubDialect{})
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +173,46 @@ func TestTakenStreams(t *testing.T) {
 	}
 }
 
+// TestStreamOpensWithItsFirstEvent: a taken stream whose first event came
+// with the upstream's headers sends its header and that event in one write
+// (the client is woken once); one whose upstream sends only headers sends
+// its header at once, so the client sees the stream open before any event.
+func TestStreamOpensWithItsFirstEvent(t *testing.T) {
+	addr, _, cancelled, first := takenGateway(t, stubDialect{})
+	ask := func(model string) (net.Conn, *http.Response) {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		fmt.Fprintf(nc, "POST /v1/x HTTP/1.1\r\nHost: gw\r\nContent-Length: %d\r\n\r\n%s", len(model), model)
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", model, err)
+		}
+		return nc, resp
+	}
+	_, resp := ask("m1")
+	if b, err := io.ReadAll(resp.Body); err != nil || !strings.HasPrefix(string(b), "data: HELLO M1") {
+		t.Fatalf("m1: %q, %v", b, err)
+	}
+	if w := first.all(); len(w) != 1 || !strings.HasPrefix(w[0], "HTTP/1.1 200 OK\r\n") || !strings.Contains(w[0], "chunked\r\n\r\n") || !strings.Contains(w[0], "\r\ndata: HELLO M1\n\n") {
+		t.Errorf("first write %q; want the header and the first event", w)
+	}
+
+	nc, _ := ask("slow") // returns once the header is in: no event comes
+	if w := first.all(); len(w) != 2 || !strings.HasSuffix(w[1], "Transfer-Encoding: chunked\r\n\r\n") {
+		t.Errorf("first write %q; want the header alone", w[1:])
+	}
+	nc.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream request was not cancelled after the client left")
+	}
+}
+
 // TestHandOffOnlyWhatMayStream: with streamconn on, a request is parsed on
 // net/http's goroutine and handed off to one of its own only if it may be
 // answered with a stream (it asks for one, or it is forwarded verbatim);
@@ -143,7 +235,7 @@ func TestHandOffOnlyWhatMayStream(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.d.stacks = make(chan string, 4)
-			addr, rec, _ := takenGateway(t, tc.d)
+			addr, rec, _, _ := takenGateway(t, tc.d)
 			resp, err := http.Post("http://"+addr+"/v1/x", "text/plain", strings.NewReader("m"))
 			if err != nil {
 				t.Fatal(err)

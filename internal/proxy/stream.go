@@ -142,9 +142,11 @@ func (ex *exchange) streamFault(err error) *apierr.Error {
 var errClientWrite = errors.New("write to client failed")
 
 // openEvents sends the header of an event stream at once, so the client
-// sees the stream open. It is called before copyEvents, not in it: the first
-// flush runs net/http's chunkWriter.writeHeader (a 2.8 KB frame), and every
-// frame under it counts against the handler goroutine's 8 KB stack.
+// sees the stream open, unless the stream's connection was taken and its
+// first event came with the upstream's headers: the header then goes with
+// that event, in one write. It is called before copyEvents, not in it: with
+// net/http the first flush runs chunkWriter.writeHeader (a 2.8 KB frame),
+// and every frame under it counts against the handler goroutine's 8 KB stack.
 func (ex *exchange) openEvents(resp *http.Response) *http.ResponseController {
 	if ex.handoff != nil && resp.StatusCode == http.StatusOK {
 		ex.takeConn()
@@ -154,8 +156,16 @@ func (ex *exchange) openEvents(resp *http.Response) *http.ResponseController {
 	ex.w.WriteHeader(resp.StatusCode)
 	ex.wrote = true
 	rc := http.NewResponseController(ex.w)
-	_ = rc.Flush()
+	if ex.sw == nil || !bodyArrived(resp.Body) {
+		_ = rc.Flush()
+	}
 	return rc
+}
+
+// bodyArrived reports whether body's first bytes were read with the headers.
+func bodyArrived(body io.Reader) bool {
+	b, ok := body.(interface{ Buffered() int })
+	return ok && b.Buffered() > 0
 }
 
 // copyEvents forwards an event stream through the dialect's Stream, event
@@ -179,6 +189,9 @@ func (ex *exchange) copyEvents(resp *http.Response, st Stream, rc *http.Response
 			break
 		}
 		if len(out) == 0 {
+			if !rd.HasBufferedEvent() {
+				_ = rc.Flush() // the header, if it waited for an event that is hidden
+			}
 			continue
 		}
 		if _, err := ex.w.Write(out); err != nil {

@@ -1,13 +1,14 @@
 package streamconn
 
 import (
-	"bytes"
-	"fmt"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/tollgate/tollgate/internal/httpfield"
 )
 
 // chunkRoom is the room kept before a chunk's data for its size line.
@@ -71,20 +72,18 @@ func (w *Writer) hangUp() {
 func (w *Writer) FlushError() error { return w.send(false) }
 
 // send writes the header if due, the queued data as a chunk and, when
-// last, the final chunk: one write for the data and the final chunk.
+// last, the final chunk: one write for all of them.
 func (w *Writer) send(last bool) error {
 	if w.err != nil {
 		return w.err
 	}
-	if !w.headSent {
-		w.sendHead()
-		if w.err != nil {
-			return w.err
-		}
-	}
 	if w.buf == nil {
-		if !last {
+		switch {
+		case !last && w.headSent:
 			return nil
+		case !last:
+			w.sendHead(nil) // the stream opens before its first event
+			return w.err
 		}
 		w.buf = w.c.getBuf()
 	}
@@ -101,7 +100,10 @@ func (w *Writer) send(last bool) error {
 		b = append(b, "0\r\n\r\n"...)
 	}
 	*w.buf = b
-	if len(b) > start {
+	switch {
+	case !w.headSent:
+		w.sendHead(b[start:])
+	case len(b) > start:
 		_, w.err = w.nc.Write(b[start:])
 	}
 	w.release()
@@ -121,8 +123,9 @@ func (w *Writer) release() {
 func (w *Writer) Flush() { _ = w.FlushError() }
 
 // sendHead writes the status line and header, as net/http would for a
-// response of unknown length.
-func (w *Writer) sendHead() {
+// response of unknown length, and then body (the first chunk or chunks) in
+// the same write: the client is woken once for both.
+func (w *Writer) sendHead(body []byte) {
 	w.headSent = true
 	if w.status == 0 {
 		w.status = http.StatusOK
@@ -130,15 +133,49 @@ func (w *Writer) sendHead() {
 	h := w.header
 	h.Del("Content-Length")
 	h.Del("Transfer-Encoding")
+	bp := w.c.getBuf()
+	b := append((*bp)[:0], "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(w.status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(w.status)...)
+	b = append(b, "\r\n"...)
 	if _, ok := h["Date"]; !ok {
-		h["Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
+		b = append(b, "Date: "...)
+		b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+		b = append(b, "\r\n"...)
 	}
-	var b bytes.Buffer
-	b.Grow(512)
-	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\n", w.status, http.StatusText(w.status))
-	_ = h.Write(&b) // a bytes.Buffer does not fail
-	b.WriteString("Transfer-Encoding: chunked\r\n\r\n")
-	_, w.err = w.nc.Write(b.Bytes())
+	b = appendHeader(b, h)
+	b = append(b, "Transfer-Encoding: chunked\r\n\r\n"...)
+	b = append(b, body...)
+	_, w.err = w.nc.Write(b)
+	*bp = b[:chunkRoom]
+	w.c.putBuf(bp)
+}
+
+// appendHeader appends h's fields, one line per value. Unlike
+// http.Header.Write it does not sort them (the order of fields with
+// different names carries no meaning) and so allocates nothing; like it, it
+// skips invalid names, trims values and turns their line breaks into spaces.
+func appendHeader(b []byte, h http.Header) []byte {
+	for k, vs := range h {
+		if !httpfield.ValidName(k) {
+			continue
+		}
+		for _, v := range vs {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			v = textproto.TrimString(v)
+			for i := 0; i < len(v); i++ {
+				c := v[i]
+				if c == '\r' || c == '\n' {
+					c = ' '
+				}
+				b = append(b, c)
+			}
+			b = append(b, "\r\n"...)
+		}
+	}
+	return b
 }
 
 // End finishes the response: aborted (the body broke after its first byte)
