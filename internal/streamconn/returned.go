@@ -103,3 +103,13 @@ func (r *returned) Close() error {
 	r.c.began(r)
 	return r.Conn.Close()
 }
+
+// CloseWrite lets net/http close a connection it answered with an error
+// gracefully (FIN, then a pause), as it does a TCP connection, so the client
+// reads the answer rather than a reset.
+func (r *returned) CloseWrite() error {
+	if cw, ok := r.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}

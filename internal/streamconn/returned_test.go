@@ -195,3 +195,42 @@ func TestReturnedClosedByClose(t *testing.T) {
 		}
 	})
 }
+
+// TestReturnedCloseWrite: net/http half-closes a connection it answered
+// with an error (so the client reads the answer, not a reset) only when
+// the connection can; a handed-back one can.
+func TestReturnedCloseWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nc net.Conn = &returned{Conn: srv, c: withPoller(testPoller(t), time.Minute, nil)}
+	defer nc.Close()
+	cw, ok := nc.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatal("a handed-back connection has no CloseWrite")
+	}
+	io.WriteString(nc, "answer")
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if b, err := io.ReadAll(client); err != nil || string(b) != "answer" {
+		t.Fatalf("client read %q, %v; want the answer, then EOF", b, err)
+	}
+	io.WriteString(client, "still open")
+	buf := make([]byte, 10)
+	if _, err := io.ReadFull(nc, buf); err != nil || string(buf) != "still open" {
+		t.Fatalf("server read %q, %v after CloseWrite; want the client's bytes", buf, err)
+	}
+}
