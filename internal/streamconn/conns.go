@@ -185,8 +185,9 @@ func (c *Conns) handBack(nc net.Conn, leftover []byte) {
 	}
 }
 
-// began notes that r's client sent its next request.
-func (c *Conns) began(r *returned) {
+// forget stops tracking r as waiting: its client sent its next request, or
+// it was closed.
+func (c *Conns) forget(r *returned) {
 	c.mu.Lock()
 	delete(c.waiting, r)
 	c.mu.Unlock()

@@ -63,7 +63,7 @@ func (r *returned) began() {
 	}
 	r.idleUntil = time.Time{}
 	r.waiting.Store(false)
-	r.c.began(r)
+	r.c.forget(r)
 	if r.header > 0 {
 		_ = r.Conn.SetReadDeadline(time.Now().Add(r.header))
 	}
@@ -97,10 +97,10 @@ func (r *returned) SyscallConn() (syscall.RawConn, error) {
 	return sc.SyscallConn()
 }
 
-// Close forgets r as waiting: net/http closes it when the client leaves or
+// Close stops Conns tracking r: net/http closes it when the client leaves or
 // the idle timeout passes.
 func (r *returned) Close() error {
-	r.c.began(r)
+	r.c.forget(r)
 	return r.Conn.Close()
 }
 
