@@ -103,3 +103,26 @@ func BenchmarkScan(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkScanProse is a 200 KB body whose prompt is one long string
+// without escapes (pasted prose, the load tool's body200k): the string
+// scan's fast path end to end.
+func BenchmarkScanProse(b *testing.B) {
+	body, err := json.Marshal(map[string]any{
+		"model":    "gpt-4o-mini",
+		"messages": []map[string]string{{"role": "user", "content": strings.Repeat("lorem ipsum dolor sit amet ", 200<<10/27)}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := Scan(body, Options{}); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Scan(body, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -42,3 +42,6 @@ func WriterStdin(s *Store) *os.File {
 // SetWriterCalm sets how often, while batches go in-process after a
 // starved answer, the gateway's CPU use is checked to end that early.
 func SetWriterCalm(s *Store, every time.Duration) { s.proc.calmEvery = every }
+
+// Pollable is the writer process's stdin, made readable through the poller.
+var Pollable = pollable

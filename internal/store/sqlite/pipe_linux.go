@@ -30,3 +30,23 @@ func growPipe(f *os.File) (int, error) {
 	}
 	return size, ferr
 }
+
+// pollable returns stdin read through Go's poller when it is a pipe the
+// process can make non-blocking, else stdin. The writer process waits
+// for its next batch most of the time; blocked in read(2), its P was in a
+// system call, so sysmon kept waking to retake it (10 ms later) and then
+// polled again every 20 µs for a millisecond: dozens of thread wakes a
+// batch on the core the gateway runs on (docs/perf.md). Parked on the
+// poller, the process has no P busy and sysmon sleeps until work comes.
+func pollable(stdin *os.File) *os.File {
+	fd := int(stdin.Fd()) // Fd leaves it blocking; set it below
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		return stdin // a terminal shares its flags with the shell: left alone
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return stdin
+	}
+	// NewFile sees O_NONBLOCK and registers the descriptor with the poller.
+	return os.NewFile(uintptr(fd), stdin.Name())
+}

@@ -347,6 +347,9 @@ func ServeWriter(ctx context.Context, path string, in io.Reader, out io.Writer) 
 	if err != nil {
 		return fmt.Errorf("sqlite: writer process: %w", err)
 	}
+	if f, ok := in.(*os.File); ok {
+		in = pollable(f)
+	}
 	rd := bufio.NewReaderSize(in, 64<<10)
 	wr := bufio.NewWriterSize(out, 512)
 	var (
