@@ -8,14 +8,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lowerPriority sets every thread of this process to the SCHED_BATCH
-// policy at the given nice value (on Linux both are a thread's attributes;
-// threads started later inherit them from the thread that starts them).
-// A batch thread that wakes never preempts the thread running: the Go
-// runtime's sysmon, which polls every 20 µs for the first millisecond of
-// each batch the writer takes, then waits for the insert thread's slice
-// instead of costing it two context switches a poll (docs/perf.md). Where
-// sched_setattr is refused, only the nice value is set.
+// lowerPriority sets every thread of this process to the SCHED_IDLE
+// policy and the given nice value, which that policy ignores (on Linux
+// both are a thread's attributes; threads started later inherit them from
+// the thread that starts them). A gateway thread that wakes preempts an
+// idle-policy thread at once; under SCHED_BATCH at nice 19 the kernel
+// (EEVDF) first let the writer finish the slice it had been given, and the
+// gateway waited with it: `perf sched timehist` counted 10 stalls over
+// 1 ms in 5 s at 2000 req/s (up to 4.5 ms, the scheduler tick) and 22 at
+// 5000 (up to 7 ms); 0-3 with SCHED_IDLE (docs/perf.md). An idle-policy
+// thread that wakes never preempts another either, so sysmon's polls at
+// the start of a batch still wait for the insert thread.
 func lowerPriority(nice int) error {
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
@@ -26,10 +29,10 @@ func lowerPriority(nice int) error {
 		if err != nil {
 			continue
 		}
-		attr := unix.SchedAttr{Policy: unix.SCHED_BATCH, Nice: int32(nice)}
-		if unix.SchedSetAttr(tid, &attr, 0) == nil {
-			continue
-		}
+		// The policy may be refused (a seccomp filter, an old kernel); the
+		// nice value then still puts request threads first, and with the
+		// policy it shows in ps and top what the process is.
+		_ = unix.SchedSetAttr(tid, &unix.SchedAttr{Policy: unix.SCHED_IDLE}, 0)
 		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice); err != nil {
 			return err
 		}

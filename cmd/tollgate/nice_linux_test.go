@@ -15,7 +15,7 @@ import (
 
 // TestLedgerWriterPriority starts the writer process (this test binary,
 // see TestMain) and checks that every one of its threads runs at nice 19
-// with the SCHED_BATCH policy.
+// with the SCHED_IDLE policy.
 func TestLedgerWriterPriority(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "ledger-writer", "--db", filepath.Join(t.TempDir(), "w.db"))
 	stdin, err := cmd.StdinPipe()
@@ -37,11 +37,11 @@ func TestLedgerWriterPriority(t *testing.T) {
 			return
 		}
 	}
-	t.Errorf("writer threads not at nice 19 / SCHED_BATCH: %s", last)
+	t.Errorf("writer threads not at nice 19 / SCHED_IDLE: %s", last)
 }
 
 // threadsNotLowered describes the first thread of pid that is not at nice
-// 19 with SCHED_BATCH, or returns "".
+// 19 with SCHED_IDLE, or returns "".
 func threadsNotLowered(t *testing.T, pid int) string {
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
@@ -61,7 +61,7 @@ func threadsNotLowered(t *testing.T, pid int) string {
 		if err != nil {
 			return fmt.Sprintf("thread %d: %v", tid, err)
 		}
-		if attr.Policy != unix.SCHED_BATCH || 20-prio != writerNice {
+		if attr.Policy != unix.SCHED_IDLE || 20-prio != writerNice {
 			return fmt.Sprintf("thread %d: policy %d, nice %d", tid, attr.Policy, 20-prio)
 		}
 	}

@@ -24,20 +24,22 @@ import (
 // what only the live child pays: reading and decoding the pipe, its GC, and
 // the Go runtime waking up for every batch after the pause. It does not
 // reproduce a gateway sharing the core; run it pinned (taskset -c 1) for the
-// child's numbers alone. policy=batch gives the child's threads the
-// SCHED_BATCH policy, as `tollgate ledger-writer` does (cmd/tollgate,
-// lowerPriority); policy=normal is the policy it ran with before
-// (docs/perf.md).
+// child's numbers alone. policy=idle gives the child's threads the
+// SCHED_IDLE policy, as `tollgate ledger-writer` does (cmd/tollgate,
+// lowerPriority); batch and normal are the policies it ran with before
+// (docs/perf.md). Alone on a core, idle and batch differ little: what
+// idle costs, preemption by every gateway thread that wakes, shows only
+// live (bench/writer-cpu.sh).
 func BenchmarkWriterProcessPaced(b *testing.B) {
 	for _, policy := range []struct {
-		name string
-		set  bool
-	}{{"normal", false}, {"batch", true}} {
-		b.Run("policy="+policy.name, func(b *testing.B) { benchPaced(b, policy.set) })
+		name   string
+		policy uint32
+	}{{"normal", unix.SCHED_NORMAL}, {"batch", unix.SCHED_BATCH}, {"idle", unix.SCHED_IDLE}} {
+		b.Run("policy="+policy.name, func(b *testing.B) { benchPaced(b, policy.policy) })
 	}
 }
 
-func benchPaced(b *testing.B, batchPolicy bool) {
+func benchPaced(b *testing.B, policy uint32) {
 	const rows, every = 1000, 200 * time.Millisecond
 	s, err := sqlite.OpenWith(b.Context(), filepath.Join(b.TempDir(), "tollgate.db"), sqlite.Options{Writer: testWriter()})
 	if err != nil {
@@ -54,9 +56,9 @@ func benchPaced(b *testing.B, batchPolicy bool) {
 	}
 	send() // starts the child and prepares its statements: not measured
 	pid := sqlite.WriterPID(s)
-	if batchPolicy {
-		if err := setBatchPolicy(pid); err != nil {
-			b.Skip("SCHED_BATCH:", err)
+	if policy != unix.SCHED_NORMAL {
+		if err := setPolicy(pid, policy); err != nil {
+			b.Skip("sched_setattr:", err)
 		}
 	}
 	before, err := childThreads(pid)
@@ -83,9 +85,8 @@ func benchPaced(b *testing.B, batchPolicy bool) {
 	b.ReportMetric(float64(switches)/float64(b.N), "child-switches/batch")
 }
 
-// setBatchPolicy gives every thread of process pid the SCHED_BATCH policy,
-// as `tollgate ledger-writer` does for itself.
-func setBatchPolicy(pid int) error {
+// setPolicy gives every thread of process pid the scheduling policy.
+func setPolicy(pid int, policy uint32) error {
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
 		return err
@@ -95,7 +96,7 @@ func setBatchPolicy(pid int) error {
 		if err != nil {
 			continue
 		}
-		if err := unix.SchedSetAttr(tid, &unix.SchedAttr{Policy: unix.SCHED_BATCH}, 0); err != nil {
+		if err := unix.SchedSetAttr(tid, &unix.SchedAttr{Policy: policy}, 0); err != nil {
 			return err
 		}
 	}
