@@ -36,12 +36,14 @@ func ledgerWriterCmd(ctx context.Context, args []string, stdin io.Reader, stdout
 	return sqlite.ServeWriter(context.WithoutCancel(ctx), *db, stdin, stdout)
 }
 
-// writerNice is the writer process's nice value: the kernel runs request
-// threads first whenever both want the CPU. At nice 10, with the 64 KiB pipe
-// it then had, a write into the writer's pipe often handed the CPU to the
-// writer in the middle of the system call (p99 at 2000 req/s 2–6× the bare
-// proxy's, against ~1.0–1.1× at 19). On a saturated core it then gets ~1.5% of the CPU, so the store
-// inserts batches in-process while the writer is starved (writerproc.go).
+// writerNice is the writer process's nice value, set with the SCHED_IDLE
+// policy (lowerPriority) and alone where the policy is refused: the kernel
+// runs request threads first whenever both want the CPU. At nice 10, with
+// the 64 KiB pipe it then had, a write into the writer's pipe often handed
+// the CPU to the writer in the middle of the system call (p99 at 2000 req/s
+// 2–6× the bare proxy's, against ~1.0–1.1× at 19). On a saturated core it
+// gets little CPU, so the store inserts batches in-process while the writer
+// is starved (writerproc.go).
 const writerNice = 19
 
 // writerEnv is what the writer process inherits: the Go runtime's settings

@@ -51,9 +51,10 @@ type WriterCommand func(path string) *exec.Cmd
 const maxFrame = 256 << 20
 
 // A writer process that answers slower than 10,000 rows a second while the
-// gateway itself keeps its CPUs busy is starved: it runs at nice 19, so
-// request threads always go first, and on a saturated core it gets ~1.5% of
-// the CPU. Batches then go in-process for starvedFor, where
+// gateway itself keeps its CPUs busy is starved: it runs at the lowest
+// priority (SCHED_IDLE, nice 19), so request threads always go first, and on
+// a saturated core it gets well under 2% of the CPU. Batches then go
+// in-process for starvedFor, where
 // Go's scheduler gives the ledger a share of the CPU, as before the writer
 // process existed; otherwise the ledger would fall behind and pile rows up in
 // memory (docs/perf.md). A slow answer alone is not enough: at 2000 req/s on
