@@ -14,9 +14,10 @@ import (
 // the thread that starts them). A gateway thread that wakes preempts an
 // idle-policy thread at once; under SCHED_BATCH at nice 19 the kernel
 // (EEVDF) first let the writer finish the slice it had been given, and the
-// gateway waited with it: `perf sched timehist` counted 10 stalls over
-// 1 ms in 5 s at 2000 req/s (up to 4.5 ms, the scheduler tick) and 22 at
-// 5000 (up to 7 ms); 0-3 with SCHED_IDLE (docs/perf.md). An idle-policy
+// gateway waited with it: in 5 s at 2000 or 5000 req/s, 7-12 waits of
+// gateway threads stretched by over 1 ms (up to 5.5 ms, past the 4 ms
+// scheduler tick), 0-1 with SCHED_IDLE (bench/writer-stalls.sh,
+// docs/perf.md). An idle-policy
 // thread that wakes never preempts another either, so sysmon's polls at
 // the start of a batch still wait for the insert thread.
 func lowerPriority(nice int) error {
