@@ -17,9 +17,9 @@ import (
 // gateway waited with it: in 5 s at 2000 or 5000 req/s, 7-12 waits of
 // gateway threads stretched by over 1 ms (up to 5.5 ms, past the 4 ms
 // scheduler tick), 0-1 with SCHED_IDLE (bench/writer-stalls.sh,
-// docs/perf.md). An idle-policy
-// thread that wakes never preempts another either, so sysmon's polls at
-// the start of a batch still wait for the insert thread.
+// docs/perf.md). An idle-policy thread that wakes never preempts another
+// either, so sysmon's polls at the start of a batch still wait for the
+// insert thread.
 func lowerPriority(nice int) error {
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
