@@ -104,17 +104,33 @@ func (s *Store) insert(ctx context.Context, dc any, recs []ledger.Record, checke
 		}
 	}
 	in := s.ins
+	in.fresh = in.fresh[:0]
+	defer func() {
+		if err != nil || !all {
+			in.forgetFresh()
+		}
+	}()
 	for lo := 0; lo < len(recs); {
-		n, sh, shapes := in.nextChunk(recs[lo:], checked)
+		n := in.chunkSize(len(recs) - lo)
 		chunk := recs[lo : lo+n]
 		lo += n
 		if err := octx.Err(); err != nil {
 			return false, fmt.Errorf("sqlite: insert records: %w", err)
 		}
-		_, st, err := in.pick(ctx, in.chunkArgs(chunk, sh, shapes, checked), n)
+		if err := in.shapeIDs(ctx, chunk); err != nil {
+			return false, err
+		}
+		z, unset := &in.rows, false
+		if checked {
+			z = &in.insRet
+		} else if allUnset(chunk) {
+			z, unset = &in.rowsUnset, true
+		}
+		_, st, err := in.pick(ctx, z, n)
 		if err != nil {
 			return false, err
 		}
+		in.rowArgs(chunk, unset)
 		if checked {
 			err = in.insertReturning(ctx, st, byID, agg)
 		} else {
@@ -146,53 +162,6 @@ func (s *Store) insert(ctx context.Context, dc any, recs []ledger.Record, checke
 		return false, fmt.Errorf("sqlite: insert records: commit: %w", err)
 	}
 	return true, nil
-}
-
-// chunkArgs sets in.nv to the arguments of chunk's insert and returns its
-// statement family: sh's (shapes shapes), or the plain or checked one.
-func (in *inserter) chunkArgs(chunk []ledger.Record, sh *shaper, shapes int, checked bool) *sized {
-	in.nv = in.nv[:0]
-	if sh != nil {
-		sh.args(in, chunk, shapes)
-		return &sh.stmts
-	}
-	for i := range chunk {
-		for _, c := range reqCols {
-			in.arg(c.val(&chunk[i]))
-		}
-	}
-	if checked {
-		return &in.insRet
-	}
-	return &in.ins
-}
-
-// nextChunk returns how many rows of recs the next statement takes, and
-// its shaped family (nil for the plain statement) and shape count. A chunk
-// longer than the in-process ones (a writer process's) that no shaped
-// family fits is cut down until one does, or to the in-process length.
-func (in *inserter) nextChunk(recs []ledger.Record, checked bool) (int, *shaper, int) {
-	n := in.chunkSize(len(recs))
-	sh, shapes := in.shaped(recs[:n], checked)
-	for sh == nil && !checked && n > chunkSizes[0] {
-		n = in.chunkSize(n - 1)
-		sh, shapes = in.shaped(recs[:n], checked)
-	}
-	return n, sh, shapes
-}
-
-// shaped returns the first shaped family chunk fits and its shape count;
-// nil for the plain statement (always on the checked path).
-func (in *inserter) shaped(chunk []ledger.Record, checked bool) (*shaper, int) {
-	if checked {
-		return nil, 0
-	}
-	for _, sh := range in.shapers {
-		if n, ok := sh.find(chunk); ok {
-			return sh, n
-		}
-	}
-	return nil, 0
 }
 
 type rowKey struct {

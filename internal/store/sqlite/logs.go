@@ -141,11 +141,11 @@ func (s *Store) DeleteLogsBefore(ctx context.Context, t time.Time, limit int) (i
 	defer tx.Rollback()
 	// The same oldest rows in both statements (one transaction, key order):
 	// their request_ids entries first, by primary key.
-	const oldest = ` FROM requests WHERE time_us < ? ORDER BY time_us, id LIMIT ?)`
+	const oldest = ` FROM request_rows WHERE time_us < ? ORDER BY time_us, id LIMIT ?)`
 	if _, err := tx.ExecContext(ctx, `DELETE FROM request_ids WHERE (id, time_us) IN (SELECT id, time_us`+oldest, us, limit); err != nil {
 		return 0, fmt.Errorf("sqlite: delete logs: ids: %w", err)
 	}
-	res, err := tx.ExecContext(ctx, `DELETE FROM requests WHERE (time_us, id) IN (SELECT time_us, id`+oldest, us, limit)
+	res, err := tx.ExecContext(ctx, `DELETE FROM request_rows WHERE (time_us, id) IN (SELECT time_us, id`+oldest, us, limit)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: delete logs: %w", err)
 	}

@@ -14,7 +14,8 @@ import (
 
 // TestMigrateRequestsRebuild writes rows into a database at migration 00003
 // (the schema of the releases before the zone map), as those releases did,
-// then opens it, which rebuilds requests (00005), and reads them back.
+// then opens it, which rebuilds requests (00005) and splits it into
+// request_rows and request_shapes (00007), and reads them back.
 func TestMigrateRequestsRebuild(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "old.db")
@@ -35,6 +36,24 @@ func TestMigrateRequestsRebuild(t *testing.T) {
 	}
 	db.Close()
 	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.CheckMigrated(t, s)
+	s.Close()
+
+	// 00007's Down puts the rows back into one table; up again, they read
+	// the same.
+	db, p := openAtVersion(t, path, 7)
+	if _, err := p.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM requests WHERE key_id <> ''`).Scan(&n); err != nil || n == 0 {
+		t.Fatalf("requests after 00007 down: %d rows with a key, %v", n, err)
+	}
+	db.Close()
+	s, err = Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}

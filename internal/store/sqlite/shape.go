@@ -1,176 +1,217 @@
 package sqlite
 
 import (
-	"slices"
-	"strconv"
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
 	"strings"
 
 	"github.com/tollgate/tollgate/internal/ledger"
 )
 
-// Shaped inserts. Binding a value costs more CPU than storing it: modernc
-// takes the connection's mutex for every bind, copies every text value into
-// C memory and unbinds it again after the statement (docs/perf.md). Most of
-// a row's columns are low-cardinality (key, model, upstream, endpoint,
-// outcome, ...), and a chunk of rows usually repeats a few combinations of
-// them: its shapes. A shaped statement binds each shape once, in a small
-// dictionary of shapeSlots slots, and per row only the row's own values plus
-// the index of its shape, which each shape column selects with a CASE. A
-// chunk with more shapes than slots takes the plain statement. Both store
-// exactly the same values.
+// Shapes (migration 00007). The columns a busy gateway's rows repeat (key,
+// endpoint, model, upstream, outcome, status, ...) are stored once a
+// combination, in request_shapes, and each row of request_rows holds the
+// shape's id. SQLite's insert costs CPU per column of a row (the VDBE
+// reads, copies, checks and encodes each one): a row of 17 columns instead
+// of 28 took 28% fewer instructions (docs/perf.md). The inserter keeps the
+// ids it has seen; shapes are never deleted.
 
-// shapeSlots is how many shapes one shaped statement holds. A slot costs one
-// bind per shape column per statement, whether used or not.
-const shapeSlots = 4
-
-// shaper is one family of shaped statements: which columns it binds per
-// shape. The wide family also shapes the columns that may take many values
-// (varied: end user, client address); a chunk with too many shapes for it
-// may still fit the narrow one, which binds those per row.
-type shaper struct {
-	shapeCols, rowCols []int
-	// unset are the columns left to their DEFAULT (0, NULL): the family
-	// takes only chunks in which every row has them unset (reqCol.unset).
-	unset []int
-	text  []bool // by reqCols index: a string column
-	stmts sized
-	reps  [shapeSlots]*ledger.Record // a row of each shape
-	idx   []int64                    // each row's shape
+// shapeKey holds a record's shape columns (reqCol.shape).
+type shapeKey struct {
+	keyID, keyName, endpoint, model, modelUsed, upstream, outcome string
+	status, attempts                                              int
+	stream, estimated, priced                                     bool
 }
 
-func newShaper(wide, unset bool) *shaper {
-	s := &shaper{text: make([]bool, len(reqCols))}
-	var zero ledger.Record
+func shapeOf(r *ledger.Record) shapeKey {
+	return shapeKey{keyID: r.KeyID, keyName: r.KeyName, endpoint: r.Endpoint, model: r.Model, modelUsed: r.ModelUsed,
+		upstream: r.Upstream, outcome: string(r.Outcome), status: r.Status, attempts: r.Attempts,
+		stream: r.Stream, estimated: r.Estimated, priced: r.Priced}
+}
+
+// maxShapes bounds the inserter's map of shape ids. A gateway has a few
+// dozen shapes; a map this full is cleared and refilled from the table.
+const maxShapes = 4096
+
+// shapeCols are the indexes in reqCols of the shape columns, and rowCols
+// of the others, in reqCols order.
+var shapeCols, rowCols = splitCols()
+
+func splitCols() (shape, row []int) {
 	for i, c := range reqCols {
-		_, s.text[i] = c.val(&zero).(string)
-		if unset && c.unset != nil {
-			s.unset = append(s.unset, i)
-		} else if c.same != nil && (wide || !c.varied) {
-			s.shapeCols = append(s.shapeCols, i)
+		if c.shape {
+			shape = append(shape, i)
 		} else {
-			s.rowCols = append(s.rowCols, i)
+			row = append(row, i)
 		}
 	}
-	return s
+	return shape, row
 }
 
-// sql is the shaped form of insertReqSQL(rows, false): the dictionary s
-// holds shapeSlots shapes, r the rows, each with the number of its shape.
-// Parameters are anonymous and each is used once: a numbered parameter
-// used twice gets a name, and modernc looks each parameter's name up in the
-// list of names, which made binding quadratic. A row's empty string is
-// bound as NULL (no C copy, nothing to unbind) and stored as an empty
-// string; a shape's is bound as is (see args).
-func (s *shaper) sql(rows int) string {
-	names := func(idx []int) string {
-		var b strings.Builder
-		for _, i := range idx {
-			b.WriteString(", " + reqCols[i].name)
-		}
-		return b.String()
+func colNames(idx []int) []string {
+	out := make([]string, len(idx))
+	for k, i := range idx {
+		out[k] = reqCols[i].name
 	}
-	var b strings.Builder
-	b.WriteString(`WITH s(n` + names(s.shapeCols) + `) AS (VALUES `)
-	one := strings.Repeat(",?", len(s.shapeCols)) + ")"
-	for d := range shapeSlots {
-		if d > 0 {
-			b.WriteByte(',')
+	return out
+}
+
+// shapeFindSQL and shapeAddSQL look a shape up and add it.
+var (
+	shapeFindSQL = `SELECT id FROM request_shapes WHERE ` + strings.Join(colNames(shapeCols), " = ? AND ") + ` = ?`
+	shapeAddSQL  = `INSERT INTO request_shapes (` + strings.Join(colNames(shapeCols), ", ") + `) VALUES ` +
+		placeholders(1, len(shapeCols)) + ` RETURNING id`
+)
+
+// shapeIDs sets in.ids to the shape id of each row of chunk, adding the
+// shapes the table lacks. It runs in the caller's transaction: the shapes
+// it adds are listed in in.fresh until the transaction ends (forgetFresh).
+func (in *inserter) shapeIDs(ctx context.Context, chunk []ledger.Record) error {
+	in.ids = in.ids[:0]
+	var last shapeKey
+	var lastID int64 = -1
+	for i := range chunk {
+		k := shapeOf(&chunk[i])
+		if lastID < 0 || k != last {
+			id, ok := in.shapes[k]
+			if !ok {
+				var err error
+				if id, err = in.addShape(ctx, &chunk[i], k); err != nil {
+					return fmt.Errorf("sqlite: request shape: %w", err)
+				}
+			}
+			last, lastID = k, id
 		}
-		b.WriteString("(" + strconv.Itoa(d) + one)
+		in.ids = append(in.ids, lastID)
 	}
-	b.WriteString(`), r(n` + names(s.rowCols) + `) AS (VALUES ` + placeholders(rows, 1+len(s.rowCols)) + `)
-INSERT INTO requests (`)
-	var sel []string
-	for i, c := range reqCols {
-		if slices.Contains(s.unset, i) {
+	return nil
+}
+
+// addShape finds or adds r's shape k in the table and remembers its id.
+func (in *inserter) addShape(ctx context.Context, r *ledger.Record, k shapeKey) (int64, error) {
+	if len(in.shapes) >= maxShapes {
+		clear(in.shapes)
+	}
+	args := make([]driver.NamedValue, len(shapeCols))
+	for n, i := range shapeCols {
+		args[n] = driver.NamedValue{Ordinal: n + 1, Value: reqCols[i].val(r)}
+	}
+	id, found, err := queryID(ctx, in.shapeFind, args)
+	if err == nil && !found {
+		id, found, err = queryID(ctx, in.shapeAdd, args)
+		if err == nil && !found {
+			err = errors.New("insert returned no id")
+		}
+		in.fresh = append(in.fresh, k)
+	}
+	if err != nil {
+		return 0, err
+	}
+	in.shapes[k] = id
+	return id, nil
+}
+
+// forgetFresh drops the ids of the shapes added in a transaction that was
+// rolled back: the table no longer has them.
+func (in *inserter) forgetFresh() {
+	for _, k := range in.fresh {
+		delete(in.shapes, k)
+	}
+	in.fresh = in.fresh[:0]
+}
+
+// queryID runs st, which returns at most one integer.
+func queryID(ctx context.Context, st driver.Stmt, args []driver.NamedValue) (int64, bool, error) {
+	q, ok := st.(driver.StmtQueryContext)
+	if !ok {
+		return 0, false, fmt.Errorf("statement %T cannot query", st)
+	}
+	rows, err := q.QueryContext(ctx, args)
+	if err != nil {
+		return 0, false, err
+	}
+	defer rows.Close()
+	dest := make([]driver.Value, 1)
+	if err := rows.Next(dest); errors.Is(err, io.EOF) {
+		return 0, false, nil
+	} else if err != nil {
+		return 0, false, err
+	}
+	id, ok := dest[0].(int64)
+	if !ok {
+		return 0, false, fmt.Errorf("id is %T", dest[0])
+	}
+	return id, true, nil
+}
+
+// rowsSQL is the insert of rows rows into request_rows: the shape's id and
+// the row columns, without the usually unset ones if unset. A row's empty
+// string is bound as NULL (no C copy, nothing to unbind) and stored as an
+// empty string.
+func rowsSQL(rows int, unset, returning bool) string {
+	cols := []string{"shape"}
+	vals := []string{"?"}
+	for _, i := range rowCols {
+		c := reqCols[i]
+		if unset && c.unset != nil {
 			continue
 		}
-		if len(sel) > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(c.name)
-		sel = append(sel, "r."+c.name)
-		k := len(sel) - 1
-		if slices.Contains(s.shapeCols, i) {
-			sel[k] = "s." + c.name
-		} else if s.text[i] {
-			sel[k] = "coalesce(" + sel[k] + ", '')"
+		cols = append(cols, c.name)
+		if _, text := c.val(&ledger.Record{}).(string); text {
+			vals = append(vals, "coalesce(?, '')")
+		} else {
+			vals = append(vals, "?")
 		}
 	}
-	// CROSS JOIN keeps r the outer loop, so rows go in in batch order.
-	b.WriteString(`) SELECT ` + strings.Join(sel, ", ") + ` FROM r CROSS JOIN s WHERE s.n = r.n
-ON CONFLICT(time_us, id) DO NOTHING`)
+	one := "(" + strings.Join(vals, ", ") + ")"
+	var b strings.Builder
+	b.WriteString(`INSERT INTO request_rows (` + strings.Join(cols, ", ") + `) VALUES `)
+	for k := range rows {
+		if k > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(one)
+	}
+	b.WriteString(` ON CONFLICT(time_us, id) DO NOTHING`)
+	if returning {
+		b.WriteString(` RETURNING id, time_us`)
+	}
 	return b.String()
 }
 
-// find assigns each row of chunk a shape; false if it has more than
-// shapeSlots shapes.
-func (s *shaper) find(chunk []ledger.Record) (n int, ok bool) {
-	for _, i := range s.unset {
-		for k := range chunk {
-			if !reqCols[i].unset(&chunk[k]) {
-				return 0, false
+// allUnset reports whether every row of chunk leaves the usually unset
+// columns at their DEFAULT.
+func allUnset(chunk []ledger.Record) bool {
+	for k := range chunk {
+		for _, i := range rowCols {
+			if u := reqCols[i].unset; u != nil && !u(&chunk[k]) {
+				return false
 			}
-		}
-	}
-	s.idx = s.idx[:0]
-	for i := range chunk {
-		r := &chunk[i]
-		d := 0
-		for d < n && !s.sameShape(s.reps[d], r) {
-			d++
-		}
-		if d == n {
-			if n == shapeSlots {
-				clear(s.reps[:])
-				return n, false
-			}
-			s.reps[n] = r
-			n++
-		}
-		s.idx = append(s.idx, int64(d))
-	}
-	return n, true
-}
-
-func (s *shaper) sameShape(a, b *ledger.Record) bool {
-	for _, i := range s.shapeCols {
-		if !reqCols[i].same(a, b) {
-			return false
 		}
 	}
 	return true
 }
 
-// arg appends the value of column i of r to in's arguments.
-func (s *shaper) arg(in *inserter, i int, r *ledger.Record) {
-	v := reqCols[i].val(r)
-	if s.text[i] && v == "" {
-		v = nil
-	}
-	in.arg(v)
-}
-
-// args appends a shaped statement's arguments for chunk, whose shapes find
-// has just found (n of them), to in.nv.
-func (s *shaper) args(in *inserter, chunk []ledger.Record, n int) {
-	for d := range shapeSlots {
-		for _, i := range s.shapeCols {
-			if d < n {
-				// As is, "" too: a shape is bound once a statement,
-				// and a value never NULL needs no coalesce in every
-				// row (1% fewer instructions a row, docs/perf.md).
-				in.arg(reqCols[i].val(s.reps[d]))
-			} else {
-				in.arg(nil) // an unused slot, never selected
-			}
-		}
-	}
+// rowArgs sets in.nv to the arguments of chunk's insert (rowsSQL), whose
+// shape ids shapeIDs has just set.
+func (in *inserter) rowArgs(chunk []ledger.Record, unset bool) {
+	in.nv = in.nv[:0]
 	for k := range chunk {
-		in.arg(s.idx[k])
-		for _, i := range s.rowCols {
-			s.arg(in, i, &chunk[k])
+		r := &chunk[k]
+		in.arg(in.ids[k])
+		for _, i := range rowCols {
+			c := &reqCols[i]
+			if unset && c.unset != nil {
+				continue
+			}
+			v := c.val(r)
+			if s, ok := v.(string); ok && s == "" {
+				v = nil
+			}
+			in.arg(v)
 		}
 	}
-	clear(s.reps[:]) // keep no record alive
 }

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"database/sql/driver"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -11,11 +12,13 @@ import (
 	"github.com/tollgate/tollgate/internal/ledger"
 )
 
-// Shaped statements must store exactly what the plain statement stores:
-// every column, its SQLite type, NULL bodies, empty strings, and the same
-// aggregates and zones, whichever family (wide, narrow, plain) a chunk
-// takes.
-func TestShapedInsertStoresWhatPlainStores(t *testing.T) {
+// Every insert path must store exactly the record: every column with its
+// SQLite type, NULL bodies apart from empty ones, empty strings, whichever
+// statement family a chunk takes (with or without the usually unset
+// columns), in-process or with a writer process's longer statements, and on
+// the careful RETURNING path of a partly replayed batch; and the same
+// aggregates and zones on every path.
+func TestInsertStoresTheRecord(t *testing.T) {
 	base := time.Date(2026, 3, 1, 10, 59, 0, 0, time.UTC)
 	rec := func(i int) ledger.Record {
 		return ledger.Record{ID: fmt.Sprintf("r%04d", i), Time: base.Add(time.Duration(i) * 7 * time.Second),
@@ -35,12 +38,8 @@ func TestShapedInsertStoresWhatPlainStores(t *testing.T) {
 	tests := []struct {
 		name string
 		recs []ledger.Record
-		// the family of the first 32-row chunk: 0 wide with the usually
-		// unset columns left out, 1 wide, 2 narrow without them, 3 narrow,
-		// -1 plain
-		fam int
 	}{
-		{"one shape", batch(70, func(int, *ledger.Record) {}), 0},
+		{"one shape", batch(70, func(int, *ledger.Record) {})},
 		{"empty strings and bodies", batch(40, func(i int, r *ledger.Record) {
 			r.KeyID, r.KeyName, r.ClientIP, r.User, r.Error = "", "", "", "", ""
 			switch i % 3 {
@@ -49,93 +48,129 @@ func TestShapedInsertStoresWhatPlainStores(t *testing.T) {
 			case 1:
 				r.ResponseBody = []byte("x")
 			}
-		}), 1},
-		{"four shapes (wide)", batch(64, func(i int, r *ledger.Record) {
+		})},
+		{"four shapes", batch(64, func(i int, r *ledger.Record) {
 			r.KeyID = fmt.Sprintf("k%d", i%2)
 			r.Stream = i%4 >= 2
-		}), 0},
-		{"many users (narrow)", batch(64, func(i int, r *ledger.Record) {
+		})},
+		{"many users, errors, every column set", batch(64, func(i int, r *ledger.Record) {
 			r.User = fmt.Sprintf("user%d", i)
 			r.ClientIP = fmt.Sprintf("10.0.0.%d", i%9)
 			r.Outcome, r.Status, r.Error = ledger.OutcomeUpstreamError, 502, "bad gateway"
 			r.CachedTokens, r.ReasoningTokens, r.CacheWriteTokens, r.Estimated = 5, 2, 1, true
-		}), 3},
-		{"many users, usually unset columns unset", batch(64, func(i int, r *ledger.Record) {
-			r.User = fmt.Sprintf("user%d", i)
-		}), 2},
-		{"one row with cached tokens (wide)", batch(40, func(i int, r *ledger.Record) {
+		})},
+		{"one row with cached tokens", batch(40, func(i int, r *ledger.Record) {
 			if i == 31 {
 				r.CachedTokens = 7
 			}
-		}), 1},
-		{"one row with an empty, not absent, body (wide)", batch(40, func(i int, r *ledger.Record) {
+		})},
+		{"one row with an empty, not absent, body", batch(40, func(i int, r *ledger.Record) {
 			if i == 5 {
 				r.RequestBody = []byte{}
 			}
-		}), 1},
-		{"many models (plain)", batch(64, func(i int, r *ledger.Record) {
-			r.Model = fmt.Sprintf("m%d", i%7)
-		}), -1},
-		{"a new key every 16 rows (too many shapes for 128)", batch(300, func(i int, r *ledger.Record) {
-			r.KeyID = fmt.Sprintf("k%d", i/16)
-		}), 0},
-		{"families mixed by chunk", batch(100, func(i int, r *ledger.Record) {
-			if i >= 32 && i < 48 {
-				r.Model = fmt.Sprintf("m%d", i)
-			}
-			if i >= 48 {
-				r.User = fmt.Sprintf("u%d", i)
-			}
-		}), 0},
+		})},
+		{"a shape a row", batch(300, func(i int, r *ledger.Record) {
+			r.Model = fmt.Sprintf("m%d", i)
+		})},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			// plain, shaped, and shaped as a writer process does (longer
-			// statements, cut down when they have too many shapes)
-			var got [3][]string
-			for k, opts := range []Options{{}, {}, {InWriterProcess: true}} {
-				s, err := OpenWith(t.Context(), filepath.Join(t.TempDir(), "t.db"), opts)
+			want := wantRows(tc.recs)
+			var aggs [3][]string
+			for k, mode := range []struct {
+				name   string
+				opts   Options
+				replay bool
+			}{{"in-process", Options{}, false}, {"writer process", Options{InWriterProcess: true}, false},
+				{"replayed", Options{}, true}} {
+				s, err := OpenWith(t.Context(), filepath.Join(t.TempDir(), "t.db"), mode.opts)
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer s.Close()
-				if k == 1 {
-					sh, _ := s.ins.shaped(tc.recs[:32], false)
-					if fam := slices.Index(s.ins.shapers, sh); fam != tc.fam {
-						t.Errorf("first chunk takes family %d, want %d", fam, tc.fam)
+				if mode.replay {
+					// One row stored already: the batch takes the
+					// RETURNING path, which stores the others.
+					last := len(tc.recs) - 1
+					if err := s.InsertRecords(t.Context(), tc.recs[last:]); err != nil {
+						t.Fatal(err)
 					}
-				} else if k == 0 {
-					s.ins.shapers = nil
 				}
 				if err := s.InsertRecords(t.Context(), tc.recs); err != nil {
 					t.Fatal(err)
 				}
+				got := dumpTyped(t, s, `SELECT `+recordColNames()+` FROM requests ORDER BY time_us, id`)
+				if !reflect.DeepEqual(got, want) {
+					for i := range min(len(got), len(want)) {
+						if got[i] != want[i] {
+							t.Fatalf("%s: row %d:\ngot  %s\nwant %s", mode.name, i, got[i], want[i])
+						}
+					}
+					t.Fatalf("%s: %d rows, want %d", mode.name, len(got), len(want))
+				}
 				for _, q := range []string{
-					`SELECT * FROM requests ORDER BY time_us, id`,
 					`SELECT * FROM usage_hourly ORDER BY 1, 2, 3, 4, 5`,
 					`SELECT * FROM usage_daily ORDER BY 1, 2, 3, 4, 5`,
 					`SELECT * FROM request_zones ORDER BY 1, 2, 3`,
 					`SELECT * FROM key_last_used ORDER BY 1`,
 				} {
-					got[k] = append(got[k], dumpTyped(t, s, q)...)
+					aggs[k] = append(aggs[k], dumpTyped(t, s, q)...)
 				}
 			}
-			if len(got[0]) < len(tc.recs) {
-				t.Fatalf("plain insert dumped %d rows for %d records", len(got[0]), len(tc.recs))
-			}
-			for k, name := range []string{"shaped", "process"} {
-				g := got[k+1]
-				if !reflect.DeepEqual(got[0], g) {
-					for i := range min(len(got[0]), len(g)) {
-						if got[0][i] != g[i] {
-							t.Fatalf("row %d differs:\nplain   %s\n%-7s %s", i, got[0][i], name, g[i])
-						}
-					}
-					t.Fatalf("plain dumped %d rows, %s %d", len(got[0]), name, len(g))
-				}
+			if len(aggs[0]) == 0 || !reflect.DeepEqual(aggs[0], aggs[1]) || !reflect.DeepEqual(aggs[0], aggs[2]) {
+				t.Fatalf("aggregates differ:\nin-process %v\nprocess    %v\nreplayed   %v", aggs[0], aggs[1], aggs[2])
 			}
 		})
 	}
+}
+
+func recordColNames() string {
+	out := ""
+	for i, c := range reqCols {
+		if i > 0 {
+			out += ", "
+		}
+		out += c.name
+	}
+	return out
+}
+
+// wantRows is what dumpTyped prints for recs stored, in key order.
+func wantRows(recs []ledger.Record) []string {
+	sorted := slices.Clone(recs)
+	slices.SortFunc(sorted, func(a, b ledger.Record) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		return compareStrings(a.ID, b.ID)
+	})
+	q := `SELECT ` + recordColNames() + ` FROM requests ORDER BY time_us, id`
+	out := make([]string, len(sorted))
+	for k := range sorted {
+		line := q[:30]
+		for _, c := range reqCols {
+			v := c.val(&sorted[k])
+			if b, ok := v.(bool); ok { // SQLite has no booleans
+				v = int64(0)
+				if b {
+					v = int64(1)
+				}
+			}
+			line += fmt.Sprintf(" %s=%T(%v)", c.name, v, v)
+		}
+		out[k] = line
+	}
+	return out
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // dumpTyped returns each row of q as text, every value with its SQLite type.
@@ -172,44 +207,101 @@ func dumpTyped(t *testing.T, s *Store, q string) []string {
 	return out
 }
 
-// A writer process's 128-row chunk with more shapes than a statement holds
-// is cut down to a length that a shaped family fits.
-func TestWriterProcessChunksCutToShapes(t *testing.T) {
+// A shape added in a transaction that is rolled back is forgotten with
+// it: a row stored later with the id it had would point at no shape and
+// drop out of the requests view.
+func TestShapeOfRolledBackTransactionForgotten(t *testing.T) {
+	ctx := t.Context()
+	s, err := OpenWith(ctx, filepath.Join(t.TempDir(), "t.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-	recs := make([]ledger.Record, 300)
-	for i := range recs {
-		recs[i] = ledger.Record{ID: fmt.Sprintf("r%d", i), Time: at, KeyID: fmt.Sprintf("k%d", i/16), Model: "m"}
+	recs := []ledger.Record{{ID: "a", Time: at, KeyID: "k", Model: "m1"}, {ID: "b", Time: at, KeyID: "k", Model: "m2"}}
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	every8 := slices.Clone(recs)
-	for i := range every8 {
-		every8[i].KeyID = fmt.Sprintf("k%d", i/8)
-	}
-	tests := []struct {
-		name    string
-		recs    []ledger.Record
-		checked bool
-		want    int  // rows in the first statement
-		shaped  bool // it is a shaped one
-	}{
-		{"one shape", recs[:16], false, 16, true},
-		{"4 shapes", recs[:64], false, 64, true},
-		{"8 keys in 128 rows, 4 in 64", recs, false, 64, true},
-		{"8 keys in 64 rows, 4 in 32", every8, false, 32, true},
-		{"checked", recs, true, 128, false},
-	}
-	in := newInserter()
-	in.sizes = procChunkSizes
-	for _, tc := range tests {
-		n, sh, _ := in.nextChunk(tc.recs, tc.checked)
-		if n != tc.want || (sh != nil) != tc.shaped {
-			t.Errorf("%s: first statement takes %d rows, shaped %v; want %d, %v", tc.name, n, sh != nil, tc.want, tc.shaped)
+	err = conn.Raw(func(dc any) error {
+		if err := s.ins.prepare(ctx, dc); err != nil {
+			return err
 		}
+		tx, err := dc.(driver.ConnBeginTx).BeginTx(ctx, driver.TxOptions{})
+		if err != nil {
+			return err
+		}
+		s.ins.fresh = s.ins.fresh[:0]
+		if err := s.ins.shapeIDs(ctx, recs); err != nil {
+			return err
+		}
+		if len(s.ins.fresh) != 2 || len(s.ins.shapes) != 2 {
+			t.Errorf("after adding 2 shapes: %d fresh, %d known", len(s.ins.fresh), len(s.ins.shapes))
+		}
+		if err := tx.Rollback(); err != nil {
+			return err
+		}
+		s.ins.forgetFresh()
+		return nil
+	})
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
 	}
-	many := slices.Clone(recs[:128])
-	for i := range many {
-		many[i].Model = fmt.Sprintf("m%d", i) // a shape a row: no family fits
+	if len(s.ins.shapes) != 0 {
+		t.Fatalf("%d shapes still known after the rollback", len(s.ins.shapes))
 	}
-	if n, sh, _ := in.nextChunk(many, false); n != chunkSizes[0] || sh != nil {
-		t.Errorf("shapeless chunk: %d rows, shaped %v; want %d rows, plain", n, sh != nil, chunkSizes[0])
+	if err := s.InsertRecords(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	var n, shapes int
+	if err := s.r.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM requests), (SELECT count(*) FROM request_shapes)`).Scan(&n, &shapes); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 || shapes != 2 {
+		t.Fatalf("requests has %d rows and %d shapes, want 2 and 2", n, shapes)
+	}
+}
+
+// A shape is stored once however many rows, batches and restarts use it,
+// and the map of known ids is cleared when full without losing a row.
+func TestShapesStoredOnce(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "t.db")
+	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	recs := make([]ledger.Record, maxShapes+100)
+	for i := range recs {
+		recs[i] = ledger.Record{ID: fmt.Sprintf("r%05d", i), Time: at, KeyID: fmt.Sprintf("k%d", i%3), Model: "m"}
+	}
+	for i := range recs[:maxShapes+50] {
+		recs[i].Model = fmt.Sprintf("m%d", i) // one shape each, past maxShapes
+	}
+	for round := range 2 {
+		s, err := OpenWith(ctx, path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lo, hi := round*len(recs)/2, (round+1)*len(recs)/2
+		if err := s.InsertRecords(ctx, recs[lo:hi]); err != nil {
+			t.Fatal(err)
+		}
+		if len(s.ins.shapes) > maxShapes {
+			t.Errorf("%d shape ids known, the bound is %d", len(s.ins.shapes), maxShapes)
+		}
+		s.Close()
+	}
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var n, shapes, wrong int
+	q := `SELECT (SELECT count(*) FROM requests), (SELECT count(*) FROM request_shapes),
+		(SELECT count(*) FROM requests WHERE key_id <> 'k' || (CAST(substr(id, 2) AS INTEGER) % 3))`
+	if err := s.r.QueryRowContext(ctx, q).Scan(&n, &shapes, &wrong); err != nil {
+		t.Fatal(err)
+	}
+	if want := maxShapes + 50 + 3; n != len(recs) || shapes != want || wrong != 0 {
+		t.Fatalf("%d rows (want %d), %d shapes (want %d), %d with the wrong key", n, len(recs), shapes, want, wrong)
 	}
 }

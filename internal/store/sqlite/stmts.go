@@ -25,10 +25,8 @@ import (
 var chunkSizes = []int{32, 16, 8, 4, 2, 1}
 
 // procChunkSizes are chunkSizes in a writer process (Options.InWriterProcess),
-// where no request goroutine waits for a statement: a 128-row statement binds
-// its shapes once for four times the rows, ~0.3 µs of CPU a row less than
-// 32-row ones (docs/perf.md). A chunk with more shapes than a shaped
-// statement holds is cut down to 32 rows or fewer first (insert.go).
+// where no request goroutine waits for a statement: a longer statement
+// costs less CPU a row (docs/perf.md).
 var procChunkSizes = []int{128, 64, 32, 16, 8, 4, 2, 1}
 
 // sized is a family of statements, one per entry of the inserter's sizes,
@@ -83,18 +81,26 @@ type inserter struct {
 	pc   driver.ConnPrepareContext // the same
 	nv   []driver.NamedValue       // the arguments of one statement, reused
 
-	ins     sized     // INSERT ... ON CONFLICT DO NOTHING
-	shapers []*shaper // shaped INSERTs, wide first (shape.go)
-	insRet  sized     // the same, RETURNING the rows inserted
-	upsHour sized
-	upsDay  sized
-	upsZone sized
-	insIDs  sized // request_ids entries (ids.go)
-	// lastUsed and ckpt are prepared with the connection: preparing them
+	rows      sized // INSERT INTO request_rows ... ON CONFLICT DO NOTHING
+	rowsUnset sized // the same without the usually unset columns
+	insRet    sized // rows, RETURNING the rows inserted
+	upsHour   sized
+	upsDay    sized
+	upsZone   sized
+	insIDs    sized // request_ids entries (ids.go)
+	// The single statements are prepared with the connection: preparing them
 	// per batch cost CPU, and the parse ran up to 1.2 ms in one stretch in
 	// a trace.
-	lastUsed driver.Stmt
-	ckpt     driver.Stmt
+	lastUsed  driver.Stmt
+	ckpt      driver.Stmt
+	shapeFind driver.Stmt
+	shapeAdd  driver.Stmt
+
+	// shapes are the shape ids known (shape.go); fresh, those added in
+	// the running transaction; ids, each row's of the chunk at hand.
+	shapes map[shapeKey]int64
+	fresh  []shapeKey
+	ids    []int64
 
 	// sizes, ckptBytes and yieldEvery are the defaults, or the writer
 	// process's (Options.InWriterProcess).
@@ -108,27 +114,20 @@ type inserter struct {
 }
 
 func newInserter() *inserter {
-	in := &inserter{shapers: []*shaper{newShaper(true, true), newShaper(true, false), newShaper(false, true), newShaper(false, false)}, sizes: chunkSizes,
-		ckptBytes: ckptBytes, yieldEvery: yieldEvery}
-	in.ins.sql = func(n int) string { return insertReqSQL(n, false) }
-	in.insRet.sql = func(n int) string { return insertReqSQL(n, true) }
+	in := &inserter{sizes: chunkSizes, ckptBytes: ckptBytes, yieldEvery: yieldEvery, shapes: map[shapeKey]int64{}}
+	in.rows.sql = func(n int) string { return rowsSQL(n, false, false) }
+	in.rowsUnset.sql = func(n int) string { return rowsSQL(n, true, false) }
+	in.insRet.sql = func(n int) string { return rowsSQL(n, false, true) }
 	in.upsHour.sql = func(n int) string { return upsertAggSQL("usage_hourly", "hour", n) }
 	in.upsDay.sql = func(n int) string { return upsertAggSQL("usage_daily", "day", n) }
 	in.upsZone.sql = upsertZoneSQL
 	in.insIDs.sql = insertIDsSQL
-	for _, sh := range in.shapers {
-		sh.stmts.sql = sh.sql
-	}
 	return in
 }
 
 // families lists every statement family.
 func (in *inserter) families() []*sized {
-	out := []*sized{&in.ins, &in.insRet, &in.upsHour, &in.upsDay, &in.upsZone, &in.insIDs}
-	for _, sh := range in.shapers {
-		out = append(out, &sh.stmts)
-	}
-	return out
+	return []*sized{&in.rows, &in.rowsUnset, &in.insRet, &in.upsHour, &in.upsDay, &in.upsZone, &in.insIDs}
 }
 
 // yieldEvery is how long the writer runs SQLite statements before it
@@ -166,19 +165,20 @@ const procCkptBytes = 4 << 20
 
 // commitBytes and rowBytes estimate what a batch adds to the WAL: ~11 pages
 // every commit writes (page 1, the aggregate, zone and key_last_used leaves,
-// the B-trees' right edges), and per row its share of the requests leaves
-// plus the logged bodies. Measured without the requests_id index (migration
-// 00006): 22 frames for 250 rows, 55 for 1000. The former single estimate of
-// 300 bytes a row, from when every row also had an index entry, triggered a
-// checkpoint every ~73 pages of a 1000-row batch instead of ~100.
+// the B-trees' right edges), and per row its share of the request_rows
+// leaves plus the logged bodies. Measured without the requests_id index
+// (migration 00006): 22 frames for 250 rows, 55 for 1000, with 180 bytes a
+// row; a row of request_rows (00007) holds about 100. The former single
+// estimate of 300 bytes a row, from when every row also had an index entry,
+// triggered a checkpoint every ~73 pages of a 1000-row batch instead of ~100.
 const commitBytes = 45 << 10
 
 func rowBytes(r *ledger.Record) int64 {
-	return int64(180 + len(r.RequestBody) + len(r.ResponseBody) + len(r.Error))
+	return int64(100 + len(r.RequestBody) + len(r.ResponseBody) + len(r.Error))
 }
 
 // prepare binds the inserter to dc unless it is bound to it, preparing the
-// two single statements; the families are prepared as used (pick).
+// single statements; the families are prepared as used (pick).
 // database/sql replaces a connection only after it failed; the statements
 // of the old one are dropped, not closed, because closing a statement of a
 // closed connection is not safe.
@@ -194,7 +194,7 @@ func (in *inserter) prepare(ctx context.Context, dc any) error {
 	for _, z := range in.families() {
 		z.stmts = nil
 	}
-	in.lastUsed, in.ckpt = nil, nil
+	in.lastUsed, in.ckpt, in.shapeFind, in.shapeAdd = nil, nil, nil, nil
 	for _, p := range []struct {
 		dst *driver.Stmt
 		q   string
@@ -202,6 +202,8 @@ func (in *inserter) prepare(ctx context.Context, dc any) error {
 		{&in.lastUsed, `INSERT INTO key_last_used (key_id, time_us) VALUES (?, ?)
 			ON CONFLICT(key_id) DO UPDATE SET time_us = max(time_us, excluded.time_us)`},
 		{&in.ckpt, `PRAGMA wal_checkpoint(PASSIVE)`},
+		{&in.shapeFind, shapeFindSQL},
+		{&in.shapeAdd, shapeAddSQL},
 	} {
 		st, err := pc.PrepareContext(ctx, p.q)
 		if err != nil {
@@ -225,7 +227,7 @@ func (in *inserter) close() error {
 		}
 		z.stmts = nil
 	}
-	for _, st := range []*driver.Stmt{&in.lastUsed, &in.ckpt} {
+	for _, st := range []*driver.Stmt{&in.lastUsed, &in.ckpt, &in.shapeFind, &in.shapeAdd} {
 		if *st != nil {
 			errs = append(errs, (*st).Close())
 		}
@@ -247,19 +249,6 @@ func (in *inserter) exec(ctx context.Context, st driver.Stmt) (driver.Result, er
 		return nil, fmt.Errorf("sqlite: statement %T cannot exec", st)
 	}
 	return ex.ExecContext(ctx, in.nv)
-}
-
-func insertReqSQL(rows int, returning bool) string {
-	names := make([]string, len(reqCols))
-	for i, c := range reqCols {
-		names[i] = c.name
-	}
-	q := `INSERT INTO requests (` + strings.Join(names, ", ") + `) VALUES ` + placeholders(rows, len(reqCols)) +
-		` ON CONFLICT(time_us, id) DO NOTHING`
-	if returning {
-		q += ` RETURNING id, time_us`
-	}
-	return q
 }
 
 func upsertAggSQL(table, col string, rows int) string {
