@@ -56,7 +56,7 @@ label, c0, c1, r0, r1, s0, s1, t0, t1, per = sys.argv[1:]
 cpu, rows, sw = int(c1) - int(c0), float(r1) - float(r0), int(s1) - int(s0)
 per = [int(x) for x in per.split()]
 med = sorted(per)[len(per) // 2]
-valid = all(p >= 0.4 * med for p in per)
+valid = med > 0 and all(p >= 0.4 * med for p in per)
 print(f"{label}: {cpu / max(rows, 1):.0f} ns/row, {rows:.0f} rows ({rows / (float(t1) - float(t0)):.0f}/s), "
       f"{1000 * sw / max(rows, 1):.1f} switches per 1000 rows, child CPU ms per second {per}, valid={valid}")
 PY

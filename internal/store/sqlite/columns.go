@@ -13,10 +13,10 @@ type reqCol struct {
 	// shape marks the columns stored in request_shapes, not in
 	// request_rows (shape.go); shapeKey has a field for each.
 	shape bool
-	// unset, set on the columns most rows leave at their DEFAULT (0 or
-	// NULL), reports whether r does: a chunk in which every row does
-	// takes statements that leave them out, which saves binding them per
-	// row (stmts.go).
+	// unset, set on the columns most rows leave at their DEFAULT ('', 0
+	// or NULL), reports whether r does: a chunk in which every row does
+	// takes statements that leave the column out, which saves binding it
+	// per row (rows.go).
 	unset func(r *ledger.Record) bool
 }
 
@@ -28,7 +28,8 @@ var reqCols = []reqCol{
 	{name: "time_us", val: func(r *ledger.Record) any { return r.Time.UnixMicro() }},
 	{name: "key_id", val: func(r *ledger.Record) any { return r.KeyID }, shape: true},
 	{name: "key_name", val: func(r *ledger.Record) any { return r.KeyName }, shape: true},
-	{name: "end_user", val: func(r *ledger.Record) any { return r.User }},
+	{name: "end_user", val: func(r *ledger.Record) any { return r.User },
+		unset: func(r *ledger.Record) bool { return r.User == "" }},
 	{name: "endpoint", val: func(r *ledger.Record) any { return r.Endpoint }, shape: true},
 	{name: "model", val: func(r *ledger.Record) any { return r.Model }, shape: true},
 	{name: "model_used", val: func(r *ledger.Record) any { return r.ModelUsed }, shape: true},
@@ -50,7 +51,8 @@ var reqCols = []reqCol{
 	{name: "duration_ns", val: func(r *ledger.Record) any { return int64(r.Duration) }},
 	{name: "ttfb_ns", val: func(r *ledger.Record) any { return int64(r.TTFB) }},
 	{name: "client_ip", val: func(r *ledger.Record) any { return r.ClientIP }},
-	{name: "error", val: func(r *ledger.Record) any { return r.Error }},
+	{name: "error", val: func(r *ledger.Record) any { return r.Error },
+		unset: func(r *ledger.Record) bool { return r.Error == "" }},
 	{name: "request_body", val: func(r *ledger.Record) any { return nullBytes(r.RequestBody) },
 		unset: func(r *ledger.Record) bool { return r.RequestBody == nil }},
 	{name: "response_body", val: func(r *ledger.Record) any { return nullBytes(r.ResponseBody) },

@@ -120,17 +120,15 @@ func (s *Store) insert(ctx context.Context, dc any, recs []ledger.Record, checke
 		if err := in.shapeIDs(ctx, chunk); err != nil {
 			return false, err
 		}
-		z, unset := &in.rows, false
-		if checked {
-			z = &in.insRet
-		} else if allUnset(chunk) {
-			z, unset = &in.rowsUnset, true
+		f := in.insRet
+		if !checked {
+			f = in.rowFamily(chunkMask(chunk))
 		}
-		_, st, err := in.pick(ctx, z, n)
+		_, st, err := in.pick(ctx, &f.stmts, n)
 		if err != nil {
 			return false, err
 		}
-		in.rowArgs(chunk, unset)
+		in.rowArgs(f, chunk)
 		if checked {
 			err = in.insertReturning(ctx, st, byID, agg)
 		} else {

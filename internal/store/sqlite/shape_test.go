@@ -14,8 +14,8 @@ import (
 
 // Every insert path must store exactly the record: every column with its
 // SQLite type, NULL bodies apart from empty ones, empty strings, whichever
-// statement family a chunk takes (with or without the usually unset
-// columns), in-process or with a writer process's longer statements, and on
+// statement family a chunk takes (which usually unset columns it leaves
+// out), in-process or with a writer process's longer statements, and on
 // the careful RETURNING path of a partly replayed batch; and the same
 // aggregates and zones on every path.
 func TestInsertStoresTheRecord(t *testing.T) {
@@ -67,6 +67,17 @@ func TestInsertStoresTheRecord(t *testing.T) {
 		{"one row with an empty, not absent, body", batch(40, func(i int, r *ledger.Record) {
 			if i == 5 {
 				r.RequestBody = []byte{}
+			}
+		})},
+		{"columns unset in some chunks only", batch(200, func(i int, r *ledger.Record) {
+			if i >= 40 {
+				r.User = fmt.Sprintf("u%d", i%5)
+			}
+			if i == 70 || i == 150 {
+				r.Error = "upstream said no"
+			}
+			if i%50 == 0 {
+				r.CacheWriteTokens = 2
 			}
 		})},
 		{"a shape a row", batch(300, func(i int, r *ledger.Record) {

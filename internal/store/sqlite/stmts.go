@@ -81,13 +81,12 @@ type inserter struct {
 	pc   driver.ConnPrepareContext // the same
 	nv   []driver.NamedValue       // the arguments of one statement, reused
 
-	rows      sized // INSERT INTO request_rows ... ON CONFLICT DO NOTHING
-	rowsUnset sized // the same without the usually unset columns
-	insRet    sized // rows, RETURNING the rows inserted
-	upsHour   sized
-	upsDay    sized
-	upsZone   sized
-	insIDs    sized // request_ids entries (ids.go)
+	rowFams map[uint32]*rowFamily // INSERT INTO request_rows, by mask (rows.go)
+	insRet  *rowFamily            // every column, RETURNING the rows inserted
+	upsHour sized
+	upsDay  sized
+	upsZone sized
+	insIDs  sized // request_ids entries (ids.go)
 	// The single statements are prepared with the connection: preparing them
 	// per batch cost CPU, and the parse ran up to 1.2 ms in one stretch in
 	// a trace.
@@ -115,9 +114,7 @@ type inserter struct {
 
 func newInserter() *inserter {
 	in := &inserter{sizes: chunkSizes, ckptBytes: ckptBytes, yieldEvery: yieldEvery, shapes: map[shapeKey]int64{}}
-	in.rows.sql = func(n int) string { return rowsSQL(n, false, false) }
-	in.rowsUnset.sql = func(n int) string { return rowsSQL(n, true, false) }
-	in.insRet.sql = func(n int) string { return rowsSQL(n, false, true) }
+	in.rowFams, in.insRet = map[uint32]*rowFamily{}, newRowFamily(0, true)
 	in.upsHour.sql = func(n int) string { return upsertAggSQL("usage_hourly", "hour", n) }
 	in.upsDay.sql = func(n int) string { return upsertAggSQL("usage_daily", "day", n) }
 	in.upsZone.sql = upsertZoneSQL
@@ -127,7 +124,11 @@ func newInserter() *inserter {
 
 // families lists every statement family.
 func (in *inserter) families() []*sized {
-	return []*sized{&in.rows, &in.rowsUnset, &in.insRet, &in.upsHour, &in.upsDay, &in.upsZone, &in.insIDs}
+	out := []*sized{&in.insRet.stmts, &in.upsHour, &in.upsDay, &in.upsZone, &in.insIDs}
+	for _, f := range in.rowFams {
+		out = append(out, &f.stmts)
+	}
+	return out
 }
 
 // yieldEvery is how long the writer runs SQLite statements before it
