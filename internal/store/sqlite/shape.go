@@ -15,9 +15,9 @@ import (
 // endpoint, model, upstream, outcome, status, ...) are stored once a
 // combination, in request_shapes, and each row of request_rows holds the
 // shape's id. SQLite's insert costs CPU per column of a row (the VDBE
-// reads, copies, checks and encodes each one): a row of 17 columns instead
-// of 28 took 28% fewer instructions (docs/perf.md). The inserter keeps the
-// ids it has seen; shapes are never deleted.
+// reads, copies, checks and encodes each one): rows of 17 columns instead
+// of 28 took a third fewer instructions (docs/perf.md). The inserter keeps
+// the ids it has seen; shapes are never deleted.
 
 // shapeKey holds a record's shape columns (reqCol.shape).
 type shapeKey struct {
