@@ -488,6 +488,11 @@ func TestMetricsAndSecretFreeLogs(t *testing.T) {
 	if resp, _ := post(t, addr, "", msg); resp.StatusCode != 401 {
 		t.Fatalf("no key: %d", resp.StatusCode)
 	}
+	// The key is checked before the body is read: no key and a broken
+	// body is 401, as OpenAI answers, not 400.
+	if resp, body := post(t, addr, "", `{"model":`); resp.StatusCode != 401 || !strings.Contains(body, "invalid_api_key") {
+		t.Fatalf("no key, bad json: %d %s", resp.StatusCode, body)
+	}
 
 	mresp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -499,7 +504,9 @@ func TestMetricsAndSecretFreeLogs(t *testing.T) {
 		`tollgate_requests_total{model="gpt-4o-mini",outcome="ok",route="/v1/chat/completions",upstream="taotoken"} 3`,
 		`tollgate_requests_total{model="none",outcome="client_error",route="/v1/chat/completions",upstream="none"} 1`,
 		`tollgate_requests_total{model="gpt-4o-mini",outcome="upstream_error",route="/v1/chat/completions",upstream="taotoken"} 1`,
-		`tollgate_requests_total{model="gpt-4o-mini",outcome="unauthorized",route="/v1/chat/completions",upstream="none"} 1`,
+		// A request without a valid key is refused before its body is
+		// read: it names no model.
+		`tollgate_requests_total{model="none",outcome="unauthorized",route="/v1/chat/completions",upstream="none"} 2`,
 		`tollgate_upstream_attempts_total{status="2xx",upstream="taotoken"} 3`,
 		`tollgate_upstream_attempts_total{status="5xx",upstream="taotoken"} 2`,
 		`tollgate_time_to_first_token_seconds_bucket{`,

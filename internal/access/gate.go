@@ -77,18 +77,44 @@ type Gate struct {
 
 var _ proxy.Gate = (*Gate)(nil)
 
-// Admit checks the key, the model, the limits and the budget, in that order.
+var _ proxy.Authenticator = (*Gate)(nil)
+
+// Authenticate checks the request's gateway key (nil without keys), before
+// the engine reads the body.
+func (g *Gate) Authenticate(_ context.Context, r *http.Request) (any, error) {
+	if g.Keys == nil {
+		return nil, nil
+	}
+	key, err := g.lookup(r)
+	if err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+func (g *Gate) lookup(r *http.Request) (*store.Key, error) {
+	key, err := g.Keys.Lookup(auth.KeyFromRequest(r))
+	if err != nil {
+		if errors.Is(err, auth.ErrNotReady) {
+			return nil, openai.NewError(http.StatusServiceUnavailable, openai.TypeServer, "keys_not_ready", err.Error())
+		}
+		return nil, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication, "invalid_api_key", err.Error())
+	}
+	return key, nil
+}
+
+// Admit checks the key (unless Authenticate did), the model, the limits and
+// the budget, in that order.
 func (g *Gate) Admit(ctx context.Context, c *proxy.Call) (*proxy.Ticket, error) {
 	if g.Keys == nil {
 		return g.admitAnonymous(ctx, c)
 	}
-	key, err := g.Keys.Lookup(auth.KeyFromRequest(c.Request))
-	if err != nil {
-		code := "invalid_api_key"
-		if errors.Is(err, auth.ErrNotReady) {
-			return nil, openai.NewError(http.StatusServiceUnavailable, openai.TypeServer, "keys_not_ready", err.Error())
+	key, _ := c.Auth.(*store.Key)
+	if key == nil {
+		var err error
+		if key, err = g.lookup(c.Request); err != nil {
+			return nil, err
 		}
-		return nil, openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication, code, err.Error())
 	}
 	t := &proxy.Ticket{KeyID: key.ID, KeyName: key.Name} // Header is made by the first limit that sets one
 	if c.Head.Model != "" && !auth.ModelAllowed(key, c.Head.Model) {

@@ -28,6 +28,7 @@ type exchange struct {
 	start  time.Time
 	rec    ledger.Record
 	ticket *Ticket
+	auth   any // what the gate's Authenticate returned (parse)
 
 	ctx   context.Context // request context with the whole-request deadline
 	body  []byte          // the client's body (nil when the request was built in Go)
@@ -126,9 +127,17 @@ func (ex *exchange) requestContext() (context.Context, context.CancelCauseFunc) 
 // forward, so that their locals are not part of the frames that stay on the
 // handler goroutine's stack while a stream is open (see Proxy.serve).
 
-// parse reads the client's body and has the dialect parse it.
+// parse checks the caller's key if the gate can (Authenticator), then
+// reads the client's body and has the dialect parse it.
 func (ex *exchange) parse() error {
 	r := ex.r
+	if a, ok := ex.p.Gate.(Authenticator); ok {
+		auth, err := a.Authenticate(r.Context(), r)
+		if err != nil {
+			return closeUnread(r, err)
+		}
+		ex.auth = auth
+	}
 	body, buf, err := ex.p.readBody(ex.w, r)
 	if err != nil {
 		return ex.bodyError(err)
@@ -140,9 +149,27 @@ func (ex *exchange) parse() error {
 	return err
 }
 
+// closeUnread marks the refusal of a request whose body is left unread
+// "Connection: close": net/http would otherwise read up to 256 KB of that
+// body before answering, with no deadline, for as long as a slow sender
+// likes.
+func closeUnread(r *http.Request, err error) error {
+	var e *apierr.Error
+	if r.ContentLength == 0 || !errors.As(err, &e) {
+		return err
+	}
+	c := *e
+	c.Header = e.Header.Clone()
+	if c.Header == nil {
+		c.Header = http.Header{}
+	}
+	c.Header.Set("Connection", "close")
+	return &c
+}
+
 // admit asks the gate to let the call through.
 func (ex *exchange) admit(ctx context.Context) error {
-	call := &Call{Request: ex.r, Endpoint: ex.rec.Endpoint, Head: ex.head, BodyLen: len(ex.body), ClientIP: ex.rec.ClientIP}
+	call := &Call{Request: ex.r, Auth: ex.auth, Endpoint: ex.rec.Endpoint, Head: ex.head, BodyLen: len(ex.body), ClientIP: ex.rec.ClientIP}
 	call.PromptTokens = ex.promptTokens
 	t, err := ex.p.Gate.Admit(ctx, call)
 	if t != nil {

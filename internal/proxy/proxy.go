@@ -37,9 +37,20 @@ type Gate interface {
 	Admit(ctx context.Context, c *Call) (*Ticket, error)
 }
 
+// Authenticator is a Gate that checks the caller's key from the request's
+// headers alone. The engine asks it before reading the body, so that a
+// request without a valid key is refused (401, as OpenAI answers) with its
+// body neither read nor parsed; what it returns reaches Admit as Call.Auth.
+type Authenticator interface {
+	Authenticate(ctx context.Context, r *http.Request) (any, error)
+}
+
 // Call is what the Gate sees of a request.
 type Call struct {
-	Request  *http.Request
+	Request *http.Request
+	// Auth is what the Gate's Authenticate returned for this request; nil
+	// for a request that did not pass through it (one built in Go).
+	Auth     any
 	Endpoint string // "/v1/chat/completions"
 	Head     Head
 	BodyLen  int
