@@ -79,17 +79,17 @@ var _ proxy.Gate = (*Gate)(nil)
 
 var _ proxy.Authenticator = (*Gate)(nil)
 
-// Authenticate checks the request's gateway key (nil without keys), before
-// the engine reads the body.
-func (g *Gate) Authenticate(_ context.Context, r *http.Request) (any, error) {
+// Authenticate checks the request's gateway key (none without keys),
+// before the engine reads the body.
+func (g *Gate) Authenticate(_ context.Context, r *http.Request) (proxy.Caller, error) {
 	if g.Keys == nil {
-		return nil, nil
+		return proxy.Caller{}, nil
 	}
 	key, err := g.lookup(r)
 	if err != nil {
-		return nil, err
+		return proxy.Caller{}, err
 	}
-	return key, nil
+	return proxy.Caller{KeyID: key.ID, KeyName: key.Name, Auth: key}, nil
 }
 
 func (g *Gate) lookup(r *http.Request) (*store.Key, error) {

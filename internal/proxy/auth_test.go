@@ -23,24 +23,25 @@ type authGate struct {
 	admits []any // Call.Auth of each Admit
 }
 
-func (g *authGate) Authenticate(_ context.Context, r *http.Request) (any, error) {
+func (g *authGate) Authenticate(_ context.Context, r *http.Request) (Caller, error) {
 	if r.Header.Get("Key") != "good" {
-		return nil, apierr.New(http.StatusUnauthorized, apierr.Authentication, "invalid_api_key", "no key")
+		return Caller{}, apierr.New(http.StatusUnauthorized, apierr.Authentication, "invalid_api_key", "no key")
 	}
-	return "token for good", nil
+	return Caller{KeyID: "k-good", KeyName: "good", Auth: "token for good"}, nil
 }
 
 func (g *authGate) Admit(_ context.Context, c *Call) (*Ticket, error) {
 	g.mu.Lock()
 	g.admits = append(g.admits, c.Auth)
 	g.mu.Unlock()
-	return &Ticket{KeyID: "k"}, nil
+	return &Ticket{KeyID: "k-good", KeyName: "good"}, nil
 }
 
 // A Gate that is an Authenticator checks the key before the body is read:
 // a request without one is refused with 401 whatever its body (too large,
-// here: 413 had it been read), Admit never sees it, and what Authenticate
-// returned reaches Admit for the others.
+// here: 413 had it been read), Admit never sees it, what Authenticate
+// returned reaches Admit for the others, and the key is on the ledger row
+// of a request refused for its body.
 func TestAuthenticateBeforeTheBody(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
@@ -91,8 +92,14 @@ func TestAuthenticateBeforeTheBody(t *testing.T) {
 	if len(gate.admits) != 1 || gate.admits[0] != "token for good" {
 		t.Errorf("Admit saw %v; want once, with Authenticate's token", gate.admits)
 	}
-	if n := len(rec.all()); n != len(tests) {
-		t.Errorf("%d records for %d requests", n, len(tests))
+	recs := rec.all()
+	if len(recs) != len(tests) {
+		t.Fatalf("%d records for %d requests", len(recs), len(tests))
+	}
+	for i, r := range recs { // in request order: each answer came before the next request
+		if want := map[bool]string{true: "k-good"}[tests[i].key == "good"]; r.KeyID != want {
+			t.Errorf("%s: record's key %q, want %q (status %d)", tests[i].name, r.KeyID, want, r.Status)
+		}
 	}
 }
 

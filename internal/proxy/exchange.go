@@ -132,11 +132,11 @@ func (ex *exchange) requestContext() (context.Context, context.CancelCauseFunc) 
 func (ex *exchange) parse() error {
 	r := ex.r
 	if a, ok := ex.p.Gate.(Authenticator); ok {
-		auth, err := a.Authenticate(r.Context(), r)
+		c, err := a.Authenticate(r.Context(), r)
 		if err != nil {
 			return closeUnread(r, err)
 		}
-		ex.auth = auth
+		ex.auth, ex.rec.KeyID, ex.rec.KeyName = c.Auth, c.KeyID, c.KeyName
 	}
 	body, buf, err := ex.p.readBody(ex.w, r)
 	if err != nil {

@@ -40,9 +40,17 @@ type Gate interface {
 // Authenticator is a Gate that checks the caller's key from the request's
 // headers alone. The engine asks it before reading the body, so that a
 // request without a valid key is refused (401, as OpenAI answers) with its
-// body neither read nor parsed; what it returns reaches Admit as Call.Auth.
+// body neither read nor parsed.
 type Authenticator interface {
-	Authenticate(ctx context.Context, r *http.Request) (any, error)
+	Authenticate(ctx context.Context, r *http.Request) (Caller, error)
+}
+
+// Caller is whom Authenticate found: the key named on the request's ledger
+// row (a body that then fails to parse included), and Auth, which Admit
+// gets back as Call.Auth.
+type Caller struct {
+	KeyID, KeyName string
+	Auth           any
 }
 
 // Call is what the Gate sees of a request.
