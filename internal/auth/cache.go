@@ -18,7 +18,7 @@ import (
 // Errors of Cache.Lookup. Their messages are written for API clients and
 // never contain the key.
 var (
-	ErrMissingKey = errors.New("missing API key: send it as 'Authorization: Bearer <key>'")
+	ErrMissingKey = errors.New("missing API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'")
 	ErrUnknownKey = errors.New("invalid API key")
 	ErrRevoked    = errors.New("this API key was revoked")
 	ErrExpired    = errors.New("this API key has expired")
