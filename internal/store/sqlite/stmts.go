@@ -31,9 +31,9 @@ var procChunkSizes = []int{128, 64, 32, 16, 8, 4, 2, 1}
 
 // sized is a family of statements, one per entry of the inserter's sizes,
 // each prepared when a chunk of its size first comes. Preparing all of them
-// up front (~45 statements, the shaped ones ~1 ms each) cost ~5 ms of CPU on
-// every start for statements most workloads never run: 1000-row batches of
-// one shape use two of them.
+// up front (~45 statements, long multi-row ones up to ~1 ms each) cost ~5 ms
+// of CPU on every start for statements most workloads never run: 1000-row
+// batches with the same columns set use two of them.
 type sized struct {
 	sql   func(rows int) string
 	stmts []driver.Stmt // by index in inserter.sizes; nil until prepared
@@ -66,7 +66,7 @@ func (in *inserter) pick(ctx context.Context, z *sized, n int) (int, driver.Stmt
 			return 0, nil, fmt.Errorf("sqlite: prepare: %w", err)
 		}
 		z.stmts[i] = st
-		in.yield() // a shaped statement parses for ~1 ms
+		in.yield() // a long multi-row statement parses for up to ~1 ms
 	}
 	return in.sizes[i], z.stmts[i], nil
 }

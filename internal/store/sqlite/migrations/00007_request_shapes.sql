@@ -4,9 +4,10 @@
 -- are stored once in request_shapes, and a row in request_rows keeps its
 -- own values and the shape's id. The writer's CPU a row went with the
 -- number of columns it handles (SQLite's VDBE reads, copies and checks
--- each one): 28 columns a row became 17, 40,100 instructions a row 28,900
+-- each one): 28 columns a row became 17, 40,579 instructions a row 26,971
+-- with the statements of internal/store/sqlite/rows.go
 -- (bench/writer-instructions.sh), and the writer process's CPU a row at
--- 5000 rows/s 7.2-7.6 us 5.4. requests is now a view with the old
+-- 5000 rows/s 7.2-9.1 us 4.9-5.4. requests is now a view with the old
 -- columns, so every reader reads what it read. The end user, client
 -- address and error stay in the row: they may differ in every request.
 CREATE TABLE request_shapes (
