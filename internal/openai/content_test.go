@@ -87,3 +87,30 @@ func TestStreamEventUsage(t *testing.T) {
 		})
 	}
 }
+
+// TestTailContentOnlyWithoutUsage: a copied-through body's text is kept
+// only when its usage is missing, since only the estimate needs it.
+func TestTailContentOnlyWithoutUsage(t *testing.T) {
+	const msg = `{"choices":[{"index":0,"message":{"role":"assistant","content":"hello there"}}]`
+	tests := []struct {
+		name, tail  string
+		wantTotal   int64
+		wantContent string
+	}{
+		{"usage reported", msg + `,"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}`, 10, ""},
+		{"no usage", msg + `}`, 0, "hello there"},
+		{"usage null", msg + `,"usage":null}`, 0, "hello there"},
+		{"only a total", msg + `,"usage":{"total_tokens":10}}`, 0, "hello there"},
+		{"cut at the front", `there"}}],"usage":{"prompt_tokens":1,"completion_tokens":1}}`, 2, ""},
+		{"empty", ``, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rp := &reply{req: &request{metered: true}}
+			u, content := rp.Tail([]byte(tt.tail))
+			if u.Total() != tt.wantTotal || string(content) != tt.wantContent {
+				t.Errorf("Tail = total %d, content %q; want %d, %q", u.Total(), content, tt.wantTotal, tt.wantContent)
+			}
+		})
+	}
+}

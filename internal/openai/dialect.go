@@ -213,15 +213,20 @@ func (rp *reply) Tail(tail []byte) (proxy.Usage, []byte) {
 	if !rp.req.metered {
 		return proxy.Usage{}, nil
 	}
-	var content []byte
+	u := UsageFromTail(tail).Engine()
+	if u.Total() > 0 || len(tail) == 0 {
+		// The content only serves to estimate a usage the upstream did not
+		// report; finding it meant parsing the whole body (~1.5% of a
+		// non-stream call's CPU at 1000 req/s).
+		return u, nil
+	}
 	// The tail is viewed as a string without a copy; content copies the
 	// one string kept (GetBytes would copy what it returns twice).
-	if len(tail) > 0 {
-		if c := gjson.Get(unsafe.String(&tail[0], len(tail)), "choices.0.message.content"); c.Type == gjson.String {
-			content = []byte(c.Str)
-		}
+	var content []byte
+	if c := gjson.Get(unsafe.String(&tail[0], len(tail)), "choices.0.message.content"); c.Type == gjson.String {
+		content = []byte(c.Str)
 	}
-	return UsageFromTail(tail).Engine(), content
+	return u, content
 }
 
 // Engine converts u to the engine's usage.
