@@ -19,12 +19,22 @@ func fakeUpstream(ctx context.Context, args []string, stdout io.Writer) error {
 	listen := fs.String("listen", "127.0.0.1:9000", "address to listen on")
 	chunks := fs.Int("chunks", 8, "content chunks per streamed reply")
 	chunkDelay := fs.Duration("chunk-delay", 0, "delay between streamed chunks")
+	cert := fs.String("tls-cert", "", "serve HTTPS (and HTTP/2) with this PEM certificate (needs --tls-key)")
+	key := fs.String("tls-key", "", "PEM private key of --tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return usageErr("%v", err)
 	}
-	opts := fakeupstream.Options{Chunks: *chunks, ChunkDelay: *chunkDelay, NoRecord: true}
+	if (*cert == "") != (*key == "") {
+		return usageErr("--tls-cert and --tls-key go together")
+	}
+	opts := fakeupstream.Options{Chunks: *chunks, ChunkDelay: *chunkDelay, NoRecord: true,
+		TLSCertFile: *cert, TLSKeyFile: *key}
+	scheme := "http"
+	if *cert != "" {
+		scheme = "https"
+	}
 	return fakeupstream.ListenAndServe(ctx, *listen, opts, func(addr string) {
-		fmt.Fprintf(stdout, "fake upstream listening on http://%s/v1\n", addr)
+		fmt.Fprintf(stdout, "fake upstream listening on %s://%s/v1\n", scheme, addr)
 	})
 }
 

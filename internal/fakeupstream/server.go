@@ -79,6 +79,10 @@ type Options struct {
 	// gateway's verbatim forwarding of it can be seen; a streamed one always
 	// gets a Responses event stream.
 	NativeResponses bool
+	// TLSCertFile and TLSKeyFile, both set, make ListenAndServe speak
+	// HTTPS, and so HTTP/2 to a client that offers it: an upstream such as
+	// the default one, which load tests otherwise only see over HTTP/1.1.
+	TLSCertFile, TLSKeyFile string
 }
 
 // Request is one request the fake received.
@@ -339,7 +343,11 @@ func ListenAndServe(ctx context.Context, addr string, opts Options, ready func(a
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	if opts.TLSCertFile != "" || opts.TLSKeyFile != "" {
+		go func() { errc <- srv.ServeTLS(ln, opts.TLSCertFile, opts.TLSKeyFile) }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

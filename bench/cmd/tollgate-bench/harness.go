@@ -26,7 +26,27 @@ type harness struct {
 	tollgate string // tollgate binary, "" when unavailable
 	taskset  string // "" = no pinning
 	key      string // gateway key sent to every target; "" = tollgate runs with auth disabled
+	// fakeCert is the fake upstream's certificate file when it speaks
+	// HTTPS (--upstream-tls), "" for plain HTTP.
+	fakeCert string
 	procs    []*load.Proc
+}
+
+// fakeOrigin is the fake upstream's origin at addr.
+func (h *harness) fakeOrigin(addr string) string {
+	if h.fakeCert != "" {
+		return "https://" + addr
+	}
+	return "http://" + addr
+}
+
+// trustEnv makes a proxy trust the fake upstream's certificate: Go reads
+// SSL_CERT_FILE in place of the system roots.
+func (h *harness) trustEnv() []string {
+	if h.fakeCert == "" {
+		return nil
+	}
+	return []string{"SSL_CERT_FILE=" + h.fakeCert}
 }
 
 // db is tollgate's database in the run's temp dir.
@@ -64,15 +84,25 @@ func (h *harness) stopAll() {
 
 // startFake starts the fake upstream on CPU 0 and returns its address. It
 // is `tollgate fake-upstream` when a tollgate binary exists, else this
-// binary's fake mode (the same fakeupstream package).
-func (h *harness) startFake(ctx context.Context) (string, error) {
+// binary's fake mode (the same fakeupstream package). With useTLS it
+// speaks HTTPS with a certificate made for the run.
+func (h *harness) startFake(ctx context.Context, useTLS bool) (string, error) {
 	addr, err := load.FreeAddr()
 	if err != nil {
 		return "", err
 	}
-	pc := load.ProcConfig{Name: "fake", Path: h.self, Args: []string{"fake", "--listen", addr}, CPU: loadCPU}
+	args := []string{"--listen", addr}
+	if useTLS {
+		cert, key, err := selfSigned(h.dir)
+		if err != nil {
+			return "", err
+		}
+		h.fakeCert = cert
+		args = append(args, "--tls-cert", cert, "--tls-key", key)
+	}
+	pc := load.ProcConfig{Name: "fake", Path: h.self, Args: append([]string{"fake"}, args...), CPU: loadCPU}
 	if h.tollgate != "" {
-		pc.Path, pc.Args = h.tollgate, []string{"fake-upstream", "--listen", addr}
+		pc.Path, pc.Args = h.tollgate, append([]string{"fake-upstream"}, args...)
 	}
 	p, err := h.start(pc)
 	if err != nil {
@@ -101,12 +131,13 @@ func (h *harness) startTarget(ctx context.Context, c config, name, fakeAddr stri
 	check := load.TCPCheck(addr)
 	switch name {
 	case load.Baseline:
-		pc.Path, pc.Args = h.self, []string{"baseline", "--listen", addr, "--target", "http://" + fakeAddr}
+		pc.Path, pc.Args = h.self, []string{"baseline", "--listen", addr, "--target", h.fakeOrigin(fakeAddr)}
+		pc.Env = h.trustEnv()
 	case load.Tollgate:
 		pc.Path, pc.Args = h.tollgate, []string{"serve"}
 		pc.Scrub = []string{"TOLLGATE_", "TAOTOKEN_", "PORT="}
 		pc.Env = []string{
-			"TAOTOKEN_BASE_URL=http://" + fakeAddr + "/v1",
+			"TAOTOKEN_BASE_URL=" + h.fakeOrigin(fakeAddr) + "/v1",
 			"TAOTOKEN_API_KEY=sk-bench",
 			"TOLLGATE_DB=" + h.db(),
 			"TOLLGATE_LOG_LEVEL=warn",
@@ -115,6 +146,7 @@ func (h *harness) startTarget(ctx context.Context, c config, name, fakeAddr stri
 		if h.key == "" {
 			pc.Env = append(pc.Env, "TOLLGATE_AUTH=disabled")
 		}
+		pc.Env = append(pc.Env, h.trustEnv()...)
 		pc.Env = append(pc.Env, c.tollgateEnv...)
 		check = load.HTTPCheck("http://" + addr + "/healthz")
 	}

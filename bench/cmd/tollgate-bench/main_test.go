@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -61,6 +63,8 @@ func TestParseFlags(t *testing.T) {
 		{"three rounds", []string{"--rounds", "3"}, false, func(c config) bool { return c.rounds == 3 }},
 		{"zero rounds", []string{"--rounds", "0"}, true, nil},
 		{"too many rounds", []string{"--rounds", "10"}, true, nil},
+		{"upstream TLS", []string{"--upstream-tls", "--targets", "baseline,tollgate"}, false, func(c config) bool { return c.upstreamTLS }},
+		{"upstream TLS with direct", []string{"--upstream-tls"}, true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,5 +238,70 @@ func TestRoundOrder(t *testing.T) {
 	}
 	if targets[0] != "direct" {
 		t.Errorf("roundOrder changed its argument: %v", targets)
+	}
+}
+
+// TestFakeOverTLS: with the certificate selfSigned makes, the fake mode
+// speaks HTTPS and HTTP/2 to a client that trusts that certificate alone.
+func TestFakeOverTLS(t *testing.T) {
+	cert, key, err := selfSigned(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, err := os.ReadFile(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pemBytes) {
+		t.Fatal("certificate file holds no certificate")
+	}
+	addr, err := load.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- fake(ctx, []string{"--listen", addr, "--tls-cert", cert, "--tls-key", key}, io.Discard)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("fake: %v", err)
+		}
+	}()
+	if err := waitTCP(t, addr); err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get("https://" + addr + "/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
+		t.Fatalf("status %d over %s; want 200 over HTTP/2", resp.StatusCode, resp.Proto)
+	}
+}
+
+// TestRunUpstreamTLS runs the tool with --upstream-tls: the baseline
+// proxy, trusting the run's certificate, reaches the fake over HTTPS.
+func TestRunUpstreamTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	rep := runBench(t, []string{
+		"--targets", "baseline", "--workloads", "open,idle", "--duration", "300ms", "--warmup", "0",
+		"--rate", "100", "--idle-streams", "20", "--idle-hold", "50ms", "--settle", "0", "--pin=false", "--upstream-tls",
+	}, "20 open")
+	if len(rep.Results) != 2 {
+		t.Fatalf("%d results, want 2", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		if r.Errors != 0 || r.Requests == 0 {
+			t.Errorf("%s: %d ok, %d errors (%s)", r.Workload, r.Requests, r.Errors, r.FirstError)
+		}
 	}
 }

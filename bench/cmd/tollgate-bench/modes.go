@@ -56,6 +56,9 @@ func baseline(ctx context.Context, args []string, stderr io.Writer) error {
 			MaxIdleConnsPerHost: 4096,
 			IdleConnTimeout:     90 * time.Second,
 			DisableCompression:  true,
+			// As http.DefaultTransport: HTTP/2 to an HTTPS target
+			// (--upstream-tls), which a custom DialContext turns off.
+			ForceAttemptHTTP2: true,
 		},
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -70,10 +73,13 @@ func fake(ctx context.Context, args []string, stderr io.Writer) error {
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
 	chunks := fs.Int("chunks", 8, "content chunks per streamed reply")
 	chunkDelay := fs.Duration("chunk-delay", 0, "delay between streamed chunks")
+	cert := fs.String("tls-cert", "", "serve HTTPS (and HTTP/2) with this PEM certificate")
+	key := fs.String("tls-key", "", "PEM private key of --tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
-	opts := fakeupstream.Options{Chunks: *chunks, ChunkDelay: *chunkDelay, NoRecord: true}
+	opts := fakeupstream.Options{Chunks: *chunks, ChunkDelay: *chunkDelay, NoRecord: true,
+		TLSCertFile: *cert, TLSKeyFile: *key}
 	if err := fakeupstream.ListenAndServe(ctx, *listen, opts, nil); err != nil {
 		return fmt.Errorf("fake: %w", err)
 	}

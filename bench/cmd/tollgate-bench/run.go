@@ -43,6 +43,7 @@ type config struct {
 	idleDelay    time.Duration
 	idleHold     time.Duration
 	freshIdle    bool
+	upstreamTLS  bool // the fake upstream speaks HTTPS (and HTTP/2)
 	pin          bool
 	jsonPath     string
 	keep         bool
@@ -80,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.idleDelay, "idle-chunk-delay", 5*time.Second, "chunk delay that keeps idle streams open")
 	fs.DurationVar(&c.idleHold, "idle-hold", time.Second, "how long idle streams are held before memory is sampled")
 	fs.BoolVar(&c.freshIdle, "fresh-idle", true, "restart the proxy before the idle workload, so its RSS is not inflated by earlier workloads")
+	fs.BoolVar(&c.upstreamTLS, "upstream-tls", false, "serve the fake upstream over HTTPS with a throwaway self-signed certificate the proxies trust (SSL_CERT_FILE), so they speak HTTP/2 to it as to an HTTPS upstream such as the default one; not with the direct target")
 	fs.BoolVar(&c.pin, "pin", runtime.NumCPU() >= 2, "pin the proxy under test to CPU 1 and the load tool and fake to CPU 0 (needs taskset)")
 	fs.StringVar(&c.jsonPath, "json", "", "also write results as JSON to this file")
 	fs.IntVar(&c.rounds, "rounds", 1, "run every target this many times (1-9), in alternating order, and judge the checks by their medians")
@@ -105,6 +107,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		if _, ok := specFor(c, w); !ok {
 			return c, fmt.Errorf("%w: unknown workload %q", errUsage, w)
 		}
+	}
+	if c.upstreamTLS && slices.Contains(c.targets, load.Direct) {
+		return c, fmt.Errorf("%w: --upstream-tls needs --targets without direct (the load tool does not trust the certificate)", errUsage)
 	}
 	if c.rounds < 1 || c.rounds > 9 {
 		return c, fmt.Errorf("%w: --rounds must be in [1, 9]", errUsage)
@@ -215,7 +220,7 @@ func run(ctx context.Context, log *slog.Logger, c config, stdout io.Writer) erro
 			}
 		}
 	}
-	fakeAddr, err := h.startFake(ctx)
+	fakeAddr, err := h.startFake(ctx, c.upstreamTLS)
 	if err != nil {
 		return err
 	}

@@ -200,7 +200,7 @@ func (e *soakEnv) setup(ctx context.Context, log *slog.Logger, c soakConfig) err
 		"--rpm", "1000000000", "--tpm", "2000000000", "--max-parallel", "1000000"); err != nil {
 		return err
 	}
-	fakeAddr, err := e.h.startFake(ctx)
+	fakeAddr, err := e.h.startFake(ctx, false)
 	if err != nil {
 		return err
 	}
