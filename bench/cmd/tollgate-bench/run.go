@@ -168,7 +168,7 @@ func specFor(c config, w string) (load.Spec, bool) {
 		s.Kind, s.Workers, s.Duration, s.Body = load.ClosedLoop, c.bodyWorkers, c.bodyDuration, chatBody(false, c.bodySize)
 	case load.WorkloadIdle:
 		s.Kind, s.Workers, s.Body = load.IdleStreams, c.idleStreams, chatBody(true, 0)
-		s.Header, s.Hold, s.Timeout = streamHdr(3, c.idleDelay), c.idleHold, 30*time.Second
+		s.Header, s.Hold, s.Timeout = streamHdr(3, c.idleDelay), c.idleHold, c.idleHold+30*time.Second
 	default:
 		return s, false
 	}
