@@ -75,3 +75,68 @@ func TestRun(t *testing.T) {
 		}
 	})
 }
+
+// TestQuietCollection: a paced heap that goes without a collection gets
+// one after Quiet, then after twice as long each time, until the heap
+// collects on its own again; a heap small enough for Percent never does.
+func TestQuietCollection(t *testing.T) {
+	const mib = 1 << 20
+	tests := []struct {
+		name    string
+		live    uint64
+		natural []int // seconds at which the heap collects on its own
+		want    []int // seconds at which the pacer collects
+	}{
+		{"paced, quiet", 128 * mib, nil, []int{5, 15, 35}},
+		// The collection after second 12 is seen at the tick of 13.
+		{"paced, a natural collection resets the wait", 128 * mib, []int{12}, []int{5, 18, 28}},
+		{"small heap", 10 * mib, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var mu sync.Mutex
+				var cycles uint64
+				var got []int
+				start := time.Now()
+				p := &Pacer{
+					Live:   func() uint64 { return tt.live },
+					Set:    func(int) int { return 0 },
+					Cycles: func() uint64 { mu.Lock(); defer mu.Unlock(); return cycles },
+					Collect: func() {
+						mu.Lock()
+						defer mu.Unlock()
+						cycles++
+						got = append(got, int(time.Since(start).Round(time.Second)/time.Second))
+					},
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan struct{})
+				go func() { p.Run(ctx); close(done) }()
+				for s := 1; s <= 40; s++ {
+					time.Sleep(time.Second)
+					synctest.Wait()
+					for _, n := range tt.natural {
+						if n == s {
+							mu.Lock()
+							cycles++
+							mu.Unlock()
+						}
+					}
+				}
+				cancel()
+				<-done
+				mu.Lock()
+				defer mu.Unlock()
+				if len(got) != len(tt.want) {
+					t.Fatalf("collected at %v s, want %v", got, tt.want)
+				}
+				for i := range got {
+					if got[i] != tt.want[i] {
+						t.Fatalf("collected at %v s, want %v", got, tt.want)
+					}
+				}
+			})
+		})
+	}
+}
