@@ -229,6 +229,9 @@ func UsageFromTail(tail []byte) Usage {
 	if j == len(tail) || tail[j] != '{' {
 		return Usage{}
 	}
+	if u, ok := parseUsageFast(tail[j:]); ok {
+		return u
+	}
 	return ParseUsage(gjson.Parse(unsafe.String(&tail[j], len(tail)-j)))
 }
 
