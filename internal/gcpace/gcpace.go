@@ -155,18 +155,14 @@ func (q *quietGC) tick(now time.Time, paced bool) {
 }
 
 // gcCycles is how many collections have completed.
-func gcCycles() uint64 {
-	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
-	}
-	return s[0].Value.Uint64()
-}
+func gcCycles() uint64 { return readUint64("/gc/cycles/total:gc-cycles") }
 
 // liveHeap is the heap the last collection marked live.
-func liveHeap() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+func liveHeap() uint64 { return readUint64("/gc/heap/live:bytes") }
+
+// readUint64 reads one runtime/metrics counter, 0 if the runtime has none.
+func readUint64(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
 		return 0

@@ -2,6 +2,7 @@ package gcpace
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -140,4 +141,19 @@ func TestQuietCollection(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestRuntimeMetrics: the metric names the pacer reads exist, so it does
+// not pace on zeros.
+func TestRuntimeMetrics(t *testing.T) {
+	before := gcCycles()
+	keep := make([]byte, 1<<20)
+	runtime.GC()
+	if after := gcCycles(); after <= before {
+		t.Errorf("collections %d after runtime.GC, %d before", after, before)
+	}
+	if live := liveHeap(); live < 1<<20 {
+		t.Errorf("live heap %d bytes with 1 MiB kept", live)
+	}
+	runtime.KeepAlive(keep)
 }

@@ -168,37 +168,81 @@ func ParseUsage(u gjson.Result) Usage {
 	}
 	var out Usage
 	u.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "prompt_tokens", "input_tokens":
-			out.PromptTokens = v.Int()
-		case "completion_tokens", "output_tokens":
-			out.CompletionTokens = v.Int()
-		case "total_tokens":
-			out.TotalTokens = v.Int()
-		case "prompt_tokens_details", "input_tokens_details":
-			if c := v.Get("cached_tokens"); c.Exists() {
-				out.CachedTokens = c.Int()
-			}
-			if c := v.Get("cache_write_tokens"); c.Exists() { // OpenRouter
-				out.CacheWriteTokens = c.Int()
-			}
-		case "cache_creation_input_tokens": // Anthropic-style counts on an OpenAI response
-			if out.CacheWriteTokens == 0 {
-				out.CacheWriteTokens = v.Int()
-			}
-		case "prompt_cache_hit_tokens": // DeepSeek
-			if out.CachedTokens == 0 {
-				out.CachedTokens = v.Int()
-			}
-		case "completion_tokens_details", "output_tokens_details":
-			out.ReasoningTokens = v.Get("reasoning_tokens").Int()
-		}
+		foldUsage(&out, k.Str, gjsonValue(v))
 		return true
 	})
-	if out.TotalTokens == 0 {
-		out.TotalTokens = out.PromptTokens + out.CompletionTokens
+	return out.withTotal()
+}
+
+// usageValue is a member's value in a usage object, as a reader sees it.
+type usageValue[V any] interface {
+	// count is the value as a token count; false when the reader cannot
+	// tell what it is.
+	count() (int64, bool)
+	// member is the first member name of the value (an object): found
+	// false when it has none, ok false when the reader cannot tell.
+	member(name string) (v V, found, ok bool)
+}
+
+// foldUsage applies one member of a usage object to u, for ParseUsage and
+// parseUsageFast alike; false when v could not be read.
+func foldUsage[V usageValue[V]](u *Usage, key string, v V) bool {
+	switch key {
+	case "prompt_tokens", "input_tokens":
+		return setCount(&u.PromptTokens, v)
+	case "completion_tokens", "output_tokens":
+		return setCount(&u.CompletionTokens, v)
+	case "total_tokens":
+		return setCount(&u.TotalTokens, v)
+	case "prompt_tokens_details", "input_tokens_details":
+		return setMember(&u.CachedTokens, v, "cached_tokens") &&
+			setMember(&u.CacheWriteTokens, v, "cache_write_tokens") // OpenRouter
+	case "cache_creation_input_tokens": // Anthropic-style counts on an OpenAI response
+		if u.CacheWriteTokens == 0 {
+			return setCount(&u.CacheWriteTokens, v)
+		}
+	case "prompt_cache_hit_tokens": // DeepSeek
+		if u.CachedTokens == 0 {
+			return setCount(&u.CachedTokens, v)
+		}
+	case "completion_tokens_details", "output_tokens_details":
+		u.ReasoningTokens = 0 // a details object without it says none
+		return setMember(&u.ReasoningTokens, v, "reasoning_tokens")
 	}
-	return out
+	return true
+}
+
+func setCount[V usageValue[V]](dst *int64, v V) bool {
+	n, ok := v.count()
+	*dst = n
+	return ok
+}
+
+// setMember sets *dst from v's member name, when v has one.
+func setMember[V usageValue[V]](dst *int64, v V, name string) bool {
+	m, found, ok := v.member(name)
+	if !ok || !found {
+		return ok
+	}
+	return setCount(dst, m)
+}
+
+// withTotal fills in TotalTokens when the upstream left it out.
+func (u Usage) withTotal() Usage {
+	if u.TotalTokens == 0 {
+		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	}
+	return u
+}
+
+// gjsonValue reads a member's value with gjson's conversions.
+type gjsonValue gjson.Result
+
+func (v gjsonValue) count() (int64, bool) { return gjson.Result(v).Int(), true }
+
+func (v gjsonValue) member(name string) (gjsonValue, bool, bool) {
+	m := gjson.Result(v).Get(name)
+	return gjsonValue(m), m.Exists(), true
 }
 
 // UsageFromBody finds the "usage" object of a complete JSON response.

@@ -6,7 +6,8 @@ package openai
 // path takes only the usual shape: plain keys, integer token counts, detail
 // objects; anything else (escapes, floats, strings, literals where a count
 // is read, malformed JSON) reports false and ParseUsage decides, so both
-// give the same answer (FuzzParseUsageFast). One difference, on purpose:
+// give the same answer (FuzzParseUsageFast). Which member sets which count
+// is foldUsage's, shared with ParseUsage. One difference, on purpose:
 // gjson.Parse of the tail took the rest of the body as the object, and its
 // ForEach read members past the usage object's end; the fast path stops
 // there, as UsageFromBody always did.
@@ -15,78 +16,49 @@ package openai
 // space) as ParseUsage would; false when it cannot be sure to agree.
 func parseUsageFast(b []byte) (Usage, bool) {
 	var out Usage
-	ok := eachMember(b, func(key, val []byte) bool {
-		switch string(key) {
-		case "prompt_tokens", "input_tokens":
-			return count(val, &out.PromptTokens)
-		case "completion_tokens", "output_tokens":
-			return count(val, &out.CompletionTokens)
-		case "total_tokens":
-			return count(val, &out.TotalTokens)
-		case "prompt_tokens_details", "input_tokens_details":
-			return detail(val, "cached_tokens", &out.CachedTokens) &&
-				detail(val, "cache_write_tokens", &out.CacheWriteTokens)
-		case "cache_creation_input_tokens":
-			if out.CacheWriteTokens == 0 {
-				return count(val, &out.CacheWriteTokens)
-			}
-		case "prompt_cache_hit_tokens":
-			if out.CachedTokens == 0 {
-				return count(val, &out.CachedTokens)
-			}
-		case "completion_tokens_details", "output_tokens_details":
-			out.ReasoningTokens = 0 // ParseUsage sets it even when absent
-			return detail(val, "reasoning_tokens", &out.ReasoningTokens)
-		}
-		return true
-	})
-	if !ok {
+	if !eachMember(b, func(key, val []byte) bool { return foldUsage(&out, string(key), rawValue(val)) }) {
 		return Usage{}, false
 	}
-	if out.TotalTokens == 0 {
-		out.TotalTokens = out.PromptTokens + out.CompletionTokens
-	}
-	return out, true
+	return out.withTotal(), true
 }
 
-// detail sets *dst from the first member name of obj, an object or null; a
-// missing member leaves *dst alone.
-func detail(obj []byte, name string, dst *int64) bool {
-	if string(obj) == "null" {
-		return true
-	}
-	found := false
-	return eachMember(obj, func(key, val []byte) bool {
-		if found || string(key) != name {
-			return true
-		}
-		found = true
-		return count(val, dst)
-	})
-}
+// rawValue is a member's value as its JSON bytes. It reads only integers
+// of at most 18 digits, and objects (or null) for their members.
+type rawValue []byte
 
-// count sets *dst from an integer of at most 18 digits.
-func count(val []byte, dst *int64) bool {
-	neg := len(val) > 0 && val[0] == '-'
-	digits := val
+func (v rawValue) count() (int64, bool) {
+	neg := len(v) > 0 && v[0] == '-'
+	digits := v
 	if neg {
-		digits = val[1:]
+		digits = v[1:]
 	}
 	if len(digits) == 0 || len(digits) > 18 || (digits[0] == '0' && len(digits) > 1) {
-		return false
+		return 0, false
 	}
 	var n int64
 	for _, c := range digits {
 		if c < '0' || c > '9' {
-			return false
+			return 0, false
 		}
 		n = n*10 + int64(c-'0')
 	}
 	if neg {
 		n = -n
 	}
-	*dst = n
-	return true
+	return n, true
+}
+
+func (v rawValue) member(name string) (m rawValue, found, ok bool) {
+	if string(v) == "null" {
+		return nil, false, true // gjson finds no member in null either
+	}
+	ok = eachMember(v, func(key, val []byte) bool {
+		if !found && string(key) == name {
+			m, found = val, true
+		}
+		return true
+	})
+	return m, found, ok
 }
 
 // eachMember calls f with each member of the object at the start of b (key
