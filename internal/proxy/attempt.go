@@ -103,15 +103,27 @@ type pendingResponse struct {
 }
 
 // writePending writes the response attempt left in ex.pending, if any, and
-// ends its attempt.
+// ends its attempt, unless it opened an event stream: run ends that one
+// after copying it (endPending).
 func (ex *exchange) writePending() {
+	pr := &ex.pending
+	if pr.resp == nil {
+		return
+	}
+	ex.respond(pr.resp, pr.att, pr.out, pr.headersIn)
+	if ex.ev.resp == nil {
+		ex.endPending()
+	}
+}
+
+// endPending ends the attempt whose response was written, if not yet done.
+func (ex *exchange) endPending() {
 	pr := ex.pending
 	if pr.resp == nil {
 		return
 	}
 	ex.pending = pendingResponse{}
 	defer pr.acancel(nil)
-	ex.respond(pr.resp, pr.att, pr.out, pr.headersIn)
 	ex.idle.stop()
 	if errors.Is(context.Cause(pr.actx), errIdle) && ex.rec.Outcome == ledger.OutcomeUpstreamError {
 		ex.noteIdle()

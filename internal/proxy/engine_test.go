@@ -117,6 +117,13 @@ func (r *records) all() []ledger.Record {
 
 func newStubGateway(t *testing.T, d stubDialect, bodyTimeout time.Duration) (*httptest.Server, *records) {
 	t.Helper()
+	gw, rec, _ := newStubGatewayPool(t, d, bodyTimeout)
+	return gw, rec
+}
+
+// newStubGatewayPool is newStubGateway, also returning its upstream pool.
+func newStubGatewayPool(t *testing.T, d stubDialect, bodyTimeout time.Duration) (*httptest.Server, *records, *upstream.Pool) {
+	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		model, _ := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -132,7 +139,7 @@ func newStubGateway(t *testing.T, d stubDialect, bodyTimeout time.Duration) (*ht
 		MaxBody: 1 << 20, Timeout: 10 * time.Second, BodyTimeout: bodyTimeout, BackoffBase: time.Millisecond}
 	gw := httptest.NewServer(p.Handler(d))
 	t.Cleanup(gw.Close)
-	return gw, rec
+	return gw, rec, pool
 }
 
 func TestEngineTranslatesThroughTheDialect(t *testing.T) {
@@ -153,7 +160,7 @@ func TestEngineTranslatesThroughTheDialect(t *testing.T) {
 }
 
 func TestEnginePanicInDialectCostsOneRequest(t *testing.T) {
-	gw, rec := newStubGateway(t, stubDialect{panicOnEvent: true}, 0)
+	gw, rec, pool := newStubGatewayPool(t, stubDialect{panicOnEvent: true}, 0)
 	resp, err := http.Post(gw.URL+"/v1/x", "text/plain", strings.NewReader("m1"))
 	if err == nil {
 		_, err = io.ReadAll(resp.Body) // the stream was aborted after its headers
@@ -165,6 +172,11 @@ func TestEnginePanicInDialectCostsOneRequest(t *testing.T) {
 	recs := rec.all()
 	if len(recs) != 1 || recs[0].Status != 500 {
 		t.Fatalf("records %+v; want one row with status 500", recs)
+	}
+	// The stream's attempt was ended before its record: its upstream's slot
+	// is free again.
+	if st := pool.Status(); st[0].InFlight != 0 {
+		t.Errorf("after the panic, %d attempts in flight; want 0", st[0].InFlight)
 	}
 	// The gateway still serves.
 	gw2, _ := newStubGateway(t, stubDialect{}, 0)

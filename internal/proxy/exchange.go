@@ -48,6 +48,12 @@ type exchange struct {
 
 	idle    *attemptTimer   // fires when the upstream body stalls; touched per read
 	pending pendingResponse // the response attempt left for writePending
+	ev      events          // an event stream respond opened, for run to copy
+
+	// serve's, ended by endServe
+	endCtx   context.CancelCauseFunc // ends ctx
+	deadline *time.Timer             // the whole-request deadline
+	observed func()                  // the Observer's end of this request
 
 	prompt    int64 // memo of promptTokens
 	promptSet bool
@@ -77,9 +83,10 @@ func (ex *exchange) serve() error {
 	if ex.head.User != "" {
 		ex.rec.User = ex.head.User
 	}
+	// What is begun here ends in endServe, which run calls after the
+	// response, an event stream's included, was copied.
 	if p.Observer != nil {
-		end := p.Observer.Begin(ex.head.Stream)
-		defer end()
+		ex.observed = p.Observer.Begin(ex.head.Stream)
 	}
 
 	// The client going away cancels ctx through its parent (the cause is
@@ -87,10 +94,9 @@ func (ex *exchange) serve() error {
 	// context.AfterFunc on r.Context() to name the cause: it cost three
 	// allocations per request and said nothing ctxErr does not.
 	ctx, cancel := ex.requestContext()
-	defer cancel(nil)
+	ex.endCtx = cancel
 	if p.Timeout > 0 {
-		t := time.AfterFunc(p.Timeout, func() { cancel(errDeadline) })
-		defer t.Stop()
+		ex.deadline = time.AfterFunc(p.Timeout, func() { cancel(errDeadline) })
 	}
 	ex.ctx = ctx
 
@@ -104,6 +110,20 @@ func (ex *exchange) serve() error {
 	}
 	ex.writePending()
 	return nil
+}
+
+// endServe ends what serve began: the deadline, the request context and
+// the observer's count.
+func (ex *exchange) endServe() {
+	if ex.deadline != nil {
+		ex.deadline.Stop()
+	}
+	if ex.endCtx != nil {
+		ex.endCtx(nil)
+	}
+	if ex.observed != nil {
+		ex.observed()
+	}
 }
 
 // requestContext derives ctx from the request's. A request whose stream's

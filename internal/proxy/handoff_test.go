@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -205,6 +206,56 @@ func TestStreamOpensWithItsFirstEvent(t *testing.T) {
 	nc, _ := ask("slow") // returns once the header is in: no event comes
 	if w := first.all(); len(w) != 2 || !strings.HasSuffix(w[1], "Transfer-Encoding: chunked\r\n\r\n") {
 		t.Errorf("first writes %q; want the second connection's to be the header alone", w)
+	}
+	nc.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream request was not cancelled after the client left")
+	}
+}
+
+// TestWaitingStreamStackIsShallow: a stream waiting for its next event
+// waits in sse's Wait called from pumpEvents under run, with none of the
+// frames that set it up (serve, forward, attempt, respond) below: the
+// runtime halves such a goroutine's stack to 4 KiB at a collection, and a
+// deeper wait kept 8 KiB for every open stream (docs/perf.md).
+func TestWaitingStreamStackIsShallow(t *testing.T) {
+	addr, _, cancelled, _ := takenGateway(t, stubDialect{})
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	io.WriteString(nc, "POST /v1/x HTTP/1.1\r\nHost: gw\r\nContent-Length: 4\r\n\r\nwait")
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, len("data: HELLO WAIT\n\n"))); err != nil {
+		t.Fatal(err)
+	}
+	var waiting string
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(10 * time.Second); waiting == "" && time.Now().Before(deadline); {
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "internal/sse.(*Reader).Wait(") {
+				waiting = g
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if waiting == "" {
+		t.Fatal("no goroutine waits in sse.(*Reader).Wait while the stream is open")
+	}
+	if !strings.Contains(waiting, "proxy.(*exchange).pumpEvents(") || !strings.Contains(waiting, "proxy.(*Proxy).run(") {
+		t.Errorf("the stream does not wait from pumpEvents under run:\n%s", waiting)
+	}
+	for _, f := range []string{"(*exchange).serve(", "(*exchange).forward(", "(*exchange).attempt(", "(*exchange).respond(", "(*exchange).writePending(", "(*exchange).copyEvent("} {
+		if strings.Contains(waiting, f) {
+			t.Errorf("the waiting stream keeps %s on its stack:\n%s", f, waiting)
+		}
 	}
 	nc.Close()
 	select {

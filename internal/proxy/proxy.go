@@ -233,7 +233,13 @@ func (p *Proxy) begin(w http.ResponseWriter, r *http.Request, x *Exchange) *exch
 // it and gives it back to the pool.
 func (p *Proxy) run(ex *exchange, rec *ledger.Record) (aborted bool) {
 	defer func() {
-		if v := recover(); v != nil {
+		v := recover()
+		// What the calls that began the response left open, in the order
+		// their defers would have ended it.
+		ex.endEvents()
+		ex.endPending()
+		ex.endServe()
+		if v != nil {
 			ex.recovered(v) // a dialect's bug costs this request, never the process or its record
 		}
 		ex.finish()
@@ -254,6 +260,10 @@ func (p *Proxy) run(ex *exchange, rec *ledger.Record) (aborted bool) {
 	}
 	if err := ex.serve(); err != nil {
 		ex.fail(err)
+	}
+	if ex.ev.resp != nil {
+		// Here, not in respond: see events.
+		ex.pumpEvents()
 	}
 	return false
 }

@@ -24,7 +24,8 @@ const (
 )
 
 // respond writes the upstream response to the client through the dialect's
-// Reply, metering usage on the way past. After this point no retry is possible.
+// Reply, metering usage on the way past. After this point no retry is
+// possible. An event stream is only opened here: run copies it (pumpEvents).
 func (ex *exchange) respond(resp *http.Response, att *upstream.Attempt, out *Outbound, headersIn time.Duration) {
 	rec := &ex.rec
 	rec.Status = resp.StatusCode
@@ -33,6 +34,14 @@ func (ex *exchange) respond(resp *http.Response, att *upstream.Attempt, out *Out
 	if resp.StatusCode == http.StatusTooManyRequests {
 		res.RetryAfter = retryAfterOf(resp.Header, time.Now())
 	}
+	if resp.StatusCode < 400 && isEventStream(resp.Header.Get("Content-Type")) {
+		ex.ev = events{resp: resp, att: att, res: res} // first: a panic below still ends them (endEvents)
+		ex.passHeader(resp, out.Reply)
+		ex.ev.st = out.Reply.Stream()
+		ex.ev.rc = ex.openEvents(resp)
+		ex.ev.rd = sse.NewReader(resp.Body)
+		return
+	}
 	defer func() { att.Done(res) }()
 	defer resp.Body.Close()
 
@@ -40,32 +49,39 @@ func (ex *exchange) respond(resp *http.Response, att *upstream.Attempt, out *Out
 		ex.relayError(resp, out.Reply)
 		return
 	}
+	ex.passHeader(resp, out.Reply)
+	var (
+		u   Usage
+		err error
+	)
+	if out.Reply.Whole() {
+		u, err = ex.copyWhole(resp, out.Reply)
+	} else {
+		u, err = ex.copyBytes(resp, out.Reply, resp.ContentLength < 0)
+	}
+	ex.settleCopy(u, err, &res)
+}
+
+// settleCopy records what copying a response body found: its usage, and
+// how it broke, if it did.
+func (ex *exchange) settleCopy(u Usage, err error, res *upstream.Result) {
+	if u.Known() {
+		ex.setUsage(u)
+	}
+	if err != nil {
+		ex.streamFailed(err, res)
+	}
+}
+
+// passHeader copies a successful response's header to the client's.
+func (ex *exchange) passHeader(resp *http.Response, reply Reply) {
 	removeHopHeaders(resp.Header)
 	ex.copyHeader(resp.Header)
 	// The upstream request (its header, URL) is not needed past here; a
 	// stream would hold it to its end.
 	resp.Request = nil
-	if rh, ok := out.Reply.(ReplyHeader); ok {
+	if rh, ok := reply.(ReplyHeader); ok {
 		rh.ResponseHeader(ex.w.Header())
-	}
-	sseBody := isEventStream(resp.Header.Get("Content-Type"))
-	var (
-		u   Usage
-		err error
-	)
-	switch {
-	case sseBody:
-		u, err = ex.copyEvents(resp, out.Reply.Stream(), ex.openEvents(resp))
-	case out.Reply.Whole():
-		u, err = ex.copyWhole(resp, out.Reply)
-	default:
-		u, err = ex.copyBytes(resp, out.Reply, resp.ContentLength < 0)
-	}
-	if u.Known() {
-		ex.setUsage(u)
-	}
-	if err != nil {
-		ex.streamFailed(err, &res)
 	}
 }
 
@@ -144,9 +160,7 @@ var errClientWrite = errors.New("write to client failed")
 // openEvents sends the header of an event stream at once, so the client
 // sees the stream open, unless the stream's connection was taken and its
 // first event came with the upstream's headers: the header then goes with
-// that event, in one write. It is called before copyEvents, not in it: with
-// net/http the first flush runs chunkWriter.writeHeader (a 2.8 KB frame),
-// and every frame under it counts against the handler goroutine's 8 KB stack.
+// that event, in one write.
 func (ex *exchange) openEvents(resp *http.Response) *http.ResponseController {
 	if ex.handoff != nil && resp.StatusCode == http.StatusOK {
 		ex.takeConn()
@@ -168,59 +182,109 @@ func bodyArrived(body io.Reader) bool {
 	return ok && b.Buffered() > 0
 }
 
-// copyEvents forwards an event stream through the dialect's Stream, event
-// by event, flushing each unless the next is already buffered.
-func (ex *exchange) copyEvents(resp *http.Response, st Stream, rc *http.ResponseController) (Usage, error) {
-	rd := sse.NewReader(resp.Body)
-	var rerr error
+// events is an event stream respond opened, for run to copy: the frames of
+// the calls that set it up (serve, forward, attempt, respond) are gone by
+// then, so a stream waits for its next event with a few hundred bytes of
+// frames under it, and the runtime halves its goroutine's 8 KiB stack at
+// the next collection: 4 KiB less for each open stream (docs/perf.md,
+// thirteenth session). What those calls' defers did after the copy is done
+// by run's: endEvents, endPending, endServe.
+type events struct {
+	resp *http.Response
+	att  *upstream.Attempt
+	res  upstream.Result
+	st   Stream
+	rc   *http.ResponseController
+	rd   *sse.Reader
+	err  error // what ended the copy, if not the stream's clean end
+}
+
+// pumpEvents copies the event stream respond opened to the client, event by
+// event, then settles it. Its frame and Wait's are all a waiting stream
+// keeps above run's: keep the work in copyEvent.
+func (ex *exchange) pumpEvents() {
+	rd := ex.ev.rd
 	for {
-		ev, err := rd.Next()
-		ex.touch()
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				rerr = err
-			}
+		rd.Wait()
+		if !ex.copyEvent() {
 			break
 		}
-		out, err := st.Event(ex.evBuf[:0], ev)
-		ex.evBuf = out
-		if err != nil {
-			rerr = err
-			break
+	}
+	ex.closeEvents()
+}
+
+// copyEvent forwards the next event through the dialect's Stream, flushing
+// it unless the next is already buffered. It reports whether to go on.
+func (ex *exchange) copyEvent() bool {
+	s := &ex.ev
+	e, err := s.rd.Next()
+	ex.touch()
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			s.err = err
 		}
-		if len(out) == 0 {
-			if !rd.HasBufferedEvent() {
-				_ = rc.Flush() // the header, if it waited for an event that is hidden
+		return false
+	}
+	out, err := s.st.Event(ex.evBuf[:0], e)
+	ex.evBuf = out
+	if err != nil {
+		s.err = err
+		return false
+	}
+	if len(out) == 0 {
+		if !s.rd.HasBufferedEvent() {
+			_ = s.rc.Flush() // the header, if it waited for an event that is hidden
+		}
+		return true
+	}
+	if _, err := ex.w.Write(out); err != nil {
+		s.err = errClientWrite
+		return false
+	}
+	ex.firstByte()
+	if s.rd.HasBufferedEvent() {
+		return true // the next event is already here: one flush covers both
+	}
+	if err := s.rc.Flush(); err != nil {
+		s.err = errClientWrite
+		return false
+	}
+	return true
+}
+
+// closeEvents ends a copied event stream: the dialect's last words to the
+// client (unless it is gone), then the usage and the outcome.
+func (ex *exchange) closeEvents() {
+	s := &ex.ev
+	if s.err != errClientWrite {
+		clientGone := ex.ctx.Err() != nil && !errors.Is(ex.ctxErr(), errDeadline)
+		var fault *apierr.Error
+		if s.err != nil {
+			fault = ex.streamFault(s.err)
+		}
+		if out := s.st.End(ex.evBuf[:0], fault); len(out) > 0 && !clientGone {
+			ex.evBuf = out
+			if _, err := ex.w.Write(out); err == nil {
+				ex.firstByte()
+				_ = s.rc.Flush()
 			}
-			continue
-		}
-		if _, err := ex.w.Write(out); err != nil {
-			ex.content = st.Content()
-			return st.Usage(), errClientWrite
-		}
-		ex.firstByte()
-		if rd.HasBufferedEvent() {
-			continue // the next event is already here: one flush covers both
-		}
-		if err := rc.Flush(); err != nil {
-			ex.content = st.Content()
-			return st.Usage(), errClientWrite
 		}
 	}
-	clientGone := ex.ctx.Err() != nil && !errors.Is(ex.ctxErr(), errDeadline)
-	var fault *apierr.Error
-	if rerr != nil {
-		fault = ex.streamFault(rerr)
+	ex.content = s.st.Content()
+	ex.settleCopy(s.st.Usage(), s.err, &s.res)
+}
+
+// endEvents closes an opened event stream's upstream body and ends its
+// attempt, as respond's defers do for other bodies; run calls it whether
+// the copy finished or panicked.
+func (ex *exchange) endEvents() {
+	s := &ex.ev
+	if s.resp == nil {
+		return
 	}
-	if out := st.End(ex.evBuf[:0], fault); len(out) > 0 && !clientGone {
-		ex.evBuf = out
-		if _, err := ex.w.Write(out); err == nil {
-			ex.firstByte()
-			_ = rc.Flush()
-		}
-	}
-	ex.content = st.Content()
-	return st.Usage(), rerr
+	_ = s.resp.Body.Close()
+	s.att.Done(s.res)
+	ex.ev = events{}
 }
 
 // copyWhole reads a non-stream body whole (bounded) and writes the dialect's

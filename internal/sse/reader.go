@@ -326,6 +326,20 @@ func parseDigits(b []byte) (int, bool) {
 	return n, true
 }
 
+// Wait reads from the source once if no unread input is buffered (and the
+// source has not failed), and does nothing otherwise; Next then reads on as
+// it needs. It lets a caller block for the next event from a frame of its
+// own choosing: a proxy holding thousands of open streams waits in Wait
+// from a shallow stack, where waiting inside Next would keep Next's frame
+// and every caller's under each stream (docs/perf.md). Like Next, it
+// invalidates the Data and Raw of the event returned before.
+func (r *Reader) Wait() {
+	if r.r == r.w && r.err == nil {
+		r.r, r.w = 0, 0
+		r.fill()
+	}
+}
+
 // HasBufferedEvent reports whether the unread input already holds a complete
 // block, so the next call to Next will not block on the source. A proxy uses
 // it to coalesce flushes: it flushes only when no further event is ready.

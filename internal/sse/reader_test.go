@@ -72,7 +72,15 @@ func refParse(in string) []ev {
 // readAll drains r, returning the dispatched events, all Raw bytes
 // concatenated, and the terminal error (nil for a clean io.EOF).
 func readAll(t testing.TB, r *Reader) (evs []ev, raw []byte, err error) {
+	return readAllWaiting(t, r, false)
+}
+
+// readAllWaiting is readAll, calling Wait before each Next when wait is set.
+func readAllWaiting(t testing.TB, r *Reader, wait bool) (evs []ev, raw []byte, err error) {
 	for range 1 << 20 {
+		if wait {
+			r.Wait()
+		}
 		e, err := r.Next()
 		raw = append(raw, e.Raw...)
 		if e.Dispatch && err == nil {
@@ -323,10 +331,12 @@ func FuzzReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
 		want := refParse(string(in))
 		for name, src := range map[string]io.Reader{
-			"whole":   bytes.NewReader(in),
-			"chunked": &chunkReader{in, int(chunk%16) + 1},
+			"whole":        bytes.NewReader(in),
+			"chunked":      &chunkReader{in, int(chunk%16) + 1},
+			"chunked+wait": &chunkReader{in, int(chunk%16) + 1},
+			"onebyte+wait": iotest.OneByteReader(bytes.NewReader(in)),
 		} {
-			got, raw, err := readAll(t, NewReaderSize(src, 512))
+			got, raw, err := readAllWaiting(t, NewReaderSize(src, 512), strings.HasSuffix(name, "+wait"))
 			if err != nil && err != io.ErrUnexpectedEOF {
 				t.Fatalf("%s: err = %v", name, err)
 			}
@@ -358,6 +368,65 @@ func TestHasBufferedEvent(t *testing.T) {
 		}
 		if got := r.HasBufferedEvent(); got != tt.want {
 			t.Errorf("HasBufferedEvent after first event of %q = %v; want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+// countingReader counts the Reads that reach it.
+type countingReader struct {
+	io.Reader
+	reads int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.reads++
+	return c.Reader.Read(p)
+}
+
+// TestReaderWait checks that Wait reads only when nothing unread is
+// buffered and the source has not failed, and that a stream read with Wait
+// before every Next gives what it gives without.
+func TestReaderWait(t *testing.T) {
+	const in = "data: a\n\ndata: b\n\ndata: c"
+	type step struct {
+		reads int    // the source's Reads after Wait
+		data  string // what Next then returns
+		err   error
+	}
+	tests := []struct {
+		chunk int
+		steps []step
+	}{
+		{9, []step{ // each Read ends on an event's end: every Wait reads
+			{1, "a", nil}, {2, "b", nil}, {3, "c", io.ErrUnexpectedEOF}, {4, "", io.EOF},
+		}},
+		{12, []step{ // each Read ends inside an event: Wait leaves it to Next
+			{1, "a", nil}, {1, "b", nil}, {2, "c", io.ErrUnexpectedEOF}, {4, "", io.EOF},
+		}},
+	}
+	for _, tt := range tests {
+		src := &countingReader{Reader: &chunkReader{[]byte(in), tt.chunk}}
+		r := NewReaderSize(src, 512)
+		for i, s := range tt.steps {
+			r.Wait()
+			if src.reads != s.reads {
+				t.Fatalf("chunk %d, step %d: %d reads after Wait; want %d", tt.chunk, i, src.reads, s.reads)
+			}
+			e, err := r.Next()
+			if err != s.err || string(e.Data) != s.data {
+				t.Fatalf("chunk %d, step %d: Next = %q, %v; want %q, %v", tt.chunk, i, e.Data, err, s.data, s.err)
+			}
+		}
+	}
+	body := []byte("\uFEFF: c\n\nid: 1\r\ndata: x\r\n\r\ndata: y\rdata: z\r\r\nevent: e\ndata: w\n\ndata: cut")
+	want, wantRaw, wantErr := readAll(t, NewReaderSize(bytes.NewReader(body), 512))
+	for name, src := range readers(body) {
+		got, raw, err := readAllWaiting(t, NewReaderSize(src, 512), true)
+		if err != wantErr || !bytes.Equal(raw, wantRaw) {
+			t.Errorf("%s: with Wait, Raw %q and error %v; want %q and %v", name, raw, err, wantRaw, wantErr)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: with Wait, events differ (-want +got):\n%s", name, diff)
 		}
 	}
 }
