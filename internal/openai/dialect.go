@@ -273,7 +273,7 @@ func (s *stream) Event(dst []byte, ev sse.Event) ([]byte, error) {
 	if data := ev.Data; len(data) > 0 && data[0] == '{' {
 		if u >= 0 && !onlyUsageNull(data[u:]) {
 			if uj := gjson.GetBytes(data, "usage"); uj.IsObject() {
-				s.u = ParseUsage(uj)
+				s.u = usageIn(data, uj)
 				if s.hideUsage && gjson.GetBytes(data, "choices.#").Int() == 0 {
 					return dst, nil
 				}

@@ -1,5 +1,7 @@
 package openai
 
+import "github.com/tidwall/gjson"
+
 // A usage object read without gjson. Every copied-through response is
 // metered from its tail; gjson's ForEach built a Result for each member
 // (~1 µs a call, ~2% of a non-stream call's CPU at saturation). The fast
@@ -185,4 +187,17 @@ func skipSpace(b []byte, i int) int {
 		i++
 	}
 	return i
+}
+
+// usageIn is ParseUsage(uj) for a usage object uj found in data, read by
+// parseUsageFast where it can: a chunk's usage costs a third of the time,
+// and gjson's float parsing under ForEach was the deepest call of a
+// stream's goroutine (docs/perf.md, thirteenth session).
+func usageIn(data []byte, uj gjson.Result) Usage {
+	if end := uj.Index + len(uj.Raw); uj.Index > 0 && end <= len(data) {
+		if u, ok := parseUsageFast(data[uj.Index:end]); ok {
+			return u
+		}
+	}
+	return ParseUsage(uj)
 }

@@ -54,6 +54,24 @@ func TestParseUsageFastAgrees(t *testing.T) {
 	}
 }
 
+// TestUsageInAgrees: a chunk's usage read by usageIn is ParseUsage's, for
+// every seed, wherever the object sits in the chunk.
+func TestUsageInAgrees(t *testing.T) {
+	for i, s := range usageSeeds {
+		for _, chunk := range []string{
+			`{"usage":` + s + `}`,
+			`{"id":"c","choices":[],"usage":` + s + `}`,
+			`{"id":"c","usage": ` + s + ` ,"x":{"usage":{"prompt_tokens":99}}}`,
+		} {
+			data := []byte(chunk)
+			uj := gjson.GetBytes(data, "usage")
+			if got, want := usageIn(data, uj), ParseUsage(uj); got != want {
+				t.Errorf("seed %d in %s: usageIn %+v, ParseUsage %+v", i, chunk, got, want)
+			}
+		}
+	}
+}
+
 // FuzzParseUsageFast: whatever the bytes, the fast path either gives up or
 // gives ParseUsage's answer.
 func FuzzParseUsageFast(f *testing.F) {

@@ -26,9 +26,9 @@ type Dialect interface {
 type Inbound struct {
 	RequestID string
 	Method    string
-	Path      string // the path after /v1, e.g. "/chat/completions"
-	Query     string // raw query, without "?"
-	Header    http.Header
+	Path      string      // the path after /v1, e.g. "/chat/completions"
+	Query     string      // raw query, without "?"
+	Header    http.Header // during Parse only: the engine drops it after
 	Body      []byte
 }
 

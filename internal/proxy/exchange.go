@@ -24,7 +24,8 @@ type exchange struct {
 	req    Request
 	head   Head
 	w      http.ResponseWriter
-	r      *http.Request
+	r      *http.Request // nil once a stream's connection is taken (takeConn)
+	method string        // r.Method, for the access log
 	start  time.Time
 	rec    ledger.Record
 	ticket *Ticket
@@ -166,6 +167,9 @@ func (ex *exchange) parse() error {
 	in := &Inbound{RequestID: ex.rec.ID, Method: r.Method, Path: strings.TrimPrefix(r.URL.Path, "/v1"), Query: r.URL.RawQuery,
 		Header: r.Header, Body: body}
 	ex.req, err = ex.d.Parse(in)
+	// A dialect that keeps in keeps its header map too: a taken stream
+	// lets go of the client's request (takeConn), and with it this.
+	in.Header = nil
 	return err
 }
 

@@ -4,6 +4,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -27,6 +28,12 @@ import (
 // cancelled) or for a minute. first holds the first write to each client
 // connection.
 func takenGateway(t *testing.T, d stubDialect) (addr string, rec *records, cancelled chan struct{}, first *firstWrites) {
+	t.Helper()
+	return takenGatewayGate(t, d, nil)
+}
+
+// takenGatewayGate is takenGateway with a Gate.
+func takenGatewayGate(t *testing.T, d stubDialect, gate Gate) (addr string, rec *records, cancelled chan struct{}, first *firstWrites) {
 	t.Helper()
 	cancelled = make(chan struct{}, 1)
 	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -62,7 +69,7 @@ func takenGateway(t *testing.T, d stubDialect) (addr string, rec *records, cance
 	}
 	rec = &records{}
 	p := &Proxy{Pool: func() Planner { return pool }, Transport: NewTransport(), Recorder: rec, Streams: streams,
-		MaxBody: 1 << 20, Timeout: time.Minute, BackoffBase: time.Millisecond}
+		MaxBody: 1 << 20, Timeout: time.Minute, BackoffBase: time.Millisecond, Gate: gate}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -262,6 +269,70 @@ func TestWaitingStreamStackIsShallow(t *testing.T) {
 	case <-cancelled:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the upstream request was not cancelled after the client left")
+	}
+}
+
+// collectedGate admits every call and reports on collected when the
+// client's request of the first becomes garbage.
+type collectedGate struct {
+	once      sync.Once
+	collected chan struct{}
+}
+
+func (g *collectedGate) Admit(_ context.Context, c *Call) (*Ticket, error) {
+	g.once.Do(func() {
+		runtime.AddCleanup(c.Request, func(ch chan struct{}) { close(ch) }, g.collected)
+	})
+	return nil, nil
+}
+
+// TestTakenStreamLetsGoOfTheRequest: once a stream's connection is taken,
+// nothing holds the client's *http.Request (its header map, URL, body
+// reader) while the stream stays open.
+func TestTakenStreamLetsGoOfTheRequest(t *testing.T) {
+	gate := &collectedGate{collected: make(chan struct{})}
+	addr, rec, cancelled, _ := takenGatewayGate(t, stubDialect{}, gate)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	io.WriteString(nc, "POST /v1/x HTTP/1.1\r\nHost: gw\r\nX-Big: "+strings.Repeat("h", 4000)+"\r\nContent-Length: 4\r\n\r\nwait")
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, len("data: HELLO WAIT\n\n"))); err != nil {
+		t.Fatal(err)
+	}
+	collected := false
+	for i := 0; i < 100 && !collected; i++ {
+		runtime.GC()
+		select {
+		case <-gate.collected:
+			collected = true
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if !collected {
+		t.Error("the client's request is still reachable while its stream is open")
+	}
+	if n := len(rec.all()); n != 0 {
+		t.Fatalf("%d records while the stream is open; want none", n)
+	}
+	nc.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream request was not cancelled after the client left")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(rec.all()) < 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if recs := rec.all(); len(recs) != 1 || recs[0].Outcome != ledger.OutcomeCancelled {
+		t.Errorf("records %+v; want one, cancelled", recs)
 	}
 }
 

@@ -215,6 +215,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, x *Exchange, rec *
 func (p *Proxy) begin(w http.ResponseWriter, r *http.Request, x *Exchange) *exchange {
 	ex := p.newExchange() // zeroed but for its scratch buffers (putExchange)
 	ex.p, ex.d, ex.req, ex.w, ex.r, ex.start = p, x.Dialect, x.Request, w, r, time.Now()
+	ex.method = r.Method
 	ex.rec.ID = w.Header().Get("X-Request-Id")
 	ex.rec.Time = ex.start.UTC()
 	ex.rec.Endpoint = r.URL.Path
@@ -350,12 +351,16 @@ func (ex *exchange) logAccess() {
 	if rec.Status >= 500 {
 		level = slog.LevelWarn
 	}
-	if !l.Enabled(ex.r.Context(), level) {
+	ctx := context.Background()
+	if ex.r != nil {
+		ctx = ex.r.Context()
+	}
+	if !l.Enabled(ctx, level) {
 		return
 	}
 	l.LogAttrs(context.Background(), level, "request",
 		slog.String("request_id", rec.ID),
-		slog.String("method", ex.r.Method),
+		slog.String("method", ex.method),
 		slog.String("path", rec.Endpoint),
 		slog.String("key", rec.KeyName),
 		slog.String("model", rec.Model),

@@ -326,30 +326,56 @@ func parseDigits(b []byte) (int, bool) {
 	return n, true
 }
 
-// Wait reads from the source once if no unread input is buffered (and the
-// source has not failed), and does nothing otherwise; Next then reads on as
-// it needs. It lets a caller block for the next event from a frame of its
-// own choosing: a proxy holding thousands of open streams waits in Wait
-// from a shallow stack, where waiting inside Next would keep Next's frame
-// and every caller's under each stream (docs/perf.md). Like Next, it
+// Wait reads from the source until the unread input holds a complete
+// block, the source fails, or the unread input reaches waitLimit (a larger
+// block is left to Next), and does nothing when a complete block is
+// already buffered. It lets a caller block for the next event from a frame
+// of its own choosing: a proxy holding thousands of open streams waits in
+// Wait from a shallow stack, where waiting inside Next would keep Next's
+// frame and every caller's under each stream (docs/perf.md). Like Next, it
 // invalidates the Data and Raw of the event returned before.
 func (r *Reader) Wait() {
-	if r.r == r.w && r.err == nil {
-		r.r, r.w = 0, 0
+	for r.err == nil && r.w-r.r < waitLimit && !r.HasBufferedEvent() {
+		if r.r == r.w {
+			r.r, r.w = 0, 0
+		}
 		r.fill()
 	}
 }
 
+// waitLimit bounds the unread input Wait reads up to, and so what each of
+// its checks for a complete block scans.
+const waitLimit = 64 << 10
+
 // HasBufferedEvent reports whether the unread input already holds a complete
 // block, so the next call to Next will not block on the source. A proxy uses
 // it to coalesce flushes: it flushes only when no further event is ready.
+//
+// A block ends at a blank line: a line terminator ("\n", "\r\n" or a lone
+// "\r") right after another, or at the start of the block. Of two
+// terminators in a row the first ends in "\n" or "\r" and the second
+// begins with "\n" or "\r"; "\r" then "\n" is one terminator, so "\n\n",
+// "\n\r" and "\r\r" are exactly the blank lines after a line. The answer is
+// exact: a wrong yes would leave an event unflushed while Next waits, a
+// wrong no would have Wait block with an event in hand.
 func (r *Reader) HasBufferedEvent() bool {
 	rest := r.buf[r.r:r.w]
-	return bytes.Contains(rest, lflf) || bytes.Contains(rest, crcr) || bytes.Contains(rest, crlfcrlf)
+	if !r.begun {
+		// A byte-order mark may precede the first line: only Next knows.
+		// Yes, so that Wait leaves the stream's start to Next.
+		return len(rest) > 0
+	}
+	if r.skipLF && len(rest) > 0 && rest[0] == '\n' {
+		rest = rest[1:] // the "\n" of a "\r\n" whose "\r" ended the last block
+	}
+	if len(rest) > 0 && (rest[0] == '\n' || rest[0] == '\r') {
+		return true // a blank line first: an empty block
+	}
+	return bytes.Contains(rest, lflf) || bytes.Contains(rest, lfcr) || bytes.Contains(rest, crcr)
 }
 
 var (
-	lflf     = []byte("\n\n")
-	crcr     = []byte("\r\r")
-	crlfcrlf = []byte("\r\n\r\n")
+	lflf = []byte("\n\n")
+	lfcr = []byte("\n\r")
+	crcr = []byte("\r\r")
 )

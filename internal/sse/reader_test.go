@@ -383,9 +383,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return c.Reader.Read(p)
 }
 
-// TestReaderWait checks that Wait reads only when nothing unread is
-// buffered and the source has not failed, and that a stream read with Wait
-// before every Next gives what it gives without.
+// TestReaderWait checks that Wait reads until a complete block is buffered
+// or the source fails, and not at all when one is, and that a stream read
+// with Wait before every Next gives what it gives without.
 func TestReaderWait(t *testing.T) {
 	const in = "data: a\n\ndata: b\n\ndata: c"
 	type step struct {
@@ -397,11 +397,14 @@ func TestReaderWait(t *testing.T) {
 		chunk int
 		steps []step
 	}{
-		{9, []step{ // each Read ends on an event's end: every Wait reads
-			{1, "a", nil}, {2, "b", nil}, {3, "c", io.ErrUnexpectedEOF}, {4, "", io.EOF},
+		{9, []step{ // each Read ends on an event's end: every Wait reads, the last to the end
+			{1, "a", nil}, {2, "b", nil}, {4, "c", io.ErrUnexpectedEOF}, {4, "", io.EOF},
 		}},
-		{12, []step{ // each Read ends inside an event: Wait leaves it to Next
-			{1, "a", nil}, {1, "b", nil}, {2, "c", io.ErrUnexpectedEOF}, {4, "", io.EOF},
+		{12, []step{ // each Read ends inside an event: Wait reads until one is whole
+			{1, "a", nil}, {2, "b", nil}, {4, "c", io.ErrUnexpectedEOF}, {4, "", io.EOF},
+		}},
+		{18, []step{ // two events in one Read: the second Wait does not read
+			{1, "a", nil}, {1, "b", nil}, {3, "c", io.ErrUnexpectedEOF}, {3, "", io.EOF},
 		}},
 	}
 	for _, tt := range tests {
@@ -429,4 +432,35 @@ func TestReaderWait(t *testing.T) {
 			t.Errorf("%s: with Wait, events differ (-want +got):\n%s", name, diff)
 		}
 	}
+}
+
+// FuzzHasBufferedEvent: HasBufferedEvent is exact. Whenever Next returns a
+// block without reading, it said yes (else Wait would block with an event
+// in hand), and whenever Next has to read, it said no (else a proxy would
+// leave the last event unflushed while Next waits).
+func FuzzHasBufferedEvent(f *testing.F) {
+	for _, s := range []string{
+		"data: a\n\ndata: b\n\n", "data: a\r\rdata: b\r", "data: a\n\r\ndata: b\r\n\r\n", "\n\ndata: a\n\n",
+		"data: a\r", "data: a\r\n\r", "\uFEFFdata: a\n\n\n", ": c\r\n\r\n\r\n\n\r\r",
+	} {
+		f.Add([]byte(s), uint8(3))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
+		src := &countingReader{Reader: &chunkReader{in, int(chunk%16) + 1}}
+		r := NewReaderSize(src, 512)
+		for range len(in) + 2 {
+			begun, has, reads := r.begun, r.HasBufferedEvent(), src.reads
+			_, err := r.Next()
+			read := src.reads != reads
+			switch {
+			case begun && has && read:
+				t.Fatalf("%q (chunks of %d): HasBufferedEvent said yes, then Next read", in, chunk%16+1)
+			case !has && !read && err == nil:
+				t.Fatalf("%q (chunks of %d): HasBufferedEvent said no, then Next returned a block without reading", in, chunk%16+1)
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
 }

@@ -225,7 +225,10 @@ func (p *Pool) Plan(model string) ([]Target, error) {
 	} else {
 		out, ps.once = make([]Target, r.total), make([]atomic.Bool, r.total)
 	}
-	var stack [16]cand
+	// Four on the stack, as planState holds four targets: a larger array
+	// made this the frame that grew a stream's goroutine stack past 4 KiB
+	// (docs/perf.md, thirteenth session).
+	var stack [4]cand
 	cs := stack[:0]
 	if r.total > len(stack) {
 		cs = make([]cand, 0, r.total)
