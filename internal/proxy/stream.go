@@ -197,15 +197,18 @@ type events struct {
 	rc   *http.ResponseController
 	rd   *sse.Reader
 	err  error // what ended the copy, if not the stream's clean end
+	next bool  // the next event is already buffered: no Wait
 }
 
 // pumpEvents copies the event stream respond opened to the client, event by
 // event, then settles it. Its frame and Wait's are all a waiting stream
 // keeps above run's: keep the work in copyEvent.
 func (ex *exchange) pumpEvents() {
-	rd := ex.ev.rd
+	s := &ex.ev
 	for {
-		rd.Wait()
+		if !s.next {
+			s.rd.Wait()
+		}
 		if !ex.copyEvent() {
 			break
 		}
@@ -231,8 +234,9 @@ func (ex *exchange) copyEvent() bool {
 		s.err = err
 		return false
 	}
+	s.next = s.rd.HasBufferedEvent()
 	if len(out) == 0 {
-		if !s.rd.HasBufferedEvent() {
+		if !s.next {
 			_ = s.rc.Flush() // the header, if it waited for an event that is hidden
 		}
 		return true
@@ -242,7 +246,7 @@ func (ex *exchange) copyEvent() bool {
 		return false
 	}
 	ex.firstByte()
-	if s.rd.HasBufferedEvent() {
+	if s.next {
 		return true // the next event is already here: one flush covers both
 	}
 	if err := s.rc.Flush(); err != nil {

@@ -371,11 +371,32 @@ func (r *Reader) HasBufferedEvent() bool {
 	if len(rest) > 0 && (rest[0] == '\n' || rest[0] == '\r') {
 		return true // a blank line first: an empty block
 	}
-	return bytes.Contains(rest, lflf) || bytes.Contains(rest, lfcr) || bytes.Contains(rest, crcr)
+	return hasBlankLine(rest)
 }
 
-var (
-	lflf = []byte("\n\n")
-	lfcr = []byte("\n\r")
-	crcr = []byte("\r\r")
-)
+// hasBlankLine reports whether b holds "\n\n", "\n\r" or "\r\r", in one
+// pass over its "\n"s (a stream's usual line end) and, only where b holds
+// a "\r", one over those: three bytes.Contains cost a stream ~5% more
+// instructions (BenchmarkForwardStream).
+func hasBlankLine(b []byte) bool {
+	for rest := b; ; {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 || i+1 == len(rest) {
+			break
+		}
+		if c := rest[i+1]; c == '\n' || c == '\r' {
+			return true
+		}
+		rest = rest[i+1:]
+	}
+	for rest := b; ; {
+		i := bytes.IndexByte(rest, '\r')
+		if i < 0 || i+1 == len(rest) {
+			return false
+		}
+		if rest[i+1] == '\r' {
+			return true
+		}
+		rest = rest[i+1:]
+	}
+}
