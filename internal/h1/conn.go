@@ -187,6 +187,19 @@ func (b *body) Buffered() int {
 	return b.c.br.Buffered()
 }
 
+// Await blocks until the connection holds bytes the body has not read, or
+// until reading it fails (the error is left for Read), without reading
+// them. A stream waits for its next event here (sse.Reader.Wait), ten
+// frames above the socket rather than twenty: with net/http's chunked
+// decoder under it the waiting goroutine used too much of its stack for a
+// collection to halve it (docs/perf.md, thirteenth session).
+func (b *body) Await() {
+	if b.done.Load() || b.c.br.Buffered() > 0 {
+		return
+	}
+	_, _ = b.c.br.Peek(1)
+}
+
 // Close closes the connection unless the body was read to its end: what is
 // left of a stream is not worth reading.
 func (b *body) Close() error {

@@ -285,6 +285,59 @@ func TestContextEndsBlockedReads(t *testing.T) {
 	}
 }
 
+// TestBodyAwait: Await returns once the upstream sent more of the body,
+// consuming none of it, and once the connection failed, leaving the error
+// to Read; on a finished body it returns at once.
+func TestBodyAwait(t *testing.T) {
+	next := make(chan string)
+	u := rawServer(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+		s := <-next // one per connection: the client closes each body unfinished
+		if s == "" {
+			c.Close() // mid-body: the upstream fails
+			return
+		}
+		io.WriteString(c, s)
+		io.Copy(io.Discard, c) // until the client closes
+	})
+	tr := newTransport()
+	defer tr.CloseIdleConnections()
+	for _, tc := range []struct {
+		name string
+		send string
+		read string // what Read returns after Await; "" for an error
+	}{
+		{"a chunk", "5\r\nhello\r\n", "hello"},
+		{"the connection fails", "", ""},
+	} {
+		resp, err := post(t, tr, context.Background(), u, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, ok := resp.Body.(interface{ Await() })
+		if !ok {
+			t.Fatalf("%T has no Await", resp.Body)
+		}
+		done := make(chan struct{})
+		go func() { a.Await(); close(done) }()
+		next <- tc.send
+		<-done
+		buf := make([]byte, 16)
+		n, err := resp.Body.Read(buf)
+		if tc.read != "" && (err != nil || string(buf[:n]) != tc.read) {
+			t.Errorf("%s: Read after Await = %q, %v; want %q", tc.name, buf[:n], err, tc.read)
+		}
+		if tc.read == "" && err == nil {
+			t.Errorf("%s: Read after Await = %q, nil; want the connection's error", tc.name, buf[:n])
+		}
+		resp.Body.Close()
+		a.Await() // a finished body: at once
+	}
+}
+
 // TestResponseShapes: informational answers are skipped; oversized headers
 // and protocol switches are errors; a close-delimited body is read whole.
 func TestResponseShapes(t *testing.T) {

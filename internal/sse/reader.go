@@ -338,10 +338,17 @@ func (r *Reader) Wait() {
 	for r.err == nil && r.w-r.r < waitLimit && !r.HasBufferedEvent() {
 		if r.r == r.w {
 			r.r, r.w = 0, 0
+			if a, ok := r.src.(awaiter); ok {
+				a.Await()
+			}
 		}
 		r.fill()
 	}
 }
+
+// awaiter is a source that can wait for input without reading it, closer to
+// the socket than its Read would (internal/h1's response body).
+type awaiter interface{ Await() }
 
 // waitLimit bounds the unread input Wait reads up to, and so what each of
 // its checks for a complete block scans.
