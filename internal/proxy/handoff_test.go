@@ -126,6 +126,46 @@ func (c *recordingConn) SyscallConn() (syscall.RawConn, error) {
 	return c.Conn.(syscall.Conn).SyscallConn()
 }
 
+// openWaiting opens a stream the upstream holds open ("wait") on a new
+// connection, with header lines extra, and reads its first event.
+func openWaiting(t *testing.T, addr, extra string) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	io.WriteString(nc, "POST /v1/x HTTP/1.1\r\nHost: gw\r\n"+extra+"Content-Length: 4\r\n\r\nwait")
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, len("data: HELLO WAIT\n\n"))); err != nil {
+		t.Fatal(err)
+	}
+	return nc
+}
+
+// leave closes a waiting stream's connection and checks that the upstream
+// request is cancelled and the stream recorded as cancelled, the n-th row.
+func leave(t *testing.T, nc net.Conn, cancelled chan struct{}, rec *records, n int) {
+	t.Helper()
+	nc.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream request was not cancelled after the client left")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(rec.all()) < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if recs := rec.all(); len(recs) != n || recs[n-1].Outcome != ledger.OutcomeCancelled {
+		t.Errorf("records %+v; want %d, the last cancelled", recs, n)
+	}
+}
+
 // TestTakenStreams: through taken connections, streams arrive whole and
 // recorded over one kept-alive connection, and a client that leaves
 // mid-stream cancels the upstream request and is recorded as cancelled.
@@ -152,33 +192,7 @@ func TestTakenStreams(t *testing.T) {
 		t.Fatalf("records %+v; want three ok rows", recs)
 	}
 
-	c2, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(c2, "POST /v1/x HTTP/1.1\r\nHost: gw\r\nContent-Length: 4\r\n\r\nwait")
-	br2 := bufio.NewReader(c2)
-	resp, err := http.ReadResponse(br2, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := make([]byte, len("data: HELLO WAIT\n\n"))
-	if _, err := io.ReadFull(resp.Body, first); err != nil {
-		t.Fatal(err)
-	}
-	c2.Close()
-	select {
-	case <-cancelled:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the upstream request was not cancelled after the client left")
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(rec.all()) < 4 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if recs := rec.all(); len(recs) != 4 || recs[3].Outcome != ledger.OutcomeCancelled {
-		t.Errorf("records %+v; want a fourth, cancelled", recs)
-	}
+	leave(t, openWaiting(t, addr, ""), cancelled, rec, 4)
 }
 
 // TestStreamOpensWithItsFirstEvent: a taken stream whose first event came
@@ -228,21 +242,8 @@ func TestStreamOpensWithItsFirstEvent(t *testing.T) {
 // runtime halves such a goroutine's stack to 4 KiB at a collection, and a
 // deeper wait kept 8 KiB for every open stream (docs/perf.md).
 func TestWaitingStreamStackIsShallow(t *testing.T) {
-	addr, _, cancelled, _ := takenGateway(t, stubDialect{})
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	io.WriteString(nc, "POST /v1/x HTTP/1.1\r\nHost: gw\r\nContent-Length: 4\r\n\r\nwait")
-	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadFull(resp.Body, make([]byte, len("data: HELLO WAIT\n\n"))); err != nil {
-		t.Fatal(err)
-	}
+	addr, rec, cancelled, _ := takenGateway(t, stubDialect{})
+	nc := openWaiting(t, addr, "")
 	var waiting string
 	buf := make([]byte, 1<<20)
 	for deadline := time.Now().Add(10 * time.Second); waiting == "" && time.Now().Before(deadline); {
@@ -264,12 +265,7 @@ func TestWaitingStreamStackIsShallow(t *testing.T) {
 			t.Errorf("the waiting stream keeps %s on its stack:\n%s", f, waiting)
 		}
 	}
-	nc.Close()
-	select {
-	case <-cancelled:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the upstream request was not cancelled after the client left")
-	}
+	leave(t, nc, cancelled, rec, 1)
 }
 
 // collectedGate admits every call and reports on collected when the
@@ -292,20 +288,7 @@ func (g *collectedGate) Admit(_ context.Context, c *Call) (*Ticket, error) {
 func TestTakenStreamLetsGoOfTheRequest(t *testing.T) {
 	gate := &collectedGate{collected: make(chan struct{})}
 	addr, rec, cancelled, _ := takenGatewayGate(t, stubDialect{}, gate)
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	io.WriteString(nc, "POST /v1/x HTTP/1.1\r\nHost: gw\r\nX-Big: "+strings.Repeat("h", 4000)+"\r\nContent-Length: 4\r\n\r\nwait")
-	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadFull(resp.Body, make([]byte, len("data: HELLO WAIT\n\n"))); err != nil {
-		t.Fatal(err)
-	}
+	nc := openWaiting(t, addr, "X-Big: "+strings.Repeat("h", 4000)+"\r\n")
 	collected := false
 	for i := 0; i < 100 && !collected; i++ {
 		runtime.GC()
@@ -321,19 +304,7 @@ func TestTakenStreamLetsGoOfTheRequest(t *testing.T) {
 	if n := len(rec.all()); n != 0 {
 		t.Fatalf("%d records while the stream is open; want none", n)
 	}
-	nc.Close()
-	select {
-	case <-cancelled:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the upstream request was not cancelled after the client left")
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(rec.all()) < 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if recs := rec.all(); len(recs) != 1 || recs[0].Outcome != ledger.OutcomeCancelled {
-		t.Errorf("records %+v; want one, cancelled", recs)
-	}
+	leave(t, nc, cancelled, rec, 1)
 }
 
 // TestHandOffOnlyWhatMayStream: with streamconn on, a request is parsed on
