@@ -25,9 +25,9 @@ var (
 // otherwise err is the retryable failure and retryAfter what the upstream
 // asked us to wait. A response to pass on is left in ex.pending for
 // exchange.serve to write (writePending) once forward and attempt have
-// returned: their frames would otherwise stay under the whole stream on the
-// handler goroutine's stack, and with them the stack outgrows 8 KB
-// (docs/perf.md).
+// returned, and an event stream in ex.ev for run to copy (events): a
+// stream waits for its events with as few frames under it as can be, so
+// that its goroutine keeps a 4 KB stack (docs/perf.md).
 func (ex *exchange) attempt(t *upstream.Target, att *upstream.Attempt, last, nextSame bool) (retryAfter time.Duration, done bool, err error) {
 	p := ex.p
 	u := t.Upstream
@@ -146,8 +146,8 @@ func (ex *exchange) outbound(t *upstream.Target) (out *Outbound, answered bool, 
 }
 
 // The branches below are methods, not inline in attempt, so that their
-// locals are not part of a frame that stays on the handler goroutine's stack
-// while a stream is open (see Proxy.serve).
+// locals do not enlarge attempt's frame: the deepest call of a request's
+// goroutine decides the stack it keeps (see events).
 
 // roundTripFailed settles an attempt whose request got no response. done
 // reports that the exchange must stop (the client went away).

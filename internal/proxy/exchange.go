@@ -145,8 +145,8 @@ func (ex *exchange) requestContext() (context.Context, context.CancelCauseFunc) 
 }
 
 // The steps below are methods of their own, not inline in serve and
-// forward, so that their locals are not part of the frames that stay on the
-// handler goroutine's stack while a stream is open (see Proxy.serve).
+// forward, so that their locals do not enlarge those frames: the deepest
+// call of a request's goroutine decides the stack it keeps (see events).
 
 // parse checks the caller's key if the gate can (Authenticator), then
 // reads the client's body and has the dialect parse it.

@@ -205,13 +205,11 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, x *Exchange, rec *
 	return p.run(p.begin(w, r, x), rec)
 }
 
-// begin makes the exchange of a request. Every frame between net/http and
-// the upstream read sits on the handler goroutine's stack for as long as a
-// stream is open, and past ~7 KB of frames the runtime doubles that stack
-// from 8 to 16 KB per stream (docs/perf.md). So x comes by pointer, nothing
-// returns a Result by value, and the exchange is filled in field by field:
-// a composite literal of it is built in a ~900-byte temporary on this frame
-// first.
+// begin makes the exchange of a request. The deepest call of a request's
+// goroutine decides the stack it keeps for a whole stream (docs/perf.md).
+// So x comes by pointer, nothing returns a Result by value, and the
+// exchange is filled in field by field: a composite literal of it is built
+// in a ~900-byte temporary on this frame first.
 func (p *Proxy) begin(w http.ResponseWriter, r *http.Request, x *Exchange) *exchange {
 	ex := p.newExchange() // zeroed but for its scratch buffers (putExchange)
 	ex.p, ex.d, ex.req, ex.w, ex.r, ex.start = p, x.Dialect, x.Request, w, r, time.Now()
