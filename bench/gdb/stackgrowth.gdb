@@ -1,8 +1,9 @@
 # Which calls grow goroutine stacks past 4 KB, and from where (docs/perf.md,
 # "The handler goroutine's stack"). Attach to a running gateway of your own
 # while a workload runs; it prints one line per growth and, for the server's
-# connection goroutines, the callers (walked along frame pointers, with the
-# depth in bytes from the top of the stack):
+# connection goroutines and the streams' own (serveHandedOff), the callers
+# (walked along frame pointers, with the depth in bytes from the top of the
+# stack):
 #   timeout 30 gdb -q -batch -p PID -x bench/gdb/stackgrowth.gdb | grep -E '^(HIT|CHAIN)' | sort | uniq -c | sort -rn
 # The breakpoint stops the process on every growth: expect it to run slowly.
 set pagination off
@@ -24,7 +25,7 @@ class Growth(gdb.Breakpoint):
             return False
         start = name(int(gp['startpc']))
         print("HIT", start, hi - lo, name(int(gp['sched']['pc'])), name(int(g0['m']['morebuf']['pc'])), hi - int(gp['sched']['sp']), flush=True)
-        if 'Server).Serve' in start:
+        if 'Server).Serve' in start or 'serveHandedOff' in start:
             bp, chain, mem = int(gp['sched']['bp']), [], gdb.selected_inferior()
             while lo <= bp < hi and len(chain) < 14:
                 nbp, ret = struct.unpack('<QQ', bytes(mem.read_memory(bp, 16)))
