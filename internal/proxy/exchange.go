@@ -51,10 +51,9 @@ type exchange struct {
 	pending pendingResponse // the response attempt left for writePending
 	ev      events          // an event stream respond opened, for run to copy
 
-	// serve's, ended by endServe
-	endCtx   context.CancelCauseFunc // ends ctx
-	deadline *time.Timer             // the whole-request deadline
-	observed func()                  // the Observer's end of this request
+	// serve's, ended by endServe (with cancel)
+	deadline *time.Timer // the whole-request deadline
+	observed func()      // the Observer's end of this request
 
 	prompt    int64 // memo of promptTokens
 	promptSet bool
@@ -94,15 +93,16 @@ func (ex *exchange) serve() error {
 	// then context.Canceled); ctxErr tells that apart from the deadline. No
 	// context.AfterFunc on r.Context() to name the cause: it cost three
 	// allocations per request and said nothing ctxErr does not.
-	ctx, cancel := ex.requestContext()
-	ex.endCtx = cancel
+	ex.ctx = ex.requestContext()
 	if p.Timeout > 0 {
+		// The closure holds the cancel func, not ex: a timer that fires as
+		// it is stopped may run after the exchange went back to its pool.
+		cancel := ex.cancel
 		ex.deadline = time.AfterFunc(p.Timeout, func() { cancel(errDeadline) })
 	}
-	ex.ctx = ctx
 
 	if p.Gate != nil {
-		if err := ex.admit(ctx); err != nil {
+		if err := ex.admit(ex.ctx); err != nil {
 			return err
 		}
 	}
@@ -119,8 +119,11 @@ func (ex *exchange) endServe() {
 	if ex.deadline != nil {
 		ex.deadline.Stop()
 	}
-	if ex.endCtx != nil {
-		ex.endCtx(nil)
+	if ex.handoff != nil && ex.handoff.stopWatch != nil {
+		ex.handoff.stopWatch()
+	}
+	if ex.cancel != nil {
+		ex.cancel(nil)
 	}
 	if ex.observed != nil {
 		ex.observed()
@@ -132,16 +135,17 @@ func (ex *exchange) endServe() {
 // cancels r.Context(): its ctx is cut from that cancellation, which reaches
 // it through a context.AfterFunc instead until the connection is taken
 // (streamconn's poller watches for the client from then on).
-func (ex *exchange) requestContext() (context.Context, context.CancelCauseFunc) {
+// It sets ex.cancel (and the handoff's stopWatch), which endServe calls.
+func (ex *exchange) requestContext() context.Context {
 	if ex.handoff == nil {
 		ctx, cancel := context.WithCancelCause(ex.r.Context())
 		ex.cancel = cancel
-		return ctx, cancel
+		return ctx
 	}
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(ex.r.Context()))
 	stop := context.AfterFunc(ex.r.Context(), func() { cancel(context.Canceled) })
 	ex.cancel, ex.handoff.stopWatch = cancel, stop
-	return ctx, func(cause error) { stop(); cancel(cause) }
+	return ctx
 }
 
 // The steps below are methods of their own, not inline in serve and
