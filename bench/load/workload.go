@@ -2,6 +2,7 @@ package load
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -67,6 +68,14 @@ type Spec struct {
 	// sample, so work the target does after answering (a batched usage
 	// writer, say) is charged to this workload.
 	Settle time.Duration
+	// Latency and FirstChunk, when set, collect the latencies instead of
+	// fresh histograms, so that runs in turns (tollgate-bench --interleave)
+	// report the percentiles of all their turns together.
+	Latency, FirstChunk *Histogram
+	// Client, when set, is used instead of a fresh one (ClientFor), so
+	// that turns reuse their connections: a fresh client a turn opened
+	// every connection again each second, at the open loop's schedule.
+	Client *http.Client
 }
 
 // Target is one endpoint under test.
@@ -120,6 +129,15 @@ type Result struct {
 	// IdleStreams: while the streams are open); HWM the lifetime peak.
 	RSS int64 `json:"rss_bytes"`
 	HWM int64 `json:"hwm_bytes"`
+}
+
+// ClientFor returns a client with enough connections for spec.
+func ClientFor(spec Spec) *http.Client {
+	conns := spec.Workers
+	if spec.Kind == OpenLoop {
+		conns = min(cmp.Or(spec.MaxInFlight, 4096), 1024)
+	}
+	return NewClient(conns)
 }
 
 // NewClient returns an HTTP/1.1 client tuned for load: enough idle
@@ -177,13 +195,12 @@ func Run(ctx context.Context, log *slog.Logger, t Target, spec Spec) (Result, er
 	if spec.MaxInFlight <= 0 {
 		spec.MaxInFlight = 4096
 	}
-	conns := spec.Workers
-	if spec.Kind == OpenLoop {
-		conns = min(spec.MaxInFlight, 1024)
-	}
 	spec.Header = withAuth(spec.Header, auth)
-	client := NewClient(conns)
-	defer client.CloseIdleConnections()
+	client := spec.Client
+	if client == nil {
+		client = ClientFor(spec)
+		defer client.CloseIdleConnections()
+	}
 	url := strings.TrimSuffix(t.BaseURL, "/") + "/chat/completions"
 
 	var before ProcSample
@@ -194,6 +211,12 @@ func Run(ctx context.Context, log *slog.Logger, t Target, spec Spec) (Result, er
 		}
 	}
 	c := newCounters()
+	if spec.Latency != nil {
+		c.lat = spec.Latency
+	}
+	if spec.FirstChunk != nil {
+		c.ttfc = spec.FirstChunk
+	}
 	start := time.Now()
 	var err error
 	switch spec.Kind {

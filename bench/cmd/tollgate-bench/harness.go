@@ -162,6 +162,34 @@ func (h *harness) startTarget(ctx context.Context, c config, name, fakeAddr stri
 	return t, p, nil
 }
 
+// warm sends the closed-loop warm-up to t and lets it settle.
+func (h *harness) warm(ctx context.Context, c config, t load.Target) error {
+	if c.warmup <= 0 {
+		return nil
+	}
+	// With the target's key: without it every warm-up request was a 401
+	// (until the eleventh session), which warmed no upstream connection and
+	// left the first workload to do it.
+	warm := load.Spec{Name: "warmup", Kind: load.ClosedLoop, Workers: 8, Duration: c.warmup, Body: chatBody(false, 0)}
+	r, err := load.Run(ctx, h.log, load.Target{Name: t.Name, BaseURL: t.BaseURL, APIKey: t.APIKey}, warm)
+	if err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	if r.Errors > 0 {
+		return fmt.Errorf("warm-up: %d requests failed (%d ok): %s", r.Errors, r.Requests, r.FirstError)
+	}
+	// A closed loop saturates the proxy, and a saturated core starves
+	// tollgate's SCHED_IDLE ledger child, whose rows then go in-process
+	// until the gateway has been calm for a second: let that pass before
+	// anything is measured.
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(warmSettle):
+		return nil
+	}
+}
+
 // runTarget starts the target, warms it up, runs every workload and stops
 // it. Results of the workloads that finished are returned even on error.
 // warmSettle is the quiet pause between the warm-up and the first workload.
@@ -179,27 +207,8 @@ func (h *harness) runTarget(ctx context.Context, c config, name, fakeAddr string
 		}
 	}()
 	h.log.Info("target up", "target", name, "url", t.BaseURL, "pid", t.PID)
-	if c.warmup > 0 {
-		// With the target's key: without it every warm-up request was a
-		// 401 (until the eleventh session), which warmed no upstream
-		// connection and left the first workload to do it.
-		warm := load.Spec{Name: "warmup", Kind: load.ClosedLoop, Workers: 8, Duration: c.warmup, Body: chatBody(false, 0)}
-		r, err := load.Run(ctx, h.log, load.Target{Name: name, BaseURL: t.BaseURL, APIKey: t.APIKey}, warm)
-		if err != nil {
-			return nil, fmt.Errorf("warm-up: %w", err)
-		}
-		if r.Errors > 0 {
-			return nil, fmt.Errorf("warm-up: %d requests failed (%d ok): %s", r.Errors, r.Requests, r.FirstError)
-		}
-		// A closed loop saturates the proxy, and a saturated core starves
-		// tollgate's SCHED_IDLE ledger child, whose rows then go in-process
-		// until the gateway has been calm for a second: let that pass
-		// before anything is measured.
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(warmSettle):
-		}
+	if err := h.warm(ctx, c, t); err != nil {
+		return nil, err
 	}
 	var out []load.Result
 	for _, w := range c.workloads {

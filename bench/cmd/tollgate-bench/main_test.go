@@ -65,6 +65,10 @@ func TestParseFlags(t *testing.T) {
 		{"too many rounds", []string{"--rounds", "10"}, true, nil},
 		{"upstream TLS", []string{"--upstream-tls", "--targets", "baseline,tollgate"}, false, func(c config) bool { return c.upstreamTLS }},
 		{"upstream TLS with direct", []string{"--upstream-tls"}, true, nil},
+		{"not interleaved by default", nil, false, func(c config) bool { return c.interleave == 0 }},
+		{"interleaved", []string{"--interleave", "10"}, false, func(c config) bool { return c.interleave == 10 }},
+		{"too many turns", []string{"--interleave", "51"}, true, nil},
+		{"negative turns", []string{"--interleave", "-1"}, true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,6 +201,41 @@ func TestRunRounds(t *testing.T) {
 	}
 	if len(rep.RoundRatios) != 2 || len(rep.Ratios) != len(rep.RoundRatios[0]) {
 		t.Errorf("%d rounds of checks, %d medians", len(rep.RoundRatios), len(rep.Ratios))
+	}
+}
+
+// TestRunInterleaved: --interleave runs each workload in turns on targets
+// that are up side by side, and sums the turns: a target's requests and
+// latencies are those of all its turns, its process is sampled around each,
+// and the idle workload is left out.
+func TestRunInterleaved(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	rep := runBench(t, []string{
+		"--targets", "direct,baseline", "--workloads", "open,stream,idle", "--duration", "600ms", "--warmup", "0",
+		"--rate", "100", "--streams", "2", "--stream-chunks", "3", "--settle", "0", "--pin=false", "--interleave", "3",
+	}, "open", "stream", "target check")
+	if len(rep.Results) != 4 {
+		t.Fatalf("%d results, want 4 (open and stream × 2 targets; no idle)", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		if r.Workload == load.WorkloadIdle {
+			t.Errorf("idle ran with --interleave")
+		}
+		if r.Errors != 0 || r.Requests == 0 || r.Latency.Count != r.Requests {
+			t.Errorf("%s on %s: %d ok, %d errors, %d latencies", r.Workload, r.Target, r.Requests, r.Errors, r.Latency.Count)
+		}
+		// Three turns of 200 ms at 100 req/s: ~60 requests, not one turn's ~20.
+		if r.Workload == load.WorkloadOpen && r.Requests < 45 {
+			t.Errorf("open on %s: %d requests, want the three turns' ~60", r.Target, r.Requests)
+		}
+		if r.Target == load.Baseline && (!r.Proc || r.HWM == 0) {
+			t.Errorf("%s on baseline: no process sample", r.Workload)
+		}
+	}
+	if rep.Config["interleave"] != float64(3) {
+		t.Errorf("report config interleave = %v", rep.Config["interleave"])
 	}
 }
 

@@ -26,6 +26,7 @@ type config struct {
 	targets      []string
 	workloads    []string
 	rounds       int
+	interleave   int // >0: targets side by side, each workload in this many turns
 	duration     time.Duration
 	bodyDuration time.Duration
 	warmup       time.Duration
@@ -84,6 +85,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.upstreamTLS, "upstream-tls", false, "serve the fake upstream over HTTPS with a throwaway self-signed certificate the proxies trust (SSL_CERT_FILE), so they speak HTTP/2 to it as to an HTTPS upstream such as the default one; not with the direct target")
 	fs.BoolVar(&c.pin, "pin", runtime.NumCPU() >= 2, "pin the proxy under test to CPU 1 and the load tool and fake to CPU 0 (needs taskset)")
 	fs.StringVar(&c.jsonPath, "json", "", "also write results as JSON to this file")
+	fs.IntVar(&c.interleave, "interleave", 0, "run the targets side by side: all started at once, each workload in this many turns per target (each 1/N of its length, the order alternating), so the machine's drift falls on every target alike; latencies and CPU are summed over the turns; the idle workload is not run")
 	fs.IntVar(&c.rounds, "rounds", 1, "run every target this many times (1-9), in alternating order, and judge the checks by their medians")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temp dir (process logs, tollgate database)")
 	fs.BoolVar(&c.verbose, "v", false, "debug logging")
@@ -113,6 +115,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.rounds < 1 || c.rounds > 9 {
 		return c, fmt.Errorf("%w: --rounds must be in [1, 9]", errUsage)
+	}
+	if c.interleave < 0 || c.interleave > 50 {
+		return c, fmt.Errorf("%w: --interleave must be in [0, 50]", errUsage)
 	}
 	if c.duration <= 0 || c.duration > 10*time.Minute || c.bodyDuration <= 0 || c.bodyDuration > 10*time.Minute {
 		return c, fmt.Errorf("%w: durations must be in (0, 10m]", errUsage)
@@ -285,16 +290,9 @@ func roundOrder(targets []string, round int) []string {
 // runRound runs every target once, in roundOrder. Its results are grouped
 // by workload.
 func (h *harness) runRound(ctx context.Context, c config, round int, fakeAddr string) ([]load.Result, error) {
-	var results []load.Result
-	for _, name := range roundOrder(c.targets, round) {
-		rs, err := h.runTarget(ctx, c, name, fakeAddr)
-		results = append(results, rs...)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("interrupted: %w", ctx.Err())
-			}
-			h.log.Error("target failed", "target", name, "round", round, "err", err)
-		}
+	results, err := h.runTargets(ctx, c, round, fakeAddr)
+	if err != nil {
+		return nil, err
 	}
 	for i := range results {
 		if c.rounds > 1 {
@@ -313,6 +311,30 @@ func (h *harness) runRound(ctx context.Context, c config, round int, fakeAddr st
 	return results, nil
 }
 
+// runTargets runs every target once: one after another, in roundOrder, or
+// side by side with --interleave.
+func (h *harness) runTargets(ctx context.Context, c config, round int, fakeAddr string) ([]load.Result, error) {
+	if c.interleave > 0 {
+		rs, err := h.runInterleaved(ctx, c, round, fakeAddr)
+		if err != nil && ctx.Err() != nil {
+			return nil, fmt.Errorf("interrupted: %w", ctx.Err())
+		}
+		return rs, err
+	}
+	var results []load.Result
+	for _, name := range roundOrder(c.targets, round) {
+		rs, err := h.runTarget(ctx, c, name, fakeAddr)
+		results = append(results, rs...)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("interrupted: %w", ctx.Err())
+			}
+			h.log.Error("target failed", "target", name, "round", round, "err", err)
+		}
+	}
+	return results, nil
+}
+
 func configMap(c config, pinned bool) map[string]any {
 	return map[string]any{
 		"targets": c.targets, "workloads": c.workloads, "duration": c.duration.String(),
@@ -320,7 +342,7 @@ func configMap(c config, pinned bool) map[string]any {
 		"streams": c.streamers, "stream_chunks": c.streamChunks, "stream_chunk_delay": c.streamDelay.String(),
 		"high_rate": c.highRate, "auth": c.auth, "body_size": c.bodySize, "body_workers": c.bodyWorkers, "idle_streams": c.idleStreams,
 		"idle_chunk_delay": c.idleDelay.String(), "fresh_idle": c.freshIdle, "pinned": pinned, "cpus": runtime.NumCPU(),
-		"clock_ticks": load.ClockTicks, "rounds": c.rounds,
+		"clock_ticks": load.ClockTicks, "rounds": c.rounds, "interleave": c.interleave,
 	}
 }
 
