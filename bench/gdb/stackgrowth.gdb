@@ -4,8 +4,11 @@
 # connection goroutines and the streams' own (serveHandedOff), the callers
 # (walked along frame pointers, with the depth in bytes from the top of the
 # stack):
-#   timeout 30 gdb -q -batch -p PID -x bench/gdb/stackgrowth.gdb | grep -E '^(HIT|CHAIN)' | sort | uniq -c | sort -rn
+#   timeout -s INT 30 gdb -q -batch -p PID -x bench/gdb/stackgrowth.gdb | grep -E '^(HIT|CHAIN)' | sort | uniq -c | sort -rn
 # The breakpoint stops the process on every growth: expect it to run slowly.
+# End gdb with SIGINT (timeout -s INT, kill -INT), which detaches it: killed
+# with SIGTERM it leaves its breakpoint in the gateway, whose next stack
+# growth then dies of SIGTRAP.
 set pagination off
 python
 import gdb, struct
