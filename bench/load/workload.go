@@ -2,7 +2,6 @@ package load
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -131,11 +130,19 @@ type Result struct {
 	HWM int64 `json:"hwm_bytes"`
 }
 
+// maxInFlight is MaxInFlight with its default.
+func (s Spec) maxInFlight() int {
+	if s.MaxInFlight <= 0 {
+		return 4096
+	}
+	return s.MaxInFlight
+}
+
 // ClientFor returns a client with enough connections for spec.
 func ClientFor(spec Spec) *http.Client {
 	conns := spec.Workers
 	if spec.Kind == OpenLoop {
-		conns = min(cmp.Or(spec.MaxInFlight, 4096), 1024)
+		conns = min(spec.maxInFlight(), 1024)
 	}
 	return NewClient(conns)
 }
@@ -192,9 +199,7 @@ func Run(ctx context.Context, log *slog.Logger, t Target, spec Spec) (Result, er
 	if spec.Timeout <= 0 {
 		spec.Timeout = 30 * time.Second
 	}
-	if spec.MaxInFlight <= 0 {
-		spec.MaxInFlight = 4096
-	}
+	spec.MaxInFlight = spec.maxInFlight()
 	spec.Header = withAuth(spec.Header, auth)
 	client := spec.Client
 	if client == nil {
